@@ -1,0 +1,138 @@
+"""Reading images and masks the same way everywhere, and writing files atomically.
+
+Images come back as RGB ``uint8`` arrays (H, W, 3) whatever their mode (grey, palette, RGBA,
+CMYK, 16-bit), with the EXIF orientation applied. Masks come back as ``float32`` (H, W) in
+[0, 1]; :func:`binarize` thresholds them at 0.5, as the evaluation protocol does for the
+anti-aliased DUTS ground truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .validation import InputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _open(path: Path):
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        img = Image.open(path)
+        img.load()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(f"{path}: not a readable image ({err.__class__.__name__}: {err})") from None
+    return ImageOps.exif_transpose(img)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3), EXIF orientation applied."""
+    img = _open(Path(path))
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        arr = np.clip(arr / max(arr.max(), 1.0) * 255.0, 0, 255).astype(np.uint8)
+        return np.repeat(arr[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a mask file as float32 (H, W) in [0, 1].
+
+    8-bit masks are divided by 255, 16-bit by 65535, 1-bit masks give {0, 1}; colour masks are
+    converted to luminance (L) first. EXIF orientation is applied, like for the images.
+    """
+    path = Path(path)
+    img = _open(path)
+    if img.mode == "1":
+        return np.asarray(img, dtype=np.float32)
+    if img.mode in ("I;16", "I;16B", "I;16L"):
+        return np.asarray(img, dtype=np.float32) / 65535.0
+    if img.mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        hi = 65535.0 if arr.max() > 255 else 255.0
+        if img.mode == "F" and arr.max() <= 1.0:
+            hi = 1.0
+        return np.clip(arr / hi, 0.0, 1.0)
+    if img.mode not in ("L", "LA"):
+        img = img.convert("L")
+    elif img.mode == "LA":
+        img = img.getchannel("L")
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def binarize(mask: np.ndarray) -> np.ndarray:
+    """Threshold a [0, 1] mask at 0.5 (strictly greater), as SPEC's protocol does."""
+    return mask > 0.5
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    Readers never see a half-written file: either the old file or the complete new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part" + path.suffix)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_mask_png(path: str | Path, mask: np.ndarray) -> None:
+    """Write a [0, 1] float mask (H, W) as an 8-bit grey PNG, atomically.
+
+    Values are clipped to [0, 1] and rounded to the nearest of 256 levels.
+    """
+    from PIL import Image
+
+    mask = np.asarray(mask, dtype=np.float64)
+    if mask.ndim != 2:
+        raise InputError(f"{path}: a mask must be 2-D (H, W), got shape {mask.shape}")
+    arr = np.rint(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr, mode="L").save(tmp, format="PNG")
+
+
+def write_image(path: str | Path, image: np.ndarray, *, quality: int = 95) -> None:
+    """Write an RGB uint8 image (H, W, 3) atomically; the format follows the suffix."""
+    from PIL import Image
+
+    path = Path(path)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unsupported image suffix {path.suffix!r} (use .jpg or .png)")
+    with atomic_path(path) as tmp:
+        kwargs = {"quality": quality} if fmt == "JPEG" else {}
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format=fmt, **kwargs)
+
+
+def list_images(folder: str | Path) -> dict[str, Path]:
+    """Map stem -> path for the image files directly in ``folder`` (sorted, hidden files skipped).
+
+    Raises :class:`InputError` if two files share a stem, since stems pair images with masks.
+    """
+    folder = Path(folder)
+    out: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if p.stem in out:
+            raise InputError(f"{folder}: two files share the stem {p.stem!r} "
+                             f"({out[p.stem].name} and {p.name}); stems must be unique")
+        out[p.stem] = p
+    return out

@@ -1,0 +1,68 @@
+"""The one place where user input is checked.
+
+Public functions and commands call these helpers at their boundary; the maths below them
+assumes valid input. Every failure is an :class:`InputError` whose message names the
+parameter or file and says what was expected, so the CLI can print it as one line and exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+
+class InputError(ValueError):
+    """Bad user input: a parameter, a file or a folder that cannot be used as given."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`InputError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise InputError(message)
+
+
+def check_tensor(name: str, x, *, ndim: int | Sequence[int] | None = None,
+                 channels: int | Sequence[int] | None = None, floating: bool = False) -> None:
+    """Check a torch tensor's type, rank, channel count (dim 1) and dtype kind.
+
+    Args:
+        name: the parameter name used in the message.
+        x: the value to check.
+        ndim: allowed number of dimensions.
+        channels: allowed sizes of dim 1.
+        floating: require a floating-point dtype.
+    """
+    import torch
+
+    require(isinstance(x, torch.Tensor), f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        require(x.ndim in allowed, f"{name} must have {' or '.join(map(str, allowed))} dimensions, "
+                                   f"got shape {tuple(x.shape)}")
+    if channels is not None:
+        allowed = (channels,) if isinstance(channels, int) else tuple(channels)
+        require(x.ndim >= 2 and x.shape[1] in allowed,
+                f"{name} must have {' or '.join(map(str, allowed))} channels in dim 1, "
+                f"got shape {tuple(x.shape)}")
+    if floating:
+        require(x.is_floating_point(), f"{name} must be a floating-point tensor, got {x.dtype}")
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    """Check that a number is > 0 (or >= 0 with ``allow_zero``)."""
+    ok = value >= 0 if allow_zero else value > 0
+    require(ok, f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def check_choice(name: str, value: str, choices: Iterable[str]) -> None:
+    """Check that ``value`` is one of ``choices``."""
+    choices = tuple(choices)
+    require(value in choices, f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def check_dir(name: str, path: str | Path) -> Path:
+    """Return ``path`` as a Path if it is an existing folder, else raise naming it."""
+    path = Path(path)
+    require(path.exists(), f"{name}: folder {path} does not exist")
+    require(path.is_dir(), f"{name}: {path} is not a folder")
+    return path
