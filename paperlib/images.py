@@ -105,7 +105,7 @@ def write_mask_png(path: str | Path, mask: np.ndarray) -> None:
         raise InputError(f"{path}: a mask must be 2-D (H, W), got shape {mask.shape}")
     arr = np.rint(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)
     with atomic_path(path) as tmp:
-        Image.fromarray(arr, mode="L").save(tmp, format="PNG")
+        Image.fromarray(arr).save(tmp, format="PNG")
 
 
 def write_image(path: str | Path, image: np.ndarray, *, quality: int = 95) -> None:
@@ -136,3 +136,26 @@ def list_images(folder: str | Path) -> dict[str, Path]:
                              f"({out[p.stem].name} and {p.name}); stems must be unique")
         out[p.stem] = p
     return out
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int], *, mode: str = "bilinear") -> np.ndarray:
+    """Resize a float mask (h, w) to ``size`` = (H, W).
+
+    ``bilinear`` uses half-pixel centres (``align_corners=False``, no antialias), the rule of
+    PyTorch's ``F.interpolate`` that the models use; ``nearest`` keeps hard masks hard.
+    Returns float32 (H, W).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    mask = np.asarray(mask, dtype=np.float32)
+    if mask.shape == tuple(size):
+        return mask
+    t = torch.from_numpy(np.ascontiguousarray(mask))[None, None]  # (1, 1, h, w)
+    if mode == "bilinear":
+        out = F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
+    elif mode == "nearest":
+        out = F.interpolate(t, size=tuple(size), mode="nearest-exact")
+    else:
+        raise InputError(f"mode must be 'bilinear' or 'nearest', got {mode!r}")
+    return out[0, 0].numpy()

@@ -1,0 +1,250 @@
+"""The ``paperlib`` command line. Each sub-command is a thin layer over a package function.
+
+Bad input ends with one line on stderr naming the file or parameter, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .validation import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+def _add_refine(sub) -> None:
+    p = sub.add_parser("refine", help="trick 1: guided-filter (or bilateral-solve) any method's masks",
+                       description="Refine every mask in --masks with its image (matched by stem) "
+                                   "and write 8-bit PNGs of the image's size to --out.")
+    p.add_argument("--images", required=True, type=Path, help="folder of images")
+    p.add_argument("--masks", required=True, type=Path, help="folder of soft or hard masks")
+    p.add_argument("--out", required=True, type=Path, help="output folder for refined PNG masks")
+    p.add_argument("--method", choices=("gf", "bf"), default="gf",
+                   help="gf: guided filter (default); bf: fast bilateral solver")
+    p.add_argument("--radius", type=int, default=9, help="guided-filter radius (default 9: 19x19 window)")
+    p.add_argument("--eps", type=float, default=1e-3, help="guided-filter eps (default 1e-3)")
+    p.add_argument("--border", choices=("count", "reflect"), default="count",
+                   help="window rule at the borders (default count: truncated windows)")
+    p.add_argument("--bs-preset", choices=("tokencut", "official"), default="tokencut",
+                   help="bilateral solver settings (default tokencut: sigma 16/16/8, lambda 256)")
+    p.set_defaults(run=_run_refine)
+
+
+def _run_refine(args) -> int:
+    from .refine import RefineSettings, refine_folder
+
+    settings = RefineSettings(method=args.method, radius=args.radius, eps=args.eps,
+                              border=args.border, bs_preset=args.bs_preset)
+    report = refine_folder(args.images, args.masks, args.out, settings, progress=not args.quiet)
+    print(f"refined {report.n_written} mask(s) with {args.method} -> {report.out_dir}"
+          + (f" ({report.n_resized} resized to their image first)" if report.n_resized else ""))
+    return 0
+
+
+def _add_eval_masks(sub) -> None:
+    p = sub.add_parser("eval-masks", help="score a folder of predicted masks against ground truth",
+                       description="Acc, IoU, max F-beta (beta^2 = 0.3) and MAE, as defined in the "
+                                   "README, for predictions matched to ground truth by stem.")
+    p.add_argument("--pred", required=True, type=Path, nargs="+",
+                   help="folder(s) of predicted masks; several folders give one row each")
+    p.add_argument("--gt", required=True, type=Path, help="folder of ground-truth masks")
+    p.add_argument("--json", type=Path, help="write the summary (acc, iou, max_fbeta, mae, n_images)")
+    p.add_argument("--per-image", type=Path, metavar="CSV", help="write per-image scores")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="evaluate the stems present in both folders when predictions are missing")
+    p.set_defaults(run=_run_eval_masks)
+
+
+def _run_eval_masks(args) -> int:
+    from .evaluate import evaluate_folders, write_json
+
+    from .validation import require
+
+    require(args.per_image is None or len(args.pred) == 1,
+            "--per-image takes one --pred folder (write one CSV per run)")
+    summaries = {}
+    for pred in args.pred:
+        result = evaluate_folders(pred, args.gt, allow_missing=args.allow_missing,
+                                  per_image_csv=args.per_image, progress=not args.quiet)
+        summaries[str(pred)] = result.summary()
+        if result.n_resized:
+            print(f"note: {pred}: {result.n_resized} prediction(s) resized bilinearly to their "
+                  f"ground truth")
+        if result.n_missing:
+            print(f"note: {pred}: {result.n_missing} ground-truth mask(s) without a prediction "
+                  f"were left out")
+    print(format_scores(list(summaries.items())))
+    if args.json:
+        # One folder: the summary itself; several: one summary per folder.
+        write_json(args.json, next(iter(summaries.values())) if len(summaries) == 1 else summaries)
+    return 0
+
+
+def format_scores(rows: Sequence[tuple[str, dict]]) -> str:
+    """A plain-text table of named score dicts (acc, iou, max_fbeta, mae, n_images)."""
+    width = max(12, *(len(name) for name, _ in rows))
+    lines = [f"{'':{width}}  {'Acc':>6}  {'IoU':>6}  {'maxFb':>6}  {'MAE':>6}  {'images':>6}"]
+    for name, s in rows:
+        lines.append(f"{name:{width}}  {s['acc']:6.3f}  {s['iou']:6.3f}  {s['max_fbeta']:6.3f}  "
+                     f"{s['mae']:6.3f}  {s['n_images']:6d}")
+    return "\n".join(lines)
+
+
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="download, verify, synthesise or degrade datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+    d = dsub.add_parser("download", help="fetch an official dataset archive, check it, unpack it")
+    d.add_argument("name", help="duts-tr, duts-te, dut-omron, ecssd, voc07, voc12, coco20k")
+    d.add_argument("--root", required=True, type=Path, help="datasets folder")
+    d.add_argument("--sha256", help="expected SHA-256 of the archive (when there is one archive)")
+    d.set_defaults(run=_run_download)
+
+    v = dsub.add_parser("verify", help="check a dataset folder: counts, pairs, readability, sizes")
+    v.add_argument("name", help="duts-tr, duts-te, dut-omron, ecssd")
+    v.add_argument("--root", required=True, type=Path, help="datasets folder")
+    v.add_argument("--subset", action="store_true",
+                   help="accept fewer images than the official count (a sample of the dataset)")
+    v.set_defaults(run=_run_verify)
+
+    s = dsub.add_parser("synth", help="write the embedded synthetic dataset (DUTS layout, no downloads)")
+    s.add_argument("--out", required=True, type=Path, help="datasets folder to write into")
+    s.add_argument("--n", type=int, default=60, help="number of images (default 60)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--split", choices=("te", "tr"), default="te", help="DUTS-TE (default) or DUTS-TR layout")
+    s.set_defaults(run=_run_synth)
+
+    g = dsub.add_parser("degrade", help="spoil ground-truth masks (low resolution, blur) for studies")
+    g.add_argument("--masks", required=True, type=Path, help="folder of ground-truth masks")
+    g.add_argument("--out", required=True, type=Path, help="output folder")
+    g.add_argument("--degradation", default="down16",
+                   help="down8, down16, blocky16 or blur4 (default down16)")
+    g.set_defaults(run=_run_degrade)
+
+
+def _run_download(args) -> int:
+    from .download import download
+
+    report = download(args.name, args.root, sha256=args.sha256, progress=not args.quiet)
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+def _run_verify(args) -> int:
+    from .download import verify
+
+    report = verify(args.name, args.root, expect_complete=not args.subset)
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
+
+
+def _run_synth(args) -> int:
+    from .synth import synthesize
+
+    report = synthesize(args.out, n=args.n, seed=args.seed, split=args.split,
+                        progress=not args.quiet)
+    print(report)
+    return 0
+
+
+def _run_degrade(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .gf_sweep import degrade_mask
+    from .images import list_images, read_mask, write_mask_png
+    from .validation import check_dir, require
+
+    masks = list_images(check_dir("--masks", args.masks))
+    require(len(masks) > 0, f"--masks: no mask images found in {args.masks}")
+    for stem, path in tqdm(masks.items(), desc=args.degradation, disable=args.quiet, unit="img"):
+        write_mask_png(args.out / f"{stem}.png", degrade_mask(read_mask(path), args.degradation))
+    print(f"wrote {len(masks)} {args.degradation} mask(s) -> {args.out}")
+    return 0
+
+
+def _add_gf_sweep(sub) -> None:
+    p = sub.add_parser("gf-sweep", help="guided filter on masks of known quality over (radius, eps)",
+                       description="Degrade ground-truth masks (1/8, 1/16 resolution, blur), refine "
+                                   "them with the guided filter over a grid, report every metric.")
+    p.add_argument("--dataset", default="duts-te", help="registered dataset name (default duts-te)")
+    p.add_argument("--root", required=True, type=Path, help="datasets folder")
+    p.add_argument("--n", type=int, help="use the first N images (default all)")
+    p.add_argument("--radii", default="2,4,9,16,32", help="comma-separated radii")
+    p.add_argument("--eps", default="1e-4,1e-3,1e-2,1e-1", help="comma-separated eps values")
+    p.add_argument("--csv", type=Path, help="write the table as CSV")
+    p.add_argument("--markdown", type=Path, help="write the table as Markdown")
+    p.add_argument("--plot", type=Path, help="write heat maps of the changes (PNG)")
+    p.set_defaults(run=_run_gf_sweep)
+
+
+def _parse_list(name: str, text: str, cast: Callable):
+    try:
+        values = [cast(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{name}: expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise InputError(f"{name}: no values given")
+    return values
+
+
+def _run_gf_sweep(args) -> int:
+    from .data import open_dataset
+    from .gf_sweep import markdown_table, plot_sweep, sweep
+    from .images import atomic_path
+    from .validation import require
+
+    radii = _parse_list("--radii", args.radii, int)
+    eps = _parse_list("--eps", args.eps, float)
+    dataset = open_dataset(args.dataset, args.root)
+    n = len(dataset) if args.n is None else min(args.n, len(dataset))
+    require(n > 0, f"--n must be >= 1, got {args.n}")
+    pairs = ((dataset[i].image, dataset[i].mask) for i in range(n))
+    table = sweep(pairs, radii=radii, eps=eps, n_images=n, progress=not args.quiet)
+    text = markdown_table(table)
+    print(text)
+    if args.csv:
+        with atomic_path(args.csv) as tmp:
+            table.to_csv(tmp, index=False)
+    if args.markdown:
+        with atomic_path(args.markdown) as tmp:
+            tmp.write_text(text + "\n")
+    if args.plot:
+        plot_sweep(table, args.plot)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``paperlib`` command."""
+    parser = argparse.ArgumentParser(
+        prog="paperlib",
+        description="Two Tricks to Improve Unsupervised Segmentation Learning: tools and evaluation.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_refine, _add_eval_masks, _add_data, _add_gf_sweep):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 check failed, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except InputError as err:
+        print(f"paperlib: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as err:
+        print(f"paperlib: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("paperlib: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Image and mask I/O: modes, EXIF orientation, atomic writes, stem listing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from paperlib.images import (atomic_path, binarize, list_images, read_image, read_mask,
+                             resize_mask, write_mask_png)
+from paperlib.validation import InputError
+
+
+def test_read_image_any_mode_gives_rgb_uint8(tmp_path, rng):
+    grey = rng.integers(0, 256, (7, 5), dtype=np.uint8)
+    Image.fromarray(grey, mode="L").save(tmp_path / "g.png")
+    rgba = rng.integers(0, 256, (7, 5, 4), dtype=np.uint8)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "a.png")
+    Image.fromarray(grey, mode="L").convert("P").save(tmp_path / "p.png")
+
+    g = read_image(tmp_path / "g.png")
+    assert g.shape == (7, 5, 3) and g.dtype == np.uint8
+    np.testing.assert_array_equal(g[..., 0], grey)
+    np.testing.assert_array_equal(g[..., 2], grey)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), rgba[..., :3])
+    np.testing.assert_array_equal(read_image(tmp_path / "p.png"), g)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    arr = np.zeros((4, 6, 3), dtype=np.uint8)
+    arr[0, 0] = 255                                  # a marker in the top-left corner
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6                                 # "rotate 90 CW to display"
+    img.save(tmp_path / "r.png", exif=exif)
+    out = read_image(tmp_path / "r.png")
+    assert out.shape == (6, 4, 3)                    # displayed upright: width and height swap
+    assert out[0, -1].max() == 255                   # the marker moved to the top-right corner
+
+
+def test_read_mask_scales(tmp_path):
+    m8 = np.array([[0, 128, 255]], dtype=np.uint8)
+    Image.fromarray(m8, mode="L").save(tmp_path / "m8.png")
+    np.testing.assert_allclose(read_mask(tmp_path / "m8.png"), m8 / 255.0, atol=1e-7)
+    m16 = np.array([[0, 32768, 65535]], dtype=np.uint16)
+    Image.fromarray(m16).save(tmp_path / "m16.png")
+    np.testing.assert_allclose(read_mask(tmp_path / "m16.png"), m16 / 65535.0, atol=1e-6)
+    Image.fromarray(np.array([[0, 1, 1]], dtype=bool)).save(tmp_path / "m1.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "m1.png"), [[0.0, 1.0, 1.0]])
+    np.testing.assert_array_equal(binarize(read_mask(tmp_path / "m8.png")), [[False, True, True]])
+
+
+def test_unreadable_file_names_it(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(InputError, match="broken.png"):
+        read_image(bad)
+    with pytest.raises(InputError, match="missing.png"):
+        read_mask(tmp_path / "missing.png")
+
+
+def test_mask_roundtrip_and_atomic_failure(tmp_path, rng):
+    mask = rng.random((9, 11))
+    write_mask_png(tmp_path / "m.png", mask)
+    np.testing.assert_allclose(read_mask(tmp_path / "m.png"), mask, atol=0.5 / 255 + 1e-7)
+    target = tmp_path / "keep.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "m.png"]
+
+
+def test_list_images_rejects_duplicate_stems(tmp_path):
+    Image.new("L", (2, 2)).save(tmp_path / "a.png")
+    Image.new("RGB", (2, 2)).save(tmp_path / "a.jpg")
+    with pytest.raises(InputError, match="'a'"):
+        list_images(tmp_path)
+
+
+def test_resize_mask_rules(rng):
+    const = np.full((5, 7), 0.3, dtype=np.float32)
+    np.testing.assert_allclose(resize_mask(const, (13, 4)), 0.3, atol=1e-6)
+    hard = (rng.random((4, 4)) > 0.5).astype(np.float32)
+    up = resize_mask(hard, (8, 8), mode="nearest")
+    np.testing.assert_array_equal(up, np.kron(hard, np.ones((2, 2))))

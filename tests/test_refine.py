@@ -1,0 +1,96 @@
+"""Trick 1 as a tool: refine_mask / refine_folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from paperlib.guided_filter import guided_filter
+from paperlib.images import list_images, read_mask, resize_mask, write_image, write_mask_png
+from paperlib.refine import RefineSettings, refine_folder, refine_mask
+from paperlib.validation import InputError
+
+
+def _scene(height=96, width=128, seed=0):
+    """An image whose colours follow a disk exactly, and the disk's mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    disk = (yy - height / 2) ** 2 + (xx - width / 2.5) ** 2 < (height / 3) ** 2
+    image = np.where(disk[..., None], [200, 60, 40], [40, 90, 160]).astype(np.float64)
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), disk
+
+
+def _iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_refine_matches_guided_filter_on_mean_rgb_guide():
+    image, disk = _scene()
+    mask = disk.astype(np.float32) * 0.8 + 0.1
+    guide = torch.from_numpy(image).permute(2, 0, 1)[None].double().mean(1, keepdim=True) / 255
+    expected = guided_filter(guide, torch.from_numpy(mask).double()[None, None], radius=9, eps=1e-3)
+    out = refine_mask(image, mask)
+    np.testing.assert_allclose(out, expected[0, 0].clamp(0, 1).numpy(), atol=1e-6)
+
+
+def test_constant_mask_stays_constant():
+    image, _ = _scene()
+    out = refine_mask(image, np.full(image.shape[:2], 0.25, np.float32))
+    np.testing.assert_allclose(out, 0.25, atol=1e-5)
+
+
+def test_low_resolution_mask_is_resized_and_snaps_to_edges():
+    image, disk = _scene()
+    # A 1/16-resolution prediction of the disk (area average), as a ViT-S/16 head would give.
+    low = disk.reshape(6, 16, 8, 16).mean(axis=(1, 3)).astype(np.float32)   # (6, 8)
+    up = refine_mask(image, low)
+    assert up.shape == disk.shape and 0.0 <= up.min() and up.max() <= 1.0
+    before = _iou(resize_mask(low, disk.shape) > 0.5, disk)
+    after = _iou(up > 0.5, disk)
+    # Measured: before 0.950, after 0.985 on this scene; the filter aligns the mask to the edge.
+    assert after > before + 0.01
+
+
+def test_bilateral_solver_method_runs_and_clips():
+    image, disk = _scene(64, 64)
+    out = refine_mask(image, disk.astype(np.float32), RefineSettings(method="bf"))
+    assert out.shape == disk.shape and out.min() >= 0.0 and out.max() <= 1.0
+    assert _iou(out > 0.5, disk) > 0.9
+
+
+def test_settings_are_validated():
+    with pytest.raises(InputError, match="eps"):
+        RefineSettings(eps=0)
+    with pytest.raises(InputError, match="radius"):
+        RefineSettings(radius=0)
+    with pytest.raises(InputError, match="method"):
+        RefineSettings(method="crf")
+    with pytest.raises(InputError, match="RGB uint8"):
+        refine_mask(np.zeros((4, 4)), np.zeros((4, 4)))
+
+
+def test_refine_folder(tmp_path):
+    images, masks, out = tmp_path / "img", tmp_path / "mask", tmp_path / "out"
+    for i in range(3):
+        image, disk = _scene(48 + 8 * i, 64, seed=i)
+        write_image(images / f"s{i}.jpg", image)
+        low = disk[::4, ::4].astype(np.float32)        # a quarter-size mask: resized first
+        write_mask_png(masks / f"s{i}.png", low if i else disk.astype(np.float32))
+    write_image(images / "extra.jpg", image)           # an image without a mask is ignored
+    report = refine_folder(images, masks, out, progress=False)
+    assert report.n_written == 3 and report.n_resized == 2 and report.unused_images == 1
+    written = list_images(out)
+    assert sorted(written) == ["s0", "s1", "s2"]
+    for i in range(3):
+        assert read_mask(written[f"s{i}"]).shape == (48 + 8 * i, 64)
+
+
+def test_refine_folder_rejects_orphan_masks(tmp_path):
+    (tmp_path / "img").mkdir()
+    write_mask_png(tmp_path / "mask" / "lonely.png", np.zeros((4, 4)))
+    with pytest.raises(InputError, match="lonely"):
+        refine_folder(tmp_path / "img", tmp_path / "mask", tmp_path / "out", progress=False)
+    with pytest.raises(InputError, match="does not exist"):
+        refine_folder(tmp_path / "nope", tmp_path / "mask", tmp_path / "out", progress=False)
