@@ -9,8 +9,7 @@ is smooth along the image's edges, by solving in a bilateral grid instead of on 
 Each pixel falls in one vertex of a 5-D grid (x, y, luma, u, v; each coordinate divided by its
 bandwidth and floored). With counts ``S 1``, diagonal ``Dn`` is chosen (bistochastisation) so that
 ``Dn B Dn 1 = Dm 1`` with ``Dm ~= diag(S 1)``; the smoothness of a grid signal ``y`` is then
-``y^T (Dm - Dn B Dn) y``, and the solver's linear system (the paper's eq. for the bilateral-space
-problem) is
+``y^T (Dm - Dn B Dn) y``, and the bilateral-space problem reduces to the linear system
 
     A y = b,    A = lam (Dm - Dn B Dn) + diag(S c),    b = S (c * t),
 
@@ -19,9 +18,9 @@ solved by conjugate gradient with a Jacobi preconditioner; the output is ``S^T y
     BilateralGrid(image, params=...)     the grid of one image, reused across targets
     bilateral_solve(image, target, ...)  one call: grid, then solve
 
-Two presets: ``TOKENCUT`` (sigma 16/16/8, the TokenCut baseline's settings) and ``OFFICIAL``
-(sigma 24/4/4 of the released code's solver defaults); both use lambda 256, 25 CG iterations,
-tolerance 1e-5, confidence 0.999.
+Two presets: ``TOKENCUT`` (sigma 16/16/8, the settings of TokenCut's "+BF", SPEC "TokenCut") and
+``OFFICIAL`` (sigma 24/4/4, the bandwidth defaults of the released solver code); both use
+lambda 256, 25 CG iterations, tolerance 1e-5 (scipy's ``rtol``) and confidence 0.999.
 """
 
 from __future__ import annotations
@@ -30,10 +29,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
+from scipy.sparse.linalg import cg
 
 from .validation import require
 
-# The grid has 5 dimensions: x, y, luma, u, v (Barron & Poole, Sec. 3).
+# The grid has 5 dimensions: x, y, luma, u, v (Barron & Poole's bilateral grid).
 GRID_DIMS = 5
 # Full-range BT.601 RGB -> YUV (the JPEG YCbCr matrix), u and v offset by 128 so all three lie
 # in [0, 255]; the colour space of Barron & Poole's released grid.
@@ -46,13 +47,11 @@ YUV_OFFSET = (0.0, 128.0, 128.0)
 A_DIAG_MIN = 1e-5
 
 
-def _check_number(name: str, value, *, integer: bool = False, upper: float | None = None) -> None:
+def _check_number(name: str, value, *, integer: bool = False) -> None:
     kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     require(isinstance(value, kind) and not isinstance(value, bool),
             f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
     require(math.isfinite(value) and value > 0, f"{name} must be finite and > 0, got {value!r}")
-    if upper is not None:
-        require(value <= upper, f"{name} must be <= {upper}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -69,9 +68,8 @@ class BilateralSolverParams:
     bistochastic_iters: int = 10  # Sinkhorn-like normalisation steps (released code)
 
     def __post_init__(self):
-        for name in ("sigma_spatial", "sigma_luma", "sigma_chroma", "lam", "cg_tol"):
+        for name in ("sigma_spatial", "sigma_luma", "sigma_chroma", "lam", "cg_tol", "confidence"):
             _check_number(name, getattr(self, name))
-        _check_number("confidence", self.confidence)
         for name in ("cg_maxiter", "bistochastic_iters"):
             _check_number(name, getattr(self, name), integer=True)
 
@@ -111,8 +109,8 @@ def _check_map(name: str, values, shape: tuple[int, int]) -> np.ndarray:
 class BilateralGrid:
     """The bilateral grid of one image: splat, blur, slice and the bistochastised weights.
 
-    Barron & Poole, Sec. 3 ("bilateral-space"), and their appendix on bistochastisation.
-    Build it once per image and call :meth:`solve` for each target.
+    Barron & Poole's bilateral-space representation and its bistochastisation. Build it once
+    per image and call :meth:`solve` for each target.
 
     Attributes:
         shape: (H, W) of the image.
@@ -160,8 +158,8 @@ class BilateralGrid:
                 f"small for a {height}x{width} image")
         strides = np.cumprod([1] + extents[:-1]).astype(np.int64)             # (5,)
         pixel_hash = coords @ strides                                         # (P,)
-        vertex_hash, self.vertex_of_pixel = np.unique(pixel_hash, return_inverse=True)
-        self.vertex_of_pixel = self.vertex_of_pixel.reshape(-1)
+        vertex_hash, vertex_of_pixel = np.unique(pixel_hash, return_inverse=True)
+        self.vertex_of_pixel = vertex_of_pixel.reshape(-1)                   # (P,)
         self.num_vertices = vertex_hash.size
 
         # Neighbours at +/-1 along each of the 5 dimensions, found by hash lookup.
@@ -173,11 +171,9 @@ class BilateralGrid:
                 hit = vertex_hash[found] == neighbour
                 src.append(np.flatnonzero(hit))
                 dst.append(found[hit])
-        from scipy import sparse
-
         src, dst = np.concatenate(src), np.concatenate(dst)
         # (V, V), symmetric: 1 for each +/-1 neighbour. B = 2 * 5 * I + neighbours, the [1 2 1]
-        # kernel along each dimension, summed over the dimensions (Barron & Poole, Sec. 3).
+        # kernel along each dimension, summed over the dimensions (Barron & Poole).
         self._neighbours = sparse.csr_matrix(
             (np.ones(src.size), (src, dst)), shape=(self.num_vertices, self.num_vertices))
 
@@ -199,7 +195,8 @@ class BilateralGrid:
         """Sum pixel values into their vertices: S v. (H, W) or (P,) -> (V,)."""
         values = np.asarray(values, dtype=np.float64).reshape(-1)
         require(values.size == self.num_pixels,
-                f"splat takes {self.num_pixels} pixel values (shape {self.shape}), got {values.size}")
+                f"splat takes {self.num_pixels} pixel values (shape {self.shape}), "
+                f"got {values.size}")
         return np.bincount(self.vertex_of_pixel, weights=values, minlength=self.num_vertices)
 
     def slice(self, values: np.ndarray) -> np.ndarray:
@@ -210,7 +207,7 @@ class BilateralGrid:
         return values[self.vertex_of_pixel].reshape(self.shape)
 
     def blur(self, values: np.ndarray) -> np.ndarray:
-        """Blur vertex values with B: 2 * 5 * y plus the sum of the +/-1 neighbours. (V,) -> (V,)."""
+        """Blur vertex values with B: 2 * 5 * y plus the +/-1 neighbours' sum. (V,) -> (V,)."""
         values = np.asarray(values, dtype=np.float64).reshape(-1)
         require(values.size == self.num_vertices,
                 f"blur takes {self.num_vertices} vertex values, got {values.size}")
@@ -218,12 +215,10 @@ class BilateralGrid:
 
     def smoothness_matrix(self):
         """Dm - Dn B Dn as a scipy sparse (V, V) matrix (symmetric, positive semi-definite)."""
-        from scipy import sparse
-
         return (sparse.diags(self._degree) - self._weights).tocsr()
 
     def solve(self, target: np.ndarray, *, confidence: np.ndarray | None = None) -> np.ndarray:
-        """Solve the bilateral-space problem for one target (Barron & Poole, Sec. 4).
+        """Solve the bilateral-space problem for one target (Barron & Poole, ECCV 2016).
 
         A y = b with A = lam (Dm - Dn B Dn) + diag(S c) and b = S (c * t), by conjugate
         gradient (Jacobi preconditioner, started at the confidence-weighted vertex means),
@@ -238,9 +233,6 @@ class BilateralGrid:
             float64 (H, W), S^T y, not clipped (a mask can overshoot [0, 1] slightly; callers
             that need [0, 1] clip).
         """
-        from scipy import sparse
-        from scipy.sparse.linalg import cg
-
         target = _check_map("target", target, self.shape)
         if confidence is None:
             confidence = np.full(self.shape, float(self.params.confidence))
@@ -264,7 +256,7 @@ def bilateral_solve(image: np.ndarray, target: np.ndarray, *, confidence: np.nda
                     params: BilateralSolverParams = TOKENCUT) -> np.ndarray:
     """Refine ``target`` along the edges of ``image`` with the fast bilateral solver.
 
-    Barron & Poole (ECCV 2016), Sec. 3-4; TokenCut's "+BF" refinement (SPEC "TokenCut").
+    Barron & Poole (ECCV 2016); TokenCut's "+BF" refinement (SPEC "TokenCut"; paper Tab. 5).
     Builds a :class:`BilateralGrid`; to refine several targets of one image, build the grid
     once and call its :meth:`BilateralGrid.solve`.
 

@@ -26,8 +26,8 @@ def _add_refine(sub) -> None:
                    help="gf: guided filter (default); bf: fast bilateral solver")
     p.add_argument("--radius", type=int, default=9, help="guided-filter radius (default 9: 19x19 window)")
     p.add_argument("--eps", type=float, default=1e-3, help="guided-filter eps (default 1e-3)")
-    p.add_argument("--border", choices=("count", "reflect"), default="count",
-                   help="window rule at the borders (default count: truncated windows)")
+    p.add_argument("--border", choices=("count", "reflect", "reflect_101"), default="count",
+                   help="window rule at the borders: count (default, truncated windows as He and the paper), reflect (OpenCV), reflect_101 (kornia)")
     p.add_argument("--bs-preset", choices=("tokencut", "official"), default="tokencut",
                    help="bilateral solver settings (default tokencut: sigma 16/16/8, lambda 256)")
     p.set_defaults(run=_run_refine)

@@ -14,7 +14,9 @@ depend on the radius. Three border rules:
 * ``"count"``: windows are cut at the image border and divided by the number of pixels left in
   them (He et al.'s reference code, and the released code of this paper).
 * ``"reflect"``: the image is mirrored with the edge pixel repeated (``cba|abc|cba``), OpenCV's
-  ``BORDER_REFLECT``, which is what ``cv2.ximgproc.guidedFilter`` uses.
+  ``BORDER_REFLECT``, which is what ``cv2.ximgproc.guidedFilter`` uses. (With a colour guide and
+  eps < 1e-2 OpenCV also replaces a det(Sigma_k + eps U) below 1e-6 by 1, a threshold in absolute
+  units that changes its result on low-contrast guides in [0, 1]; this module does not.)
 * ``"reflect_101"``: mirrored about the edge pixel (``dcb|abcd|cba``), OpenCV's
   ``BORDER_REFLECT_101``, torch's ``"reflect"`` padding and so kornia's ``guided_blur`` default.
 
@@ -154,9 +156,11 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = 9, ep
         eps: regularisation added to var_I (> 0, in squared guide units); 1e-3 in the paper.
         border: ``"count"`` (truncated windows, the paper's), ``"reflect"`` (OpenCV's
             ximgproc.guidedFilter) or ``"reflect_101"`` (kornia's guided_blur default).
-        subsample: s >= 1; s > 1 is the fast guided filter: a, b from guide and src shrunk by s
-            (bilinear, He and Sun's second option, the 2x2 mean for s = 2) with radius r // s,
-            their box means upsampled bilinearly to H x W.
+        subsample: s >= 1; s > 1 is the fast guided filter: a, b from guide and src shrunk to
+            (H // s, W // s) by bilinear sampling without antialiasing (He and Sun's second
+            option; when s divides H and W it is the mean of each 2x2 block for s = 2 and the
+            centre pixel of each s x s block for odd s), with radius r // s; their box means are
+            upsampled bilinearly (align_corners=False) to H x W.
 
     Returns:
         q: (B, C, H, W), dtype of ``src``.
@@ -168,7 +172,10 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = 9, ep
             f"got guide {tuple(guide.shape)} and src {tuple(src.shape)}")
     require(guide.device == src.device,
             f"guide and src must be on one device, got {guide.device} and {src.device}")
+    require(guide.shape[2] >= 1 and guide.shape[3] >= 1,
+            f"guide and src must have at least one row and column, got shape {tuple(guide.shape)}")
     _check_params(radius, eps, border, subsample)
+    radius, eps, subsample = int(radius), float(eps), int(subsample)  # NumPy scalars -> Python
 
     dtype = torch.promote_types(guide.dtype, src.dtype)
     if dtype in (torch.float16, torch.bfloat16):  # var_I = mean(I^2) - mean_I^2 is lost in half
@@ -191,7 +198,7 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = 9, ep
 
     colour = I.shape[1] == 3
     coefficients = _coefficients_colour if colour else _coefficients_gray
-    mean_a, mean_b = coefficients(I_sub, p_sub, r_sub, float(eps), border)
+    mean_a, mean_b = coefficients(I_sub, p_sub, r_sub, eps, border)
     if subsample > 1:
         mean_b = F.interpolate(mean_b, size=(H, W), mode="bilinear", align_corners=False)
         if colour:  # (B, 3, C, h, w) -> (B, 3C, H, W) -> (B, 3, C, H, W)

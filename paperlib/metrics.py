@@ -1,6 +1,6 @@
 """Saliency-segmentation metrics: Acc, IoU, max F-beta, MAE and IoU by object size.
 
-The evaluation protocol of the paper (Sec. 5.1, eq. 9) as SPEC "Evaluation protocol" fixes it,
+The evaluation protocol of the paper (Sec. 5.2, eq. 9) as SPEC "Evaluation protocol" fixes it,
 accumulated one image at a time so memory does not grow with the number of images:
 
 - **Acc**: per image, the fraction of pixels where ``pred > 0.5`` agrees with ``gt > 0.5``;
@@ -17,7 +17,7 @@ accumulated one image at a time so memory does not grow with the number of image
   per-image max then the mean, and ``beta2=BETA2_SQUARED`` (0.09) is the "beta^2 squared
   again" variant of some later papers: named variants, not comparable with the paper.
 - **MAE**: per image, the mean of |pred - (gt > 0.5)|, then the mean over images.
-- **IoU by size** (appendix, Figs. 6-8): images binned by their ground-truth foreground ratio
+- **IoU by size** (Appendix B.1, Figs. 6-8): images binned by their ground-truth foreground ratio
   into ``n_size_bins`` equal bins of [0, 1] (bin i is [i/n, (i+1)/n), the last one includes 1);
   count and mean IoU per bin.
 
@@ -149,18 +149,24 @@ def _prepare(pred, gt) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _threshold_levels(pred: np.ndarray) -> np.ndarray:
-    """For each pixel, the number of thresholds t_k strictly below it: 0..255, shape (H*W,).
+    """For each pixel of a [0, 1] map, the number of thresholds t_k strictly below it: 0..255.
 
     ``pred > t_k`` holds exactly when ``k < level``. Equal to
     ``np.searchsorted(t, pred, side="left")`` with t_k = k/255 in pred's dtype, but about 8x
-    faster: ceil(255 * pred) is off by at most one near a threshold, and one comparison with
-    the exact t on each side corrects it.
+    faster. ceil(255 * pred), rounded in pred's dtype, is never above the level: for
+    x <= t_L, round(255 x) <= round(255 t_L) <= L, the last checked for every L in float32
+    and float64 by the tests. It can be one below it, when t_L < x by a few ulps; one
+    comparison with the exact t_L corrects that.
+
+    Args:
+        pred: (H, W) float32 or float64 map in [0, 1].
+
+    Returns:
+        (H*W,) intp levels in 0..255.
     """
     x = pred.ravel()
     t = np.append(np.arange(N_THRESHOLDS) / 255, np.inf).astype(x.dtype)  # (256,), t[255] = inf
-    level = np.ceil(x * x.dtype.type(255)).astype(np.intp)
-    np.clip(level, 0, N_THRESHOLDS, out=level)
-    level -= (level > 0) & (t[level - 1] >= x)  # one too many: t[level-1] is not below x
+    level = np.ceil(x * x.dtype.type(255)).astype(np.intp)  # (H*W,) in 0..255
     level += t[level] < x  # one too few: t[level] is still below x
     return level
 
@@ -173,7 +179,7 @@ def _fbeta(precision: np.ndarray, recall: np.ndarray, beta2: float) -> np.ndarra
 
 
 class SaliencyMetrics:
-    """Streaming accumulator of the saliency metrics over a dataset (Sec. 5.1, eq. 9).
+    """Streaming accumulator of the saliency metrics over a dataset (Sec. 5.2, eq. 9).
 
     Memory is constant: running sums of the per-image scores and of the 255-point curves.
 

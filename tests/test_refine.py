@@ -17,7 +17,7 @@ def _scene(height=96, width=128, seed=0):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:height, :width]
     disk = (yy - height / 2) ** 2 + (xx - width / 2.5) ** 2 < (height / 3) ** 2
-    image = np.where(disk[..., None], [200, 60, 40], [40, 90, 160]).astype(np.float64)
+    image = np.where(disk[..., None], [220, 180, 150], [40, 70, 100]).astype(np.float64)
     image += rng.normal(0, 6, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8), disk
 

@@ -1,0 +1,476 @@
+"""Backbones: official checkpoints load, keys are the last block's qkv key slice, the filter bank
+separates texture and colour, and missing weights give one clear error."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import paperlib.backbones as bb
+from paperlib.backbones import (BACKBONES, FilterBank, load_backbone, multiple_size, read_state_dict,
+                                resize_to_multiple, rgb_to_lab, texture_kernels)
+from paperlib.validation import InputError
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures: one random ViT-S/16 saved in the official formats
+
+@pytest.fixture(scope="module")
+def vit():
+    torch.manual_seed(0)
+    return load_backbone("dino_vits16", _random_init=True)
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory, vit):
+    """The random ViT-S/16 under its official file name, plain and wrapped."""
+    folder = tmp_path_factory.mktemp("weights")
+    state = vit.model.state_dict()
+    torch.save(state, folder / "dino_deitsmall16_pretrain.pth")
+    # A DINO full-checkpoint shape: teacher and student, 'module.backbone.' prefixes, a projection
+    # head, an epoch counter. The student is a different network: loading it would change the keys.
+    teacher = {f"module.backbone.{k}": v for k, v in state.items()}
+    teacher["module.head.mlp.0.weight"] = torch.zeros(8, 384)
+    student = {f"module.backbone.{k}": -v for k, v in state.items()}
+    torch.save({"student": student, "teacher": teacher, "epoch": 100}, folder / "wrapped.pth")
+    # iBOT's checkpoint_teacher.pth shape: {'state_dict': backbone.* + head.*}, a masked embedding.
+    ibot = {f"backbone.{k}": v for k, v in state.items()}
+    ibot["backbone.masked_embed"] = torch.zeros(1, 384)
+    ibot["head.last_layer.weight"] = torch.zeros(8, 256)
+    torch.save({"state_dict": ibot}, folder / "ibot_vits16_checkpoint_teacher.pth")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def no_weights_dir(monkeypatch):
+    monkeypatch.delenv(bb.WEIGHTS_DIR_ENV, raising=False)
+
+
+def _images(seed: int, H: int, W: int, B: int = 2) -> torch.Tensor:
+    return torch.rand(B, 3, H, W, generator=torch.Generator().manual_seed(seed))
+
+
+def _manual_keys(model, images: torch.Tensor, patch: int, interpolate=None):
+    """The last block's keys computed by hand (SPEC "Backbone features"), not through the hook.
+
+    Patch embedding as a strided conv, CLS prepended, position embedding added (resampled with
+    ``interpolate`` when the grid is not 14x14), blocks[:-1], then the last block's norm1 and its
+    qkv weights: the middle third of the output channels, CLS dropped.
+    """
+    B, _, H, W = images.shape
+    h, w = H // patch, W // patch
+    mean = torch.tensor(bb.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(bb.IMAGENET_STD).view(1, 3, 1, 1)
+    x = F.conv2d((images - mean) / std, model.patch_embed.proj.weight, model.patch_embed.proj.bias,
+                 stride=patch)                                        # (B, D, h, w)
+    D = x.shape[1]
+    x = x.flatten(2).transpose(1, 2)                                  # (B, N, D)
+    pos_cls, pos = model.pos_embed[:, :1], model.pos_embed[:, 1:]
+    g = int(math.sqrt(pos.shape[1]))
+    if (h, w) != (g, g):
+        grid = pos.reshape(1, g, g, D).permute(0, 3, 1, 2)
+        pos = interpolate(grid, (h, w)).permute(0, 2, 3, 1).reshape(1, h * w, D)
+    x = torch.cat((model.cls_token.expand(B, -1, -1), x), dim=1) + torch.cat((pos_cls, pos), dim=1)
+    for blk in model.blocks[:-1]:
+        x = blk(x)
+    last = model.blocks[-1]
+    qkv = F.linear(last.norm1(x), last.attn.qkv.weight, last.attn.qkv.bias)  # (B, 1 + N, 3D)
+    k = qkv[:, 1:, D:2 * D]                                           # (B, N, D)
+    return k.reshape(B, h, w, D).permute(0, 3, 1, 2)
+
+
+# --------------------------------------------------------------------------------------------
+# Keys
+
+def _dino_rule(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """DINO's released rule (its interpolate_pos_encoding): bicubic, scale factors (h + 0.1) / g."""
+    g = grid.shape[-1]
+    return F.interpolate(grid, scale_factor=((size[0] + 0.1) / g, (size[1] + 0.1) / g), mode="bicubic")
+
+
+def _timm_forward_tokens(model, images):
+    """timm's own forward_features on normalised images: patch tokens (B, N, D)."""
+    mean = torch.tensor(bb.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(bb.IMAGENET_STD).view(1, 3, 1, 1)
+    return model.forward_features((images - mean) / std)[:, 1:]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_keys_are_the_last_blocks_qkv_key_slice(vit, fused):
+    for blk in vit.model.blocks:
+        blk.attn.fused_attn = fused
+    try:
+        images = _images(1, 224, 224)
+        feats = vit.features(images)
+        with torch.no_grad():
+            expected = _manual_keys(vit.model, images, 16)
+            tokens = _timm_forward_tokens(vit.model, images)
+    finally:
+        for blk in vit.model.blocks:
+            blk.attn.fused_attn = True
+    assert feats.grid == (14, 14)
+    assert feats.keys.shape == (2, 384, 14, 14) and feats.keys.dtype == torch.float32
+    torch.testing.assert_close(feats.keys, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(feats.tokens, tokens, atol=1e-5, rtol=1e-5)
+    assert not feats.keys.requires_grad
+
+
+def test_dino_rule_resamples_a_linear_ramp_at_dino_sample_points():
+    # Bicubic interpolation reproduces a linear function exactly away from the borders, so the
+    # output equals the ramp at DINO's sample points src_i = (i + 0.5) * g / (h + 0.1) - 0.5.
+    g, h, w, D = 14, 20, 40, 2
+    rows, cols = torch.meshgrid(torch.arange(g, dtype=torch.float64),
+                                torch.arange(g, dtype=torch.float64), indexing="ij")
+    ramp = torch.stack((rows, 2 * cols + 1), dim=-1).reshape(1, g * g, D)
+    pos = torch.cat((torch.full((1, 1, D), 7.0, dtype=torch.float64), ramp), dim=1)
+    out = bb.resample_pos_embed(pos, (h, w))
+    assert out.shape == (1, 1 + h * w, D) and out[0, 0].tolist() == [7.0, 7.0]
+    src_r = (torch.arange(h, dtype=torch.float64) + 0.5) * g / (h + 0.1) - 0.5
+    src_c = (torch.arange(w, dtype=torch.float64) + 0.5) * g / (w + 0.1) - 0.5
+    out = out[0, 1:].reshape(h, w, D)
+    r_ok = (src_r >= 1) & (src_r <= g - 2)
+    c_ok = (src_c >= 1) & (src_c <= g - 2)
+    torch.testing.assert_close(out[r_ok][:, :, 0], src_r[r_ok, None].expand(-1, w).float().double()[:, :],
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[:, c_ok][:, :, 1], (2 * src_c[c_ok] + 1).expand(h, -1), atol=1e-5, rtol=0)
+    assert bb.resample_pos_embed(pos, (g, g)) is pos
+
+
+def test_position_embedding_follows_dinos_rule(vit):
+    # 320x320 with patch 16: the 14x14 grid grows to 20x20.
+    images = _images(2, 320, 320, B=1)
+    feats = vit.features(images)
+    with torch.no_grad():
+        expected = _manual_keys(vit.model, images, 16, _dino_rule)
+        to_size = lambda g, size: F.interpolate(g, size=size, mode="bicubic", align_corners=False)
+        other = _manual_keys(vit.model, images, 16, to_size)
+    assert feats.grid == (20, 20) and vit.pos_interpolation == "dino"
+    torch.testing.assert_close(feats.keys, expected, atol=1e-5, rtol=1e-5)
+    assert (feats.keys - other).abs().max() > 1e-3  # the check can tell the rules apart
+
+
+def test_timm_rule_matches_timms_own_forward(vit):
+    timm_style = bb.ViTBackbone("dino_vits16", vit.model, patch_size=16, weights_id="random-init",
+                                pos_interpolation="timm")
+    images = _images(3, 160, 240, B=1)                                  # 10x15 tokens
+    feats = timm_style.features(images)
+    with torch.no_grad():
+        antialiased = lambda g, size: F.interpolate(g, size=size, mode="bicubic", align_corners=False,
+                                                    antialias=True)
+        expected = _manual_keys(vit.model, images, 16, antialiased)
+        tokens = _timm_forward_tokens(vit.model, images)
+    torch.testing.assert_close(feats.keys, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(feats.tokens, tokens, atol=1e-5, rtol=1e-5)
+    assert timm_style.config_id != vit.config_id
+
+
+def test_non_square_input(vit):
+    images = _images(3, 160, 240, B=1)
+    feats = vit.features(images)
+    with torch.no_grad():
+        expected = _manual_keys(vit.model, images, 16, _dino_rule)
+    assert feats.keys.shape == (1, 384, 10, 15) and feats.tokens.shape == (1, 150, 384)
+    assert feats.grid == (10, 15)
+    torch.testing.assert_close(feats.keys, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_patch8_at_320_gives_a_40x40_grid():
+    torch.manual_seed(0)
+    vits8 = load_backbone("dino_vits8", _random_init=True)
+    feats = vits8.features(_images(4, 320, 320, B=1))
+    assert feats.keys.shape == (1, 384, 40, 40) and feats.grid == (40, 40)
+    assert torch.isfinite(feats.keys).all()
+
+
+def test_dinov2_keys():
+    # DINOv2 ViT-S/14 in timm: a 37x37 position grid, LayerScale, no register tokens; 56x70 -> 4x5.
+    torch.manual_seed(0)
+    dinov2 = load_backbone("dinov2_vits14", _random_init=True)
+    images = _images(5, 56, 70, B=1)
+    feats = dinov2.features(images)
+    with torch.no_grad():
+        expected = _manual_keys(dinov2.model, images, 14, _dino_rule)
+    assert dinov2.model.num_prefix_tokens == 1 and feats.keys.shape == (1, 384, 4, 5)
+    torch.testing.assert_close(feats.keys, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_frozen_and_in_eval_mode(vit):
+    assert not any(p.requires_grad for p in vit.parameters())
+    vit.train()
+    assert not vit.training and not vit.model.training
+    images = _images(6, 32, 32, B=1).requires_grad_(True)
+    assert not vit.features(images).keys.requires_grad
+
+
+def test_bf16_autocast_stays_close_to_float32(vit):
+    images = _images(7, 64, 64, B=1)
+    exact = vit.features(images).keys
+    approx = vit.features(images, autocast=torch.bfloat16).keys
+    assert approx.dtype == torch.float32
+    cos = F.cosine_similarity(exact.flatten(2), approx.flatten(2), dim=1)
+    assert cos.min() > 0.99
+
+
+def test_normalisation_is_exposed(vit):
+    assert vit.mean == bb.IMAGENET_MEAN and vit.std == bb.IMAGENET_STD
+    assert (vit.name, vit.patch_size, vit.dim) == ("dino_vits16", 16, 384)
+
+
+# --------------------------------------------------------------------------------------------
+# Weights
+
+def test_official_file_gives_identical_features(vit, weights_dir):
+    path = weights_dir / "dino_deitsmall16_pretrain.pth"
+    loaded = load_backbone("dino_vits16", weights=path)
+    images = _images(8, 64, 64)
+    assert torch.equal(loaded.features(images).keys, vit.features(images).keys)
+    assert loaded.weights_id == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not any(p.requires_grad for p in loaded.parameters())
+    assert all(p.device.type == "cpu" and p.dtype == torch.float32 for p in loaded.parameters())
+
+
+@pytest.mark.parametrize("name,file", [("dino_vits16", "wrapped.pth"),
+                                       ("ibot_vits16", "ibot_vits16_checkpoint_teacher.pth")])
+def test_wrapped_checkpoints_load_the_teacher_backbone(vit, weights_dir, name, file):
+    loaded = load_backbone(name, weights=weights_dir / file)
+    images = _images(9, 48, 48, B=1)
+    assert torch.equal(loaded.features(images).keys, vit.features(images).keys)
+
+
+def test_read_state_dict_strips_wrappers_prefixes_and_heads(weights_dir, vit):
+    state = read_state_dict(weights_dir / "wrapped.pth")
+    assert set(state) == set(vit.model.state_dict())
+    assert torch.equal(state["cls_token"], vit.model.cls_token)  # the teacher, not the student
+
+
+def test_weights_dir_env_is_used_offline(vit, weights_dir, monkeypatch):
+    monkeypatch.setenv(bb.WEIGHTS_DIR_ENV, str(weights_dir))
+    monkeypatch.setattr(bb, "_hub_reachable", lambda timeout=3.0: pytest.fail("hub consulted"))
+    loaded = load_backbone("dino_vits16")
+    images = _images(10, 32, 32, B=1)
+    assert torch.equal(loaded.features(images).keys, vit.features(images).keys)
+    assert loaded.weights_id.startswith("sha256:")
+
+
+def test_missing_file_names_it(tmp_path):
+    path = tmp_path / "nowhere" / "dino_deitsmall16_pretrain.pth"
+    with pytest.raises(InputError, match="nowhere/dino_deitsmall16_pretrain.pth"):
+        load_backbone("dino_vits16", weights=path)
+
+
+def test_wrong_keys_name_the_file_and_the_keys(vit, tmp_path):
+    state = dict(vit.model.state_dict())
+    state["extra.weight"] = state.pop("norm.weight")
+    state["pos_embed"] = state["pos_embed"][:, :50]
+    path = tmp_path / "odd.pth"
+    torch.save(state, path)
+    with pytest.raises(InputError) as err:
+        load_backbone("dino_vits16", weights=path)
+    message = str(err.value)
+    for part in ("odd.pth", "missing keys norm.weight", "unexpected keys extra.weight",
+                 "wrong shape pos_embed"):
+        assert part in message
+
+
+def test_vit_b_file_does_not_load_into_vit_s(vit, tmp_path):
+    state = {k: torch.cat([v, v], dim=-1) if v.ndim else v for k, v in vit.model.state_dict().items()}
+    torch.save(state, tmp_path / "wide.pth")
+    with pytest.raises(InputError, match="wide.pth: not a dino_vits16 checkpoint"):
+        load_backbone("dino_vits16", weights=tmp_path / "wide.pth")
+
+
+def test_unreadable_and_unsafe_files(tmp_path):
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="junk.pth"):
+        load_backbone("dino_vits16", weights=tmp_path / "junk.pth")
+    torch.save({"args": argparse.Namespace(arch="vit_small")}, tmp_path / "full.pth")
+    with pytest.raises(InputError, match="full.pth: holds more than tensors"):
+        read_state_dict(tmp_path / "full.pth")
+    torch.save({"epoch": 3, "lr": 0.1}, tmp_path / "nostate.pth")
+    with pytest.raises(InputError, match="nostate.pth: no state dict found"):
+        read_state_dict(tmp_path / "nostate.pth")
+
+
+def test_offline_without_weights_says_what_to_download(monkeypatch):
+    import timm
+
+    created = []
+    monkeypatch.setattr(bb, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: created.append(k) or pytest.fail("built"))
+    with pytest.raises(InputError) as err:
+        load_backbone("dino_vits8")
+    message = str(err.value)
+    assert "https://dl.fbaipublicfiles.com/dino/dino_deitsmall8_pretrain/dino_deitsmall8_pretrain.pth" in message
+    assert "--weights FILE" in message and bb.WEIGHTS_DIR_ENV in message
+    assert "\n" not in message and not created
+
+
+def test_failed_hub_download_gives_the_same_clear_error(monkeypatch):
+    import timm
+
+    original = timm.create_model
+
+    def offline_create(name, pretrained=False, **kwargs):
+        if pretrained:
+            raise OSError("We couldn't connect to 'https://huggingface.co'")
+        return original(name, pretrained=False, **kwargs)
+
+    monkeypatch.setattr(bb, "_hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(timm, "create_model", offline_create)
+    with pytest.raises(InputError, match=r"dino_vitbase16_pretrain/dino_vitbase16_pretrain\.pth.*--weights"):
+        load_backbone("dino_vitb16", weights="hub")
+
+
+def test_ibot_has_no_hub_and_no_silent_random_init(monkeypatch):
+    monkeypatch.setattr(bb, "_hub_reachable", lambda timeout=3.0: pytest.fail("hub consulted"))
+    with pytest.raises(InputError, match="ibot/vits_16/checkpoint_teacher.pth"):
+        load_backbone("ibot_vits16")
+
+
+def test_bad_arguments():
+    with pytest.raises(InputError, match="backbone must be one of"):
+        load_backbone("dino_vits32")
+    with pytest.raises(InputError, match="takes no weights"):
+        load_backbone("dino_vits16", weights="x.pth", _random_init=True)
+    with pytest.raises(InputError, match="filterbank has no weights"):
+        load_backbone("filterbank", weights="x.pth")
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks and resizing
+
+def test_features_rejects_bad_images(vit):
+    with pytest.raises(InputError, match=r"multiples of its patch size 16, got 40x48.*resize_to_multiple"):
+        vit.features(_images(0, 40, 48))
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        vit.features(_images(0, 32, 32) * 255)
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        vit.features((_images(0, 32, 32) - 0.485) / 0.229)
+    with pytest.raises(InputError, match="3 channels"):
+        vit.features(torch.rand(1, 1, 32, 32))
+    with pytest.raises(InputError, match="floating-point"):
+        vit.features(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+
+
+def test_multiple_size_rules():
+    # TokenCut: int(round(w / 16)) * 16 with Python's round (ties to even: 20.5 -> 20).
+    assert multiple_size(300, 400, 16) == (304, 400)
+    assert multiple_size(328, 344, 16) == (int(round(328 / 16)) * 16, int(round(344 / 16)) * 16) == (320, 352)
+    assert multiple_size(300, 401, 16, rounding="floor") == (288, 400)
+    assert multiple_size(300, 401, 16, rounding="ceil") == (304, 416)
+    assert multiple_size(3, 5, 16) == (16, 16)  # never an empty grid
+    with pytest.raises(InputError, match="rounding"):
+        multiple_size(3, 5, 16, rounding="nearest")
+
+
+def test_resize_to_multiple():
+    images = _images(11, 50, 70)
+    out = resize_to_multiple(images, 16)
+    assert out.shape == (2, 3, 48, 64) and 0.0 <= out.min() and out.max() <= 1.0
+    flat = torch.full((1, 3, 50, 70), 0.3)
+    torch.testing.assert_close(resize_to_multiple(flat, 16), torch.full((1, 3, 48, 64), 0.3))
+    same = _images(12, 48, 64)
+    assert resize_to_multiple(same, 16) is same
+
+
+# --------------------------------------------------------------------------------------------
+# Filter bank
+
+def test_rgb_to_lab_matches_scikit_image():
+    from skimage.color import rgb2lab
+
+    rgb = np.random.default_rng(0).random((17, 23, 3))
+    rgb[0, :4] = [[0, 0, 0], [1, 1, 1], [0.02, 0.03, 0.01], [1, 0, 0]]  # black, white, linear part
+    ours = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(ours, rgb2lab(rgb), atol=1e-4)
+
+
+def test_texture_kernels_are_zero_sum_and_oriented():
+    kernels = texture_kernels((1.0, 2.0), 4, dtype=torch.float64)
+    assert kernels.shape == (10, 1, 13, 13)
+    torch.testing.assert_close(kernels.sum(dim=(1, 2, 3)), torch.zeros(10, dtype=torch.float64))
+    # Stripes along x: the x-derivative (angle 0) answers, the y-derivative (angle pi/2) does not.
+    x = torch.arange(64, dtype=torch.float64)
+    stripes = torch.sin(2 * math.pi * x / 8).expand(64, 64)[None, None]
+    response = F.conv2d(stripes, kernels)[0].abs().mean(dim=(1, 2))  # (10,)
+    assert response[0] > 100 * response[2] and response[5] > 100 * response[7]
+
+
+def _disk_scene(texture: str, size: int = 128, radius: int = 36) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A synthetic image: a disk on a smooth background; returns (image, inside, outside) token masks."""
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32),
+                            torch.arange(size, dtype=torch.float32), indexing="ij")
+    disk = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2) <= radius ** 2
+    background = 0.4 + 0.2 * xx / size                                 # a gentle grey ramp
+    image = background.expand(3, size, size).clone()
+    if texture == "noise":      # grey noise of the background's mean: texture only
+        inside = 0.5 + 0.25 * (torch.rand(size, size, generator=g) - 0.5) * 2
+        image[:, disk] = inside[disk]
+    elif texture == "colour":   # a flat red disk: colour only
+        image[:, disk] = torch.tensor([0.8, 0.2, 0.2])[:, None]
+    elif texture == "stripes":  # red and white stripes
+        stripes = (torch.div(xx + yy, 4, rounding_mode="floor") % 2).bool()
+        red = torch.tensor([0.9, 0.1, 0.1])[:, None, None].expand(3, size, size)
+        image[:, disk] = torch.where(stripes, red, torch.ones_like(red))[:, disk]
+    tokens_in = F.avg_pool2d(disk[None, None].float(), 8).flatten() == 1.0   # wholly inside
+    tokens_out = F.avg_pool2d(disk[None, None].float(), 8).flatten() == 0.0  # wholly outside
+    return image[None], tokens_in, tokens_out
+
+
+@pytest.mark.parametrize("texture", ["noise", "colour", "stripes"])
+def test_filterbank_separates_object_from_background(texture):
+    image, inside, outside = _disk_scene(texture)
+    feats = load_backbone("filterbank").features(image)
+    f = F.normalize(feats.tokens[0], dim=1)                            # (N, D), unit rows
+    S = f @ f.T                                                        # (N, N) cosine
+    within = S[inside][:, inside].mean()
+    across = S[inside][:, outside].mean()
+    assert within - across > 0.8, (float(within), float(across))
+
+
+def test_filterbank_standardises_each_channel():
+    fb = FilterBank()
+    keys = fb.features(_images(13, 64, 96)).keys                        # (2, 16, 8, 12)
+    assert keys.shape == (2, 16, 8, 12) and fb.dim == 16 == BACKBONES["filterbank"].dim
+    torch.testing.assert_close(keys.mean(dim=(2, 3)), torch.zeros(2, 16), atol=1e-5, rtol=0)
+    var = keys.var(dim=(2, 3), unbiased=False)
+    expected = torch.tensor([0.5 / 6] * 6 + [0.5 / 10] * 10).expand(2, 16)
+    torch.testing.assert_close(var, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_filterbank_is_deterministic_and_per_image():
+    fb = load_backbone("filterbank")
+    images = _images(14, 64, 64, B=3)
+    a, b = fb.features(images), fb.features(images)
+    assert torch.equal(a.keys, b.keys)
+    torch.testing.assert_close(fb.features(images[1:2]).keys, a.keys[1:2], atol=1e-5, rtol=1e-5)
+    assert torch.equal(a.tokens, a.keys.flatten(2).transpose(1, 2))
+
+
+def test_flat_image_has_zero_features():
+    keys = load_backbone("filterbank").features(torch.full((1, 3, 32, 32), 0.7)).keys
+    assert keys.abs().max() == 0.0
+
+
+def test_filterbank16_grid_and_registry():
+    fb16 = load_backbone("filterbank16")
+    assert (fb16.patch_size, fb16.name) == (16, "filterbank16")
+    assert fb16.features(_images(15, 64, 96, B=1)).grid == (4, 6)
+    assert fb16.weights_id != load_backbone("filterbank").weights_id
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_matches_cpu(vit):
+    images = _images(16, 64, 64)
+    for backbone in (vit, load_backbone("filterbank")):
+        cpu = backbone.features(images).keys
+        gpu = backbone.to("cuda").features(images.cuda()).keys
+        backbone.to("cpu")
+        torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-3, rtol=1e-3)
