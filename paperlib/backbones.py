@@ -62,6 +62,9 @@ class BackboneInfo:
         weights_file: official checkpoint file name, looked up in $PAPERLIB_WEIGHTS_DIR.
         weights_url: where to download it.
         on_hub: whether timm can download the pretrained weights itself.
+        mean, std: the input normalisation the weights were trained with (ImageNet for all of
+            them; set here, not read from timm, whose default config for an untagged
+            architecture such as iBOT's may carry other constants).
     """
 
     timm_name: str | None
@@ -70,6 +73,8 @@ class BackboneInfo:
     weights_file: str | None = None
     weights_url: str | None = None
     on_hub: bool = False
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
 
 _DINO_URL = "https://dl.fbaipublicfiles.com/dino/{0}/{0}.pth"
@@ -284,14 +289,13 @@ class ViTBackbone(Backbone):
     """
 
     def __init__(self, name: str, model: nn.Module, *, patch_size: int, weights_id: str,
+                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD,
                  pos_interpolation: str = "dino"):
         check_choice("pos_interpolation", pos_interpolation, POS_INTERPOLATIONS)
         # The spelt-out forward covers ViTs with one CLS token whose position is embedded too.
         require(model.cls_token is not None and model.reg_token is None and not model.no_embed_class,
                 f"{name}: only ViTs with a CLS token and no register tokens are supported")
-        cfg = getattr(model, "pretrained_cfg", None) or {}
-        super().__init__(name, patch_size=patch_size, dim=model.embed_dim,
-                         mean=cfg.get("mean", IMAGENET_MEAN), std=cfg.get("std", IMAGENET_STD),
+        super().__init__(name, patch_size=patch_size, dim=model.embed_dim, mean=mean, std=std,
                          weights_id=weights_id)
         self.pos_interpolation = pos_interpolation
         self.model = model
@@ -485,7 +489,7 @@ def load_backbone(name: str, *, weights: str | Path | None = None,
             weights_id = f"hub:{info.timm_name}"
 
     backbone = ViTBackbone(name, model, patch_size=info.patch_size, weights_id=weights_id,
-                           pos_interpolation=pos_interpolation)
+                           mean=info.mean, std=info.std, pos_interpolation=pos_interpolation)
     return backbone.to(device) if device is not None else backbone
 
 
@@ -604,11 +608,11 @@ class FilterBank(Backbone):
         return keys, keys.flatten(2).transpose(1, 2)                       # (B, N, D)
 
 
-def _standardise(f: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+def _standardise(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     """Zero mean, unit variance per image and channel over the patch grid.
 
-    eps (in squared feature units, features are O(1)) keeps a flat channel at 0 instead of
-    blowing float noise up to unit variance.
+    eps (in squared feature units; the features are O(0.01)-O(1)) only guards the division:
+    a flat channel is exactly constant over the tokens and comes out as 0.
     """
     mu = f.mean(dim=(2, 3), keepdim=True)
     var = f.var(dim=(2, 3), keepdim=True, unbiased=False)

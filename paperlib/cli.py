@@ -100,14 +100,17 @@ def _add_data(sub) -> None:
     d = dsub.add_parser("download", help="fetch an official dataset archive, check it, unpack it")
     d.add_argument("name", help="duts-tr, duts-te, dut-omron, ecssd, voc07, voc12, coco20k")
     d.add_argument("--root", required=True, type=Path, help="datasets folder")
-    d.add_argument("--sha256", help="expected SHA-256 of the archive (when there is one archive)")
+    d.add_argument("--sha256", help="expected SHA-256: HEX for a one-archive dataset, or FILE=HEX")
+    d.add_argument("--mirror", help="base URL of a mirror holding the same archive names")
+    d.add_argument("--keep-archives", action="store_true", help="keep the archives after unpacking")
     d.set_defaults(run=_run_download)
 
     v = dsub.add_parser("verify", help="check a dataset folder: counts, pairs, readability, sizes")
-    v.add_argument("name", help="duts-tr, duts-te, dut-omron, ecssd")
+    v.add_argument("name", help="duts-tr, duts-te, dut-omron, ecssd, voc07, voc12, coco20k")
     v.add_argument("--root", required=True, type=Path, help="datasets folder")
     v.add_argument("--subset", action="store_true",
                    help="accept fewer images than the official count (a sample of the dataset)")
+    v.add_argument("--decode", action="store_true", help="decode every file fully (slower, finds truncation)")
     v.set_defaults(run=_run_verify)
 
     s = dsub.add_parser("synth", help="write the embedded synthetic dataset (DUTS layout, no downloads)")
@@ -128,16 +131,18 @@ def _add_data(sub) -> None:
 def _run_download(args) -> int:
     from .download import download
 
-    report = download(args.name, args.root, sha256=args.sha256, progress=not args.quiet)
+    report = download(args.name, args.root, sha256=args.sha256, mirror=args.mirror,
+                      keep_archives=args.keep_archives, progress=not args.quiet)
     for line in report.lines():
         print(line)
-    return 0
+    return 0 if report.ok else 1
 
 
 def _run_verify(args) -> int:
     from .download import verify
 
-    report = verify(args.name, args.root, expect_complete=not args.subset)
+    report = verify(args.name, args.root, expect_complete=not args.subset, decode=args.decode,
+                    progress=not args.quiet)
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1

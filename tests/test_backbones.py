@@ -106,7 +106,7 @@ def test_keys_are_the_last_blocks_qkv_key_slice(vit, fused):
     for blk in vit.model.blocks:
         blk.attn.fused_attn = fused
     try:
-        images = _images(1, 224, 224)
+        images = _images(1, 224, 224, B=1)
         feats = vit.features(images)
         with torch.no_grad():
             expected = _manual_keys(vit.model, images, 16)
@@ -115,30 +115,43 @@ def test_keys_are_the_last_blocks_qkv_key_slice(vit, fused):
         for blk in vit.model.blocks:
             blk.attn.fused_attn = True
     assert feats.grid == (14, 14)
-    assert feats.keys.shape == (2, 384, 14, 14) and feats.keys.dtype == torch.float32
+    assert feats.keys.shape == (1, 384, 14, 14) and feats.keys.dtype == torch.float32
     torch.testing.assert_close(feats.keys, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(feats.tokens, tokens, atol=1e-5, rtol=1e-5)
     assert not feats.keys.requires_grad
 
 
-def test_dino_rule_resamples_a_linear_ramp_at_dino_sample_points():
-    # Bicubic interpolation reproduces a linear function exactly away from the borders, so the
-    # output equals the ramp at DINO's sample points src_i = (i + 0.5) * g / (h + 0.1) - 0.5.
-    g, h, w, D = 14, 20, 40, 2
-    rows, cols = torch.meshgrid(torch.arange(g, dtype=torch.float64),
-                                torch.arange(g, dtype=torch.float64), indexing="ij")
-    ramp = torch.stack((rows, 2 * cols + 1), dim=-1).reshape(1, g * g, D)
-    pos = torch.cat((torch.full((1, 1, D), 7.0, dtype=torch.float64), ramp), dim=1)
+def _cubic_weights(src: np.ndarray, g: int, a: float = -0.75) -> np.ndarray:
+    """(len(src), g) weights of Keys' cubic convolution (PyTorch's bicubic, a = -0.75) at
+    positions ``src`` of a g-sample signal, neighbours beyond the border clamped to it."""
+    W = np.zeros((len(src), g))
+    for i, s in enumerate(src):
+        f = math.floor(s)
+        for k in range(-1, 3):
+            d = abs(s - (f + k))
+            if d <= 1:
+                wk = (a + 2) * d ** 3 - (a + 3) * d ** 2 + 1
+            elif d < 2:
+                wk = a * d ** 3 - 5 * a * d ** 2 + 8 * a * d - 4 * a
+            else:
+                wk = 0.0
+            W[i, min(max(f + k, 0), g - 1)] += wk
+    return W
+
+
+def test_dino_rule_samples_where_dinos_scale_factor_puts_the_points():
+    # Reference written from the definition: separable cubic convolution at DINO's sample points
+    # src_i = (i + 0.5) * g / (h + 0.1) - 0.5 (the scale factor (h + 0.1) / g, half-pixel centres).
+    g, h, w, D = 14, 20, 40, 3
+    pos = torch.randn(1, 1 + g * g, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     out = bb.resample_pos_embed(pos, (h, w))
-    assert out.shape == (1, 1 + h * w, D) and out[0, 0].tolist() == [7.0, 7.0]
-    src_r = (torch.arange(h, dtype=torch.float64) + 0.5) * g / (h + 0.1) - 0.5
-    src_c = (torch.arange(w, dtype=torch.float64) + 0.5) * g / (w + 0.1) - 0.5
-    out = out[0, 1:].reshape(h, w, D)
-    r_ok = (src_r >= 1) & (src_r <= g - 2)
-    c_ok = (src_c >= 1) & (src_c <= g - 2)
-    torch.testing.assert_close(out[r_ok][:, :, 0], src_r[r_ok, None].expand(-1, w).float().double()[:, :],
-                               atol=1e-5, rtol=0)
-    torch.testing.assert_close(out[:, c_ok][:, :, 1], (2 * src_c[c_ok] + 1).expand(h, -1), atol=1e-5, rtol=0)
+    assert out.shape == (1, 1 + h * w, D)
+    assert torch.equal(out[:, 0], pos[:, 0])                                # CLS position kept
+    Wr = _cubic_weights((np.arange(h) + 0.5) * g / (h + 0.1) - 0.5, g)      # (h, g)
+    Wc = _cubic_weights((np.arange(w) + 0.5) * g / (w + 0.1) - 0.5, g)      # (w, g)
+    grid = pos[0, 1:].reshape(g, g, D).numpy()
+    expected = np.einsum("ia,abd,jb->ijd", Wr, grid, Wc)                    # (h, w, D)
+    np.testing.assert_allclose(out[0, 1:].reshape(h, w, D).numpy(), expected, atol=1e-5)
     assert bb.resample_pos_embed(pos, (g, g)) is pos
 
 
@@ -278,11 +291,10 @@ def test_wrong_keys_name_the_file_and_the_keys(vit, tmp_path):
         assert part in message
 
 
-def test_vit_b_file_does_not_load_into_vit_s(vit, tmp_path):
-    state = {k: torch.cat([v, v], dim=-1) if v.ndim else v for k, v in vit.model.state_dict().items()}
-    torch.save(state, tmp_path / "wide.pth")
-    with pytest.raises(InputError, match="wide.pth: not a dino_vits16 checkpoint"):
-        load_backbone("dino_vits16", weights=tmp_path / "wide.pth")
+def test_vit_s_file_does_not_load_into_vit_b(weights_dir):
+    with pytest.raises(InputError, match=r"dino_deitsmall16_pretrain.pth: not a dino_vitb16 checkpoint: "
+                                         r"keys of the wrong shape blocks.0.attn.proj.bias"):
+        load_backbone("dino_vitb16", weights=weights_dir / "dino_deitsmall16_pretrain.pth")
 
 
 def test_unreadable_and_unsafe_files(tmp_path):
