@@ -16,9 +16,10 @@ says which file to download and how to pass it. ``filterbank`` needs no weights 
 and texture statistics per patch, so the whole pipeline runs offline.
 
 Position embeddings are resampled from the 224-pixel grid to the input's grid by one of two
-rules (``pos_interpolation``). 'dino' (default) is the rule of DINO's released code, which the
-paper, TokenCut and the official Sempart code use: bicubic (a = -0.75, no antialiasing) with
-``scale_factor=((h + 0.1) / g, (w + 0.1) / g)`` on the g x g grid. 'timm' is timm's
+rules (``pos_interpolation``). 'dino' (default) is the rule of DINO's ``vision_transformer.py``,
+which the paper's released code carries ("the official DINO", paper section 4): bicubic
+(a = -0.75, no antialiasing) with ``scale_factor=((h + 0.1) / g, (w + 0.1) / g)`` on the g x g
+grid, and no resampling at the g x g grid itself. 'timm' is timm's
 ``resample_abs_pos_embed``: bicubic to the exact size with antialiasing, which in PyTorch is a
 different kernel (a = -0.5) even when the grid grows. The two differ by a few hundredths of a
 unit-scale embedding.
@@ -30,6 +31,7 @@ import hashlib
 import math
 import os
 import pickle
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,6 +288,14 @@ class ViTBackbone(Backbone):
     the position embedding follows ``pos_interpolation``. The keys are read by a forward hook on
     the last block's qkv linear: exactly what that block's attention uses, fused
     (``scaled_dot_product_attention``) or not.
+
+    Args:
+        name: the registry name.
+        model: a timm VisionTransformer with one CLS token, no register tokens.
+        patch_size: its patch size.
+        weights_id: what its weights are (see :class:`Backbone`).
+        mean, std: the input normalisation of its weights.
+        pos_interpolation: 'dino' or 'timm' (:func:`resample_pos_embed`).
     """
 
     def __init__(self, name: str, model: nn.Module, *, patch_size: int, weights_id: str,
@@ -367,10 +377,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise InputError(f"{path}: holds more than tensors, so it cannot be loaded safely (it may be "
-                         f"a full training checkpoint; use the backbone-only release): {err}") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found or "global" in str(err).lower():
+            raise InputError(f"{path}: holds Python objects besides tensors"
+                             f"{f' ({found.group(1)})' if found else ''}, so it cannot be loaded safely; "
+                             f"a full training checkpoint? use the backbone-only release") from None
+        raise InputError(f"{path}: not a readable torch checkpoint") from None
     except (RuntimeError, EOFError, OSError) as err:
-        raise InputError(f"{path}: not a readable torch checkpoint ({err.__class__.__name__}: {err})") from None
+        raise InputError(f"{path}: not a readable torch checkpoint ({err.__class__.__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else 'empty or truncated'})") from None
 
     for _ in range(3):  # unwrap {'teacher': {'state_dict': ...}} and the like
         if isinstance(ckpt, dict) and not any(isinstance(v, torch.Tensor) for v in ckpt.values()):
@@ -566,6 +581,14 @@ class FilterBank(Backbone):
     ``1 - colour_weight`` of the total variance: cosine affinities of these features then
     behave like those of DINO keys (similar tokens near 1, unlike ones near or below 0).
     Deterministic, batched, float32 on the images' device; no weights.
+
+    Args:
+        patch_size: the token grid's cell, 8 to match ViT-S/8's 40x40 grid at 320x320.
+        sigmas: Gaussian scales in pixels; 1 and 2 resolve texture finer than an 8-pixel patch.
+        orientations: derivative directions over [0, pi); 4 is the usual minimal bank.
+        colour_weight: the colour group's share of the feature variance; 0.5 lets neither cue
+            dominate.
+        name: the registry name (default 'filterbank', or 'filterbank<patch>').
     """
 
     def __init__(self, *, patch_size: int = 8, sigmas: tuple[float, ...] = (1.0, 2.0),
@@ -589,7 +612,6 @@ class FilterBank(Backbone):
     def _extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(images.device.type, enabled=False):
             x = images.float()
-            B, _, H, W = x.shape
             p = self.patch_size
             lab = rgb_to_lab(x) / 100.0                                    # (B, 3, H, W)
             mean_lab = F.avg_pool2d(lab, p)                                # (B, 3, h, w)
@@ -612,7 +634,7 @@ def _standardise(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     """Zero mean, unit variance per image and channel over the patch grid.
 
     eps (in squared feature units; the features are O(0.01)-O(1)) only guards the division:
-    a flat channel is exactly constant over the tokens and comes out as 0.
+    a channel that is flat up to float rounding comes out as ~0 (below 1e-6).
     """
     mu = f.mean(dim=(2, 3), keepdim=True)
     var = f.var(dim=(2, 3), keepdim=True, unbiased=False)

@@ -223,6 +223,138 @@ def _run_gf_sweep(args) -> int:
     return 0
 
 
+def _add_method_options(p, *, refine_default: str) -> None:
+    """Options shared by segment, eval and corloc: which method, backbone and weights."""
+    p.add_argument("--method", default="tokencut", help="segmentation method (default tokencut)")
+    p.add_argument("--backbone", default="dino_vits16",
+                   help="dino_vits8, dino_vits16 (default, TokenCut's), dino_vitb8, dino_vitb16, "
+                        "ibot_vits16, dinov2_vits14, or filterbank / filterbank16 (offline, no weights)")
+    p.add_argument("--weights", help="official backbone checkpoint (.pth); default: "
+                                     "$PAPERLIB_WEIGHTS_DIR or timm's hub")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--tau", type=float, default=0.2, help="TokenCut affinity threshold (default 0.2)")
+    p.add_argument("--refine", default=refine_default,
+                   help=f"none, gf (guided filter), bf (bilateral solver); comma-separated in eval "
+                        f"(default {refine_default})")
+    p.add_argument("--radius", type=int, default=9, help="guided-filter radius (default 9)")
+    p.add_argument("--eps", type=float, default=1e-3, help="guided-filter eps (default 1e-3)")
+
+
+def _method_from_args(args):
+    from .methods import build_method
+
+    return build_method(args.method, backbone=args.backbone, weights=args.weights,
+                        device=args.device, tau=args.tau)
+
+
+def _refine_settings(args):
+    from .refine import RefineSettings
+
+    return RefineSettings(radius=args.radius, eps=args.eps)
+
+
+def _add_segment(sub) -> None:
+    p = sub.add_parser("segment", help="segment your own images: mask PNGs and overlays",
+                       description="Writes <stem>.png (mask at the image's size) and "
+                                   "<stem>_overlay.jpg for every image given or found in a folder.")
+    p.add_argument("paths", nargs="+", type=Path, help="image files and/or folders")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--no-overlays", action="store_true", help="write masks only")
+    _add_method_options(p, refine_default="gf")
+    p.set_defaults(run=_run_segment)
+
+
+def _run_segment(args) -> int:
+    from .segment import segment_paths
+    from .validation import check_choice
+
+    check_choice("--refine", args.refine, ("none", "gf", "bf"))
+    settings = _refine_settings(args)
+    method = _method_from_args(args)
+    report = segment_paths(args.paths, args.out, method, refine=args.refine, settings=settings,
+                           overlays=not args.no_overlays, progress=not args.quiet)
+    print(f"segmented {report.n_images} image(s) with {method.name} ({args.backbone}), "
+          f"refine={report.refine} -> {report.out_dir}")
+    return 0
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="Table 1 metrics of a method on a saliency dataset",
+                       description="Predicts every image once and scores each refinement given "
+                                   "in --refine (e.g. none,gf,bf for a Table 5 block).")
+    p.add_argument("--dataset", required=True, help="duts-te, dut-omron, ecssd, duts-tr")
+    p.add_argument("--root", required=True, type=Path, help="datasets folder")
+    p.add_argument("--limit", type=int, help="score only the first N images")
+    p.add_argument("--save-masks", type=Path, help="write predicted masks (one sub-folder per refinement "
+                                                   "when several)")
+    p.add_argument("--json", type=Path, help="write the scores")
+    p.add_argument("--per-image", type=Path, metavar="CSV",
+                   help="per-image rows (stem, refine, iou, fbeta_max, acc, mae, fg_ratio)")
+    _add_method_options(p, refine_default="none")
+    p.set_defaults(run=_run_eval)
+
+
+def _run_eval(args) -> int:
+    from .data import open_dataset
+    from .evaluate import write_csv, write_json
+    from .segment import evaluate_dataset
+
+    refines = [r.strip() for r in args.refine.split(",") if r.strip()]
+    dataset = open_dataset(args.dataset, args.root)
+    method = _method_from_args(args)
+    results = evaluate_dataset(dataset, method, refines=refines, settings=_refine_settings(args),
+                               limit=args.limit, save_masks=args.save_masks, progress=not args.quiet)
+    label = f"{method.name}/{args.backbone}"
+    if getattr(dataset, "is_synthetic", False):
+        print(f"note: {args.root} holds the synthetic set: smoke numbers, not the paper's")
+    print(f"{args.dataset}: {len(next(iter(results.values())).rows)} image(s)")
+    table = [(f"{label}" + ("" if r == "none" else f" + {r.upper()}"), res.scores.as_dict())
+             for r, res in results.items()]
+    print(format_scores(table))
+    if args.json:
+        write_json(args.json, {"dataset": args.dataset, "method": method.name,
+                               "backbone": args.backbone, "synthetic": bool(getattr(dataset, "is_synthetic", False)),
+                               "scores": {r: res.scores.as_dict() for r, res in results.items()}})
+    if args.per_image:
+        write_csv(args.per_image, [{"refine": r, **row} for r, res in results.items() for row in res.rows])
+    return 0
+
+
+def _add_corloc(sub) -> None:
+    p = sub.add_parser("corloc", help="single-object discovery: CorLoc on VOC07, VOC12, COCO20K",
+                       description="A hit when the predicted box has IoU >= 0.5 with any "
+                                   "ground-truth box; CorLoc = hits / images.")
+    p.add_argument("--dataset", required=True, help="voc07, voc12, coco20k, or synth (offline)")
+    p.add_argument("--root", required=True, type=Path, help="datasets folder")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--json", type=Path, help="write the result")
+    p.add_argument("--per-image", type=Path, metavar="CSV", help="per-image rows")
+    _add_method_options(p, refine_default="none")
+    p.set_defaults(run=_run_corloc)
+
+
+def _run_corloc(args) -> int:
+    from .corloc import CORLOC_DATASETS, corloc_evaluate, open_corloc_dataset
+    from .evaluate import write_csv, write_json
+
+    dataset = open_corloc_dataset(args.dataset, args.root)
+    method = _method_from_args(args)
+    result = corloc_evaluate(dataset, lambda image, _id: method.discover(image),
+                             progress=not args.quiet, limit=args.limit)
+    expected = CORLOC_DATASETS[args.dataset].n_images
+    print(f"{args.dataset}: CorLoc {100 * result.corloc:.1f} ({result.n_hits}/{result.n_images}) "
+          f"with {method.name}/{args.backbone}")
+    if expected and result.n_images < expected:
+        print(f"note: {result.n_images} of the {expected} images of {args.dataset} were scored")
+    if args.json:
+        write_json(args.json, {"dataset": args.dataset, "method": method.name, "backbone": args.backbone,
+                               "corloc": result.corloc, "n_images": result.n_images,
+                               "n_hits": result.n_hits})
+    if args.per_image:
+        write_csv(args.per_image, [row._asdict() for row in result.rows])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``paperlib`` command."""
     parser = argparse.ArgumentParser(
@@ -230,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Two Tricks to Improve Unsupervised Segmentation Learning: tools and evaluation.")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_refine, _add_eval_masks, _add_data, _add_gf_sweep):
+    for add in (_add_refine, _add_eval_masks, _add_segment, _add_eval, _add_corloc, _add_data,
+                _add_gf_sweep):
         add(sub)
     return parser
 

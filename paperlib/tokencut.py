@@ -113,8 +113,9 @@ def tokencut_patch_mask(keys: torch.Tensor, *, tau: float = TOKENCUT_AFFINITY.ta
             f"keys must hold one image (1, D, h, w), got shape {tuple(keys.shape)}")
     _, _, h, w = keys.shape
     require(h * w >= 2, f"keys need at least 2 tokens, got a {h} x {w} grid")
-    W = affinity(keys.detach(), tau=tau, eps=eps, binary=binary)  # (1, N, N)
-    v, _ = second_smallest_eigenvector(W[0], solver=solver)       # (N,)
+    # float64 like TokenCut's NumPy graph (eps = 1e-5 exactly); the solvers run in float64 anyway.
+    W = affinity(keys.detach().double(), tau=tau, eps=eps, binary=binary)  # (1, N, N)
+    v, _ = second_smallest_eigenvector(W[0], solver=solver)                # (N,) float64
     return bipartition(v, (h, w))
 
 

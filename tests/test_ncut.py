@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -102,8 +103,23 @@ def test_affinity_errors():
 
 # ------------------------------------------------------------------------- eigenvector solvers
 
-def _check_against_reference(W, solver):
-    lam_ref, V_ref, d = reference_spectrum(W)
+@functools.lru_cache(maxsize=None)
+def random_graph(kind, N):
+    """The random affinity of a test case and its reference spectrum, computed once."""
+    if kind == "soft":  # continuous weights: a generic spectrum
+        rng = np.random.default_rng(N)
+        W = affinity(clustered_keys(rng, N), tau=0.0, eps=1e-5, binary=False)[0]
+    else:               # TokenCut's binary graph on noisier clusters
+        rng = np.random.default_rng(1000 + N)
+        W = affinity(clustered_keys(rng, N, noise=0.9), **TOKENCUT_AFFINITY._asdict())[0]
+    return W, reference_spectrum(W)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("N", [16, 100, 400])
+@pytest.mark.parametrize("kind", ["soft", "binary"])
+def test_solvers_match_dense_eigh(kind, N, solver):
+    W, (lam_ref, V_ref, d) = random_graph(kind, N)
     assert abs(lam_ref[0]) < 1e-10  # the constant vector, excluded below
     # A gap between lambda_2 and lambda_3, or "the" second eigenvector is not unique.
     assert (lam_ref[2] - lam_ref[1]) / lam_ref[1] > 1e-3
@@ -117,22 +133,6 @@ def _check_against_reference(W, solver):
     assert v[np.argmax(np.abs(v))] > 0                        # the sign rule
     L = np.diag(d) - W.numpy()
     assert np.linalg.norm(L @ v - float(lam) * d * v) < 1e-6  # it solves the eigenproblem
-
-
-@pytest.mark.parametrize("solver", SOLVERS)
-@pytest.mark.parametrize("N", [16, 100, 400])
-def test_solvers_match_dense_eigh_soft_graph(N, solver):
-    rng = np.random.default_rng(N)
-    W = affinity(clustered_keys(rng, N), tau=0.0, eps=1e-5, binary=False)[0]
-    _check_against_reference(W, solver)
-
-
-@pytest.mark.parametrize("solver", SOLVERS)
-@pytest.mark.parametrize("N", [16, 100, 400])
-def test_solvers_match_dense_eigh_binary_graph(N, solver):
-    rng = np.random.default_rng(1000 + N)
-    W = affinity(clustered_keys(rng, N, noise=0.9), **TOKENCUT_AFFINITY._asdict())[0]
-    _check_against_reference(W, solver)
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
@@ -300,3 +300,38 @@ def test_spectral_split_is_the_best_bipartition_of_a_noisy_two_block_graph():
                for bits in itertools.product((0, 1), repeat=9) if not all(bits))
     assert float(spectral) == pytest.approx(best, rel=1e-12)
     assert np.array_equal((v > v.mean()).numpy(), labels == labels[np.argmax(np.abs(v.numpy()))])
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_tiny_graphs_work_with_every_solver(solver):
+    # 2 and 4 nodes: below what ARPACK / LOBPCG accept for k = 2, so they fall back to dense.
+    for W in (torch.tensor([[1.0, 0.5], [0.5, 1.0]], dtype=torch.float64), W4 + torch.eye(4)):
+        lam_ref, V_ref, _ = reference_spectrum(W)
+        v, lam = second_smallest_eigenvector(W, solver=solver)
+        assert float(lam) == pytest.approx(lam_ref[1], rel=1e-9)
+        assert abs(float(v @ torch.from_numpy(V_ref[:, 1]))) == pytest.approx(
+            float(v.norm() * np.linalg.norm(V_ref[:, 1])), rel=1e-9)
+
+
+def test_solver_failures(monkeypatch):
+    import scipy.sparse.linalg
+
+    import paperlib.ncut as ncut
+
+    W, _ = random_graph("binary", 400)
+    reference = second_smallest_eigenvector(W, solver="dense")
+
+    def no_convergence(*args, **kwargs):
+        raise scipy.sparse.linalg.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((0, 0)))
+
+    monkeypatch.setattr(scipy.sparse.linalg, "eigsh", no_convergence)
+    auto = second_smallest_eigenvector(W, solver="auto")  # falls back to the dense solver
+    assert torch.equal(auto.v, reference.v) and torch.equal(auto.eigenvalue, reference.eigenvalue)
+    with pytest.raises(scipy.sparse.linalg.ArpackNoConvergence):
+        second_smallest_eigenvector(W, solver="arpack")
+
+    # A LOBPCG that returns its random start unchanged is caught by the residual check.
+    monkeypatch.setattr(ncut.torch, "lobpcg",
+                        lambda M, k, X, **kwargs: (torch.ones(k, dtype=X.dtype), X))
+    with pytest.raises(RuntimeError, match="lobpcg did not converge"):
+        second_smallest_eigenvector(W, solver="lobpcg")

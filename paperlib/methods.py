@@ -1,0 +1,138 @@
+"""Segmentation methods behind one interface, so every command takes ``--method NAME``.
+
+A method turns an RGB image into a :class:`Prediction`: a soft or hard mask at the image's
+size (before any refinement) and, where the method defines one, its own object box for CorLoc.
+TokenCut is here; the trained Sempart head joins as ``sempart`` with ``--checkpoint FILE``.
+
+    build_method(name, backbone=..., weights=..., device=...)   -> a method
+    method.predict(image)                                        -> Prediction
+    method.discover(image)                                       -> box for CorLoc
+    predict_refined(method, image, refine=...)                   -> the refined mask
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+from .refine import RefineSettings, refine_mask
+from .validation import check_choice, require
+
+REFINEMENTS = ("none", "gf", "bf")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's prediction before refinement."""
+
+    mask: np.ndarray                 # (H, W) float32 in [0, 1] at the image's size
+    patch_mask: np.ndarray | None    # (h, w) float32 in [0, 1] on the backbone's patch grid
+    box: np.ndarray | None           # (4,) xyxy pixels, x1 / y1 exclusive: the method's own box
+
+
+class Method(Protocol):
+    """What commands need from a segmentation method."""
+
+    name: str
+    patch_size: int
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """image (H, W, 3) uint8 RGB -> Prediction at (H, W)."""
+
+    def discover(self, image: np.ndarray) -> np.ndarray | None:
+        """image (H, W, 3) uint8 RGB -> the object box (4,) xyxy for CorLoc, or None."""
+
+
+class TokenCut:
+    """TokenCut (Wang et al.): training-free, one normalized cut of the last-block keys.
+
+    Saliency follows TokenCut's protocol (image resized to multiples of the patch size, patch
+    mask upsampled with nearest neighbours); object discovery pads the image to multiples of
+    the patch size and boxes the seed's connected component, as TokenCut's CorLoc code does.
+    """
+
+    name = "tokencut"
+
+    def __init__(self, backbone, *, tau: float = 0.2, eps: float = 1e-5, solver: str = "auto"):
+        self.backbone = backbone
+        self.patch_size = int(backbone.patch_size)
+        self.tau, self.eps, self.solver = tau, eps, solver
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        from .tokencut import tokencut_saliency
+
+        out = tokencut_saliency(image, self.backbone, tau=self.tau, eps=self.eps, solver=self.solver)
+        return Prediction(mask=out.mask.astype(np.float32),
+                          patch_mask=out.patch.mask.astype(np.float32), box=None)
+
+    def discover(self, image: np.ndarray) -> np.ndarray | None:
+        import torch
+        import torch.nn.functional as F
+
+        from .tokencut import tokencut_box, tokencut_patch_mask
+
+        height, width = image.shape[:2]
+        p = self.patch_size
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+        # Zero-pad bottom / right to multiples of the patch, as TokenCut's object discovery.
+        x = F.pad(x, (0, (-width) % p, 0, (-height) % p))        # (1, 3, H', W')
+        with torch.no_grad():
+            keys = self.backbone.features(x.to(_device_of(self.backbone))).keys  # (1, D, h, w)
+        result = tokencut_patch_mask(keys, tau=self.tau, eps=self.eps, solver=self.solver)
+        return tokencut_box(result, p, (height, width)).astype(np.float64)
+
+
+def _device_of(backbone):
+    import torch
+
+    for tensor in list(backbone.parameters()) + list(backbone.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+METHODS = ("tokencut",)
+
+
+def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | None = None,
+                 device: str | None = None, **options) -> Method:
+    """A method by name, with its backbone loaded (see :func:`paperlib.backbones.load_backbone`).
+
+    Args:
+        name: 'tokencut'.
+        backbone: backbone name; 'filterbank' needs no weights.
+        weights: official checkpoint file of the backbone, or None (hub / $PAPERLIB_WEIGHTS_DIR).
+        device: 'cpu', 'cuda', ... (default: CUDA when available, else CPU).
+        options: method options (TokenCut: tau, eps, solver).
+    """
+    from .backbones import load_backbone
+
+    check_choice("method", name, METHODS)
+    net = load_backbone(backbone, weights=weights, device=resolve_device(device))
+    return TokenCut(net, **options)
+
+
+def resolve_device(device: str | None):
+    """The given device, or CUDA when available, else the CPU."""
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def predict_refined(method: Method, image: np.ndarray, *, refine: str = "none",
+                    settings: RefineSettings | None = None) -> tuple[Prediction, np.ndarray]:
+    """Predict one image and refine the mask (trick 1: ``gf``; ``bf``; or ``none``).
+
+    Returns:
+        (the raw Prediction, the refined mask (H, W) float32 in [0, 1]).
+    """
+    check_choice("refine", refine, REFINEMENTS)
+    require(image.ndim == 3 and image.shape[2] == 3, f"image must be (H, W, 3), got {image.shape}")
+    pred = method.predict(image)
+    if refine == "none":
+        return pred, pred.mask
+    settings = replace(settings or RefineSettings(), method=refine)
+    return pred, refine_mask(image, pred.mask, settings)

@@ -1,0 +1,144 @@
+"""segment / eval / corloc commands and the method layer, on the offline filterbank backbone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from paperlib.cli import main
+from paperlib.images import read_image, read_mask, write_image
+from paperlib.methods import TokenCut, build_method, predict_refined
+from paperlib.segment import collect_images, evaluate_dataset, overlay
+from paperlib.synth import synthesize
+from paperlib.validation import InputError
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    synthesize(root, n=6, seed=3, progress=False)
+    return root
+
+
+class KeysBackbone:
+    """A stand-in backbone whose keys encode one square object on the patch grid."""
+
+    patch_size = 8
+
+    def __init__(self, box):
+        self.box = box          # (row0, row1, col0, col1) in patches
+
+    def parameters(self):
+        return iter(())
+
+    def buffers(self):
+        return iter(())
+
+    def features(self, images):
+        import torch
+
+        from paperlib.backbones import Features
+
+        _, _, height, width = images.shape
+        h, w = height // 8, width // 8
+        keys = torch.zeros(1, 2, h, w)
+        keys[:, 0] = 1.0
+        r0, r1, c0, c1 = self.box
+        keys[:, :, r0:r1, c0:c1] = torch.tensor([0.0, 1.0])[:, None, None]
+        return Features(keys=keys, tokens=keys.flatten(2).transpose(1, 2), grid=(h, w))
+
+
+def test_tokencut_method_finds_the_encoded_object():
+    method = TokenCut(KeysBackbone((2, 5, 3, 7)))
+    image = np.zeros((64, 80, 3), np.uint8)
+    pred = method.predict(image)
+    expected = np.zeros((64, 80), np.float32)
+    expected[16:40, 24:56] = 1
+    np.testing.assert_array_equal(pred.mask, expected)
+    np.testing.assert_array_equal(method.discover(image), [24, 16, 56, 40])
+    # Refinement keeps the size and range; "none" returns the raw mask.
+    raw, refined = predict_refined(method, image, refine="none")
+    np.testing.assert_array_equal(refined, raw.mask)
+    _, gf = predict_refined(method, np.full((64, 80, 3), 120, np.uint8), refine="gf")
+    assert gf.shape == (64, 80) and 0 <= gf.min() and gf.max() <= 1
+    with pytest.raises(InputError, match="refine"):
+        predict_refined(method, image, refine="crf")
+
+
+def test_discover_pads_odd_sizes():
+    method = TokenCut(KeysBackbone((0, 2, 0, 2)))
+    box = method.discover(np.zeros((30, 21, 3), np.uint8))    # padded to 32 x 24
+    np.testing.assert_array_equal(box, [0, 0, 16, 16])
+
+
+def test_overlay_and_collect(tmp_path, rng):
+    image = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    mask = np.zeros((20, 30))
+    mask[5:15, 5:25] = 1
+    out = overlay(image, mask)
+    assert out.shape == (20, 68, 3)
+    np.testing.assert_array_equal(out[:, :30], image)        # left: the image untouched
+    assert not np.array_equal(out[10, 48], image[10, 10])    # right: tinted inside the mask
+    np.testing.assert_array_equal(out[0, 38:], image[0])     # outside the mask untouched
+    write_image(tmp_path / "a.png", image)
+    write_image(tmp_path / "b.jpg", image)
+    (tmp_path / "notes.txt").write_text("x")
+    assert [p.name for p in collect_images([tmp_path])] == ["a.png", "b.jpg"]
+    with pytest.raises(InputError, match="no such file"):
+        collect_images([tmp_path / "missing.jpg"])
+
+
+def test_segment_command_on_any_image(tmp_path, rng):
+    folder = tmp_path / "mine"
+    write_image(folder / "photo.jpg", rng.integers(0, 256, (50, 70, 3), dtype=np.uint8))
+    write_image(tmp_path / "single.png", rng.integers(0, 256, (33, 41, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    assert main(["-q", "segment", str(folder), str(tmp_path / "single.png"), "--out", str(out),
+                 "--backbone", "filterbank", "--refine", "gf"]) == 0
+    assert read_mask(out / "photo.png").shape == (50, 70)
+    assert read_mask(out / "single.png").shape == (33, 41)
+    assert read_image(out / "single_overlay.jpg").shape == (33, 41 * 2 + 8, 3)
+
+
+def test_eval_scores_every_refinement_from_one_prediction(synth_root, tmp_path):
+    from paperlib.data import open_dataset
+
+    dataset = open_dataset("duts-te", synth_root)
+    method = build_method("tokencut", backbone="filterbank", device="cpu")
+    results = evaluate_dataset(dataset, method, refines=("none", "gf"), progress=False,
+                               save_masks=tmp_path / "masks")
+    assert set(results) == {"none", "gf"}
+    for r in ("none", "gf"):
+        assert results[r].scores.n_images == 6 and len(results[r].rows) == 6
+        assert len(list((tmp_path / "masks" / r).glob("*.png"))) == 6
+    # The raw TokenCut mask is binary: its MAE equals 1 - Acc (both at the 0.5 cut).
+    none = results["none"].scores
+    assert none.mae == pytest.approx(1 - none.acc, abs=1e-6)
+
+
+def test_eval_and_corloc_commands(synth_root, tmp_path, capsys):
+    out = tmp_path / "e.json"
+    per = tmp_path / "e.csv"
+    assert main(["-q", "eval", "--dataset", "duts-te", "--root", str(synth_root), "--backbone",
+                 "filterbank", "--refine", "none,bf", "--json", str(out), "--per-image", str(per)]) == 0
+    scores = json.loads(out.read_text())
+    assert scores["synthetic"] is True and set(scores["scores"]) == {"none", "bf"}
+    assert per.read_text().count("\n") == 1 + 2 * 6
+    assert "smoke numbers" in capsys.readouterr().out
+    cl = tmp_path / "c.json"
+    assert main(["-q", "corloc", "--dataset", "synth", "--root", str(synth_root), "--backbone",
+                 "filterbank", "--json", str(cl)]) == 0
+    result = json.loads(cl.read_text())
+    assert result["n_images"] == 6 and 0.0 <= result["corloc"] <= 1.0
+
+
+def test_dino_without_weights_offline_is_one_clear_error(tmp_path, monkeypatch, capsys, rng):
+    monkeypatch.setattr("paperlib.backbones._hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.delenv("PAPERLIB_WEIGHTS_DIR", raising=False)
+    write_image(tmp_path / "x.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    assert main(["-q", "segment", str(tmp_path / "x.png"), "--out", str(tmp_path / "o"),
+                 "--backbone", "dino_vits16"]) == 2
+    err = capsys.readouterr().err
+    assert "dino_deitsmall16_pretrain.pth" in err and "--weights" in err and err.count("\n") == 1
