@@ -33,11 +33,18 @@ demo: $(STAMP)
 	$(BIN)/paperlib refine --method bf --images $(SYNTH)/DUTS-TE-Image --masks $(DEMO)/down16 --out $(DEMO)/down16+bf
 	$(BIN)/paperlib -q eval-masks --gt $(SYNTH)/DUTS-TE-Mask --json $(DEMO)/scores.json \
 	    --pred $(DEMO)/blocky16 $(DEMO)/blocky16+gf $(DEMO)/down16 $(DEMO)/down16+gf $(DEMO)/down16+bf
+	@echo "--- TokenCut on the offline filterbank backbone, with and without each refinement"
+	$(BIN)/paperlib -q eval --dataset duts-te --root $(DEMO)/data --backbone filterbank \
+	    --refine none,gf,bf --json $(DEMO)/tokencut.json --per-image $(DEMO)/tokencut.csv
+	$(BIN)/paperlib -q corloc --dataset synth --root $(DEMO)/data --backbone filterbank
+	$(BIN)/paperlib data photos --out $(DEMO)/photos
+	$(BIN)/paperlib -q segment $(DEMO)/photos --out figures/demo --backbone filterbank --refine gf
 
 # Whole suite on CPU; real-data tests read $(DATA) and skip when it is absent.
 test: $(STAMP)
 	@# pytest's exit 5 means it collected nothing: say so rather than pass or fail silently.
-	PAPERLIB_DATA=$(DATA) $(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS); \
+	PAPERLIB_DATA=$(DATA) OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	    $(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS); \
 	status=$$?; if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$status
 

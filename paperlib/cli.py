@@ -120,6 +120,10 @@ def _add_data(sub) -> None:
     s.add_argument("--split", choices=("te", "tr"), default="te", help="DUTS-TE (default) or DUTS-TR layout")
     s.set_defaults(run=_run_synth)
 
+    ph = dsub.add_parser("photos", help="write the natural photos bundled with scikit-image (offline)")
+    ph.add_argument("--out", required=True, type=Path, help="output folder for JPEG files")
+    ph.set_defaults(run=_run_photos)
+
     g = dsub.add_parser("degrade", help="spoil ground-truth masks (low resolution, blur) for studies")
     g.add_argument("--masks", required=True, type=Path, help="folder of ground-truth masks")
     g.add_argument("--out", required=True, type=Path, help="output folder")
@@ -154,6 +158,19 @@ def _run_synth(args) -> int:
     report = synthesize(args.out, n=args.n, seed=args.seed, split=args.split,
                         progress=not args.quiet)
     print(report)
+    return 0
+
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle")  # scikit-image's own
+
+
+def _run_photos(args) -> int:
+    from .images import write_image
+    from .synth import load_source
+
+    for name in PHOTOS:
+        write_image(args.out / f"{name}.jpg", load_source(name))
+    print(f"wrote {len(PHOTOS)} photo(s) bundled with scikit-image -> {args.out}")
     return 0
 
 
@@ -233,6 +250,8 @@ def _add_method_options(p, *, refine_default: str) -> None:
                                      "$PAPERLIB_WEIGHTS_DIR or timm's hub")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     p.add_argument("--tau", type=float, default=0.2, help="TokenCut affinity threshold (default 0.2)")
+    p.add_argument("--cache", type=Path, help="feature cache folder: backbone keys are stored there "
+                                              "and reused by later runs on the same images")
     p.add_argument("--refine", default=refine_default,
                    help=f"none, gf (guided filter), bf (bilateral solver); comma-separated in eval "
                         f"(default {refine_default})")
@@ -244,7 +263,7 @@ def _method_from_args(args):
     from .methods import build_method
 
     return build_method(args.method, backbone=args.backbone, weights=args.weights,
-                        device=args.device, tau=args.tau)
+                        device=args.device, cache_dir=args.cache, tau=args.tau)
 
 
 def _refine_settings(args):
@@ -339,7 +358,7 @@ def _run_corloc(args) -> int:
 
     dataset = open_corloc_dataset(args.dataset, args.root)
     method = _method_from_args(args)
-    result = corloc_evaluate(dataset, lambda image, _id: method.discover(image),
+    result = corloc_evaluate(dataset, lambda image, image_id: method.discover(image, image_id=image_id),
                              progress=not args.quiet, limit=args.limit)
     expected = CORLOC_DATASETS[args.dataset].n_images
     print(f"{args.dataset}: CorLoc {100 * result.corloc:.1f} ({result.n_hits}/{result.n_images}) "

@@ -38,10 +38,10 @@ class Method(Protocol):
     name: str
     patch_size: int
 
-    def predict(self, image: np.ndarray) -> Prediction:
-        """image (H, W, 3) uint8 RGB -> Prediction at (H, W)."""
+    def predict(self, image: np.ndarray, *, image_id: str | None = None) -> Prediction:
+        """image (H, W, 3) uint8 RGB -> Prediction at (H, W); ``image_id`` keys the feature cache."""
 
-    def discover(self, image: np.ndarray) -> np.ndarray | None:
+    def discover(self, image: np.ndarray, *, image_id: str | None = None) -> np.ndarray | None:
         """image (H, W, 3) uint8 RGB -> the object box (4,) xyxy for CorLoc, or None."""
 
 
@@ -55,48 +55,71 @@ class TokenCut:
 
     name = "tokencut"
 
-    def __init__(self, backbone, *, tau: float = 0.2, eps: float = 1e-5, solver: str = "auto"):
+    def __init__(self, backbone, *, tau: float = 0.2, eps: float = 1e-5, solver: str = "auto",
+                 cache=None):
         self.backbone = backbone
         self.patch_size = int(backbone.patch_size)
         self.tau, self.eps, self.solver = tau, eps, solver
+        self.cache = cache      # a paperlib.feature_cache.FeatureCache, or None
 
-    def predict(self, image: np.ndarray) -> Prediction:
+    def _keys_source(self, image_id: str | None):
+        """The backbone, or the backbone seen through the feature cache for this image."""
+        if self.cache is None or image_id is None:
+            return self.backbone
+        return _CachedBackbone(self.backbone, self.cache, image_id)
+
+    def predict(self, image: np.ndarray, *, image_id: str | None = None) -> Prediction:
         from .tokencut import tokencut_saliency
 
-        out = tokencut_saliency(image, self.backbone, tau=self.tau, eps=self.eps, solver=self.solver)
+        out = tokencut_saliency(image, self._keys_source(image_id), tau=self.tau, eps=self.eps,
+                                solver=self.solver)
         return Prediction(mask=out.mask.astype(np.float32),
                           patch_mask=out.patch.mask.astype(np.float32), box=None)
 
-    def discover(self, image: np.ndarray) -> np.ndarray | None:
+    def discover(self, image: np.ndarray, *, image_id: str | None = None) -> np.ndarray | None:
         import torch
         import torch.nn.functional as F
 
-        from .tokencut import tokencut_box, tokencut_patch_mask
+        from .tokencut import _device_of, tokencut_box, tokencut_patch_mask
 
         height, width = image.shape[:2]
         p = self.patch_size
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
-        # Zero-pad bottom / right to multiples of the patch, as TokenCut's object discovery.
-        x = F.pad(x, (0, (-width) % p, 0, (-height) % p))        # (1, 3, H', W')
+        # Pad bottom / right to multiples of the patch as TokenCut's object discovery does: with
+        # zeros after normalisation, i.e. with the normalisation's mean colour before it.
+        mean = torch.tensor(getattr(self.backbone, "mean", (0.0, 0.0, 0.0)))[None, :, None, None]
+        x = F.pad(x - mean, (0, (-width) % p, 0, (-height) % p)) + mean   # (1, 3, H', W')
+        source = self._keys_source(image_id)
         with torch.no_grad():
-            keys = self.backbone.features(x.to(_device_of(self.backbone))).keys  # (1, D, h, w)
+            keys = source.features(x.to(_device_of(self.backbone))).keys  # (1, D, h, w)
         result = tokencut_patch_mask(keys, tau=self.tau, eps=self.eps, solver=self.solver)
         return tokencut_box(result, p, (height, width)).astype(np.float64)
 
 
-def _device_of(backbone):
-    import torch
+class _CachedBackbone:
+    """A backbone whose keys for one image id are read from (or written to) a feature cache."""
 
-    for tensor in list(backbone.parameters()) + list(backbone.buffers()):
-        return tensor.device
-    return torch.device("cpu")
+    def __init__(self, backbone, cache, image_id: str):
+        from .tokencut import _device_of
+
+        self.backbone, self.cache, self.image_id = backbone, cache, image_id
+        self.patch_size = backbone.patch_size
+        self.device = _device_of(backbone)
+
+    def features(self, images):
+        from .backbones import Features
+        from .feature_cache import cached_features
+
+        keys = cached_features(self.backbone, images, [self.image_id], self.cache)  # (1, D, h, w)
+        return Features(keys=keys, tokens=keys.flatten(2).transpose(1, 2),
+                        grid=tuple(keys.shape[-2:]))
 
 
 METHODS = ("tokencut",)
 
 
 def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | None = None,
-                 device: str | None = None, **options) -> Method:
+                 device: str | None = None, cache_dir: str | None = None, **options) -> Method:
     """A method by name, with its backbone loaded (see :func:`paperlib.backbones.load_backbone`).
 
     Args:
@@ -104,13 +127,16 @@ def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | Non
         backbone: backbone name; 'filterbank' needs no weights.
         weights: official checkpoint file of the backbone, or None (hub / $PAPERLIB_WEIGHTS_DIR).
         device: 'cpu', 'cuda', ... (default: CUDA when available, else CPU).
+        cache_dir: folder of the on-disk feature cache (keys reused across runs), or None.
         options: method options (TokenCut: tau, eps, solver).
     """
     from .backbones import load_backbone
+    from .feature_cache import FeatureCache
 
     check_choice("method", name, METHODS)
     net = load_backbone(backbone, weights=weights, device=resolve_device(device))
-    return TokenCut(net, **options)
+    cache = FeatureCache(cache_dir) if cache_dir is not None else None
+    return TokenCut(net, cache=cache, **options)
 
 
 def resolve_device(device: str | None):
@@ -123,7 +149,8 @@ def resolve_device(device: str | None):
 
 
 def predict_refined(method: Method, image: np.ndarray, *, refine: str = "none",
-                    settings: RefineSettings | None = None) -> tuple[Prediction, np.ndarray]:
+                    settings: RefineSettings | None = None, image_id: str | None = None
+                    ) -> tuple[Prediction, np.ndarray]:
     """Predict one image and refine the mask (trick 1: ``gf``; ``bf``; or ``none``).
 
     Returns:
@@ -131,7 +158,7 @@ def predict_refined(method: Method, image: np.ndarray, *, refine: str = "none",
     """
     check_choice("refine", refine, REFINEMENTS)
     require(image.ndim == 3 and image.shape[2] == 3, f"image must be (H, W, 3), got {image.shape}")
-    pred = method.predict(image)
+    pred = method.predict(image, image_id=image_id)
     if refine == "none":
         return pred, pred.mask
     settings = replace(settings or RefineSettings(), method=refine)

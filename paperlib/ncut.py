@@ -99,8 +99,8 @@ def second_smallest_eigenvector(W: torch.Tensor, *, solver: str = "auto") -> Eig
     - ``"lobpcg"``: ``torch.lobpcg`` on the same M (largest two).
     - ``"auto"``: dense below :data:`AUTO_DENSE_MAX_N` nodes, else arpack (dense again if ARPACK
       does not converge). Graphs of fewer than 6 nodes always go to dense (the iterative
-      solvers need N > 2k = 4 and N >= 3k = 6). Measured on 2 CPU cores: N = 1600 dense 219 ms, arpack 21 ms,
-      lobpcg 64 ms; N = 3600 dense 2.95 s, arpack 131 ms, lobpcg 243 ms.
+      solvers need N > 2k = 4 and N >= 3k = 6). Measured on 2 CPU cores: N = 1600 dense
+      219 ms, arpack 21 ms, lobpcg 64 ms; N = 3600 dense 2.95 s, arpack 131 ms, lobpcg 243 ms.
 
     The vector is made exactly D-orthogonal to the constant vector (when lambda_2 is tiny,
     rounding mixes a little of it in; a constant shift changes neither the mean split nor,

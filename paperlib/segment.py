@@ -133,7 +133,7 @@ def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none
     base = RefineSettings() if settings is None else settings
     for i in tqdm(range(n), desc=f"eval {method.name}", disable=not progress, unit="img"):
         sample = dataset[i]
-        pred = method.predict(sample.image)
+        pred = method.predict(sample.image, image_id=sample.stem)
         for r in refines:
             mask = pred.mask if r == "none" else refine_mask(sample.image, pred.mask,
                                                              replace(base, method=r))

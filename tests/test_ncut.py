@@ -83,6 +83,15 @@ def test_affinity_soft_is_tokencut_no_binary_graph(rng):
     assert torch.equal(W, W.transpose(1, 2))
 
 
+def test_affinity_threshold_ties_follow_tokencut():
+    # Unit vectors (1, 0, 0, 0) and (1, 1, 1, 1) / 2 have cosine exactly 0.5 in floating point.
+    keys = torch.tensor([[1.0, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.float64).T.reshape(1, 4, 1, 2)
+    binary = affinity(keys, tau=0.5, eps=1e-5)[0]
+    soft = affinity(keys, tau=0.5, eps=1e-5, binary=False)[0]
+    assert binary[0, 1] == 1e-5  # binary: S > tau (A = A > tau)
+    assert soft[0, 1] == 0.5     # soft: only S < tau is replaced (A[A < tau] = eps)
+
+
 def test_affinity_scale_invariant_and_keeps_dtype():
     g = torch.Generator().manual_seed(0)
     keys = torch.randn(1, 7, 5, 5, generator=g)
@@ -188,11 +197,11 @@ def test_eigenvector_errors():
     with pytest.raises(InputError, match="square"):
         second_smallest_eigenvector(torch.ones(3, 4))
     with pytest.raises(InputError, match="symmetric"):
-        second_smallest_eigenvector(torch.tensor([[1.0, 2.0, 0.0], [0.0, 1.0, 1.0], [0.0, 1.0, 1.0]]))
+        second_smallest_eigenvector(torch.tensor([[1.0, 2, 0], [0, 1, 1], [0, 1, 1]]))
     with pytest.raises(InputError, match="non-negative"):
         second_smallest_eigenvector(torch.tensor([[1.0, -1.0], [-1.0, 1.0]]))
     with pytest.raises(InputError, match="positive degree"):
-        second_smallest_eigenvector(torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]))
+        second_smallest_eigenvector(torch.tensor([[1.0, 1, 0], [1, 1, 0], [0, 0, 0]]))
     with pytest.raises(InputError, match="at least 2 nodes"):
         second_smallest_eigenvector(torch.ones(1, 1))
     with pytest.raises(InputError, match="solver must be one of"):
@@ -322,7 +331,8 @@ def test_solver_failures(monkeypatch):
     reference = second_smallest_eigenvector(W, solver="dense")
 
     def no_convergence(*args, **kwargs):
-        raise scipy.sparse.linalg.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((0, 0)))
+        raise scipy.sparse.linalg.ArpackNoConvergence("no convergence", np.zeros(0),
+                                                      np.zeros((0, 0)))
 
     monkeypatch.setattr(scipy.sparse.linalg, "eigsh", no_convergence)
     auto = second_smallest_eigenvector(W, solver="auto")  # falls back to the dense solver
