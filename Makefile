@@ -49,8 +49,8 @@ test: $(STAMP)
 	exit $$status
 
 sweep: $(STAMP)
-	$(BIN)/paperlib gf-sweep --dataset duts-te --root $(DATA) --csv results/gf_sweep.csv \
-	    --markdown results/gf_sweep.md --plot figures/gf_sweep.png
+	$(BIN)/paperlib gf-sweep --dataset duts-te --root $(DATA) --csv figures/gf_sweep.csv \
+	    --markdown figures/gf_sweep.md --plot figures/gf_sweep.png
 
 clean:
 	rm -rf results .pytest_cache
