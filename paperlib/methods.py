@@ -80,7 +80,7 @@ class TokenCut:
         import torch
         import torch.nn.functional as F
 
-        from .tokencut import _device_of, tokencut_box, tokencut_patch_mask
+        from .tokencut import backbone_device, tokencut_box, tokencut_patch_mask
 
         height, width = image.shape[:2]
         p = self.patch_size
@@ -91,7 +91,7 @@ class TokenCut:
         x = F.pad(x - mean, (0, (-width) % p, 0, (-height) % p)) + mean   # (1, 3, H', W')
         source = self._keys_source(image_id)
         with torch.no_grad():
-            keys = source.features(x.to(_device_of(self.backbone))).keys  # (1, D, h, w)
+            keys = source.features(x.to(backbone_device(self.backbone))).keys  # (1, D, h, w)
         result = tokencut_patch_mask(keys, tau=self.tau, eps=self.eps, solver=self.solver)
         return tokencut_box(result, p, (height, width)).astype(np.float64)
 
@@ -100,11 +100,11 @@ class _CachedBackbone:
     """A backbone whose keys for one image id are read from (or written to) a feature cache."""
 
     def __init__(self, backbone, cache, image_id: str):
-        from .tokencut import _device_of
+        from .tokencut import backbone_device
 
         self.backbone, self.cache, self.image_id = backbone, cache, image_id
         self.patch_size = backbone.patch_size
-        self.device = _device_of(backbone)
+        self.device = backbone_device(backbone)
 
     def features(self, images):
         from .backbones import Features

@@ -157,7 +157,7 @@ def tokencut_saliency(image: np.ndarray, backbone: FeatureBackbone, *,
     Hr, Wr = multiple_size(H, W, p, rounding="round")
     resized = np.asarray(Image.fromarray(image).resize((Wr, Hr), resample=Image.LANCZOS))
     x = torch.from_numpy(resized.copy()).permute(2, 0, 1)[None]  # (1, 3, H', W') uint8
-    x = x.to(_device_of(backbone), torch.float32) / 255.0
+    x = x.to(backbone_device(backbone), torch.float32) / 255.0
     with torch.no_grad():
         keys = backbone.features(x).keys  # (1, D, h, w)
     if keys.shape[-2:] != (Hr // p, Wr // p):
@@ -169,7 +169,8 @@ def tokencut_saliency(image: np.ndarray, backbone: FeatureBackbone, *,
     return TokenCutSaliency(mask=mask, patch=patch, input_size=(Hr, Wr))
 
 
-def _device_of(backbone) -> torch.device:
+def backbone_device(backbone) -> torch.device:
+    """Where a backbone runs: its ``device`` attribute, its first tensor's device, or the CPU."""
     device = getattr(backbone, "device", None)
     if device is not None:
         return torch.device(device)
