@@ -297,18 +297,23 @@ def _run_segment(args) -> int:
     return 0
 
 
+def _add_dataset_options(p, *, datasets: str, per_image: str) -> None:
+    """Options shared by eval and corloc: which dataset, how much of it, where results go."""
+    p.add_argument("--dataset", required=True, help=datasets)
+    p.add_argument("--root", required=True, type=Path, help="datasets folder")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--json", type=Path, help="write the scores")
+    p.add_argument("--per-image", type=Path, metavar="CSV", help=per_image)
+
+
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="Table 1 metrics of a method on a saliency dataset",
                        description="Predicts every image once and scores each refinement given "
                                    "in --refine (e.g. none,gf,bf for a Table 5 block).")
-    p.add_argument("--dataset", required=True, help="duts-te, dut-omron, ecssd, duts-tr")
-    p.add_argument("--root", required=True, type=Path, help="datasets folder")
-    p.add_argument("--limit", type=int, help="score only the first N images")
+    _add_dataset_options(p, datasets="duts-te, dut-omron, ecssd, duts-tr",
+                         per_image="per-image rows (refine, stem, acc, iou, mae, fbeta_max, fg_ratio)")
     p.add_argument("--save-masks", type=Path, help="write predicted masks (one sub-folder per refinement "
                                                    "when several)")
-    p.add_argument("--json", type=Path, help="write the scores")
-    p.add_argument("--per-image", type=Path, metavar="CSV",
-                   help="per-image rows (stem, refine, iou, fbeta_max, acc, mae, fg_ratio)")
     _add_method_options(p, refine_default="none")
     p.set_defaults(run=_run_eval)
 
@@ -343,11 +348,8 @@ def _add_corloc(sub) -> None:
     p = sub.add_parser("corloc", help="single-object discovery: CorLoc on VOC07, VOC12, COCO20K",
                        description="A hit when the predicted box has IoU >= 0.5 with any "
                                    "ground-truth box; CorLoc = hits / images.")
-    p.add_argument("--dataset", required=True, help="voc07, voc12, coco20k, or synth (offline)")
-    p.add_argument("--root", required=True, type=Path, help="datasets folder")
-    p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("--json", type=Path, help="write the result")
-    p.add_argument("--per-image", type=Path, metavar="CSV", help="per-image rows")
+    _add_dataset_options(p, datasets="voc07, voc12, coco20k, or synth (offline)",
+                         per_image="per-image rows (image_id, pred_box, best_iou, hit, n_gt)")
     _add_method_options(p, refine_default="none")
     p.set_defaults(run=_run_corloc)
 

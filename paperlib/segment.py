@@ -126,6 +126,7 @@ def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none
     require(len(refines) > 0, "refines must name at least one of none, gf, bf")
     for r in refines:
         check_choice("refine", r, REFINEMENTS)
+    require(limit is None or limit >= 1, f"limit must be >= 1, got {limit}")
     n = len(dataset) if limit is None else min(limit, len(dataset))
     require(n > 0, "the dataset is empty")
     metrics = {r: SaliencyMetrics() for r in refines}
