@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -e ".[dev,notebooks]"
+	@# opencv-python-headless (needed by pysodmetrics) and opencv-contrib-python-headless both
+	@# install cv2; whichever lands last wins. Make sure the contrib build (cv2.ximgproc) is it.
+	$(BIN)/python -c "import cv2.ximgproc" 2>/dev/null || \
+	    $(BIN)/python -m pip install --force-reinstall --no-deps \
+	    "$$(grep -o 'opencv-contrib-python-headless==[0-9.]*' pyproject.toml)"
 	touch $(STAMP)
 
 demo: $(STAMP)
