@@ -142,3 +142,16 @@ def test_dino_without_weights_offline_is_one_clear_error(tmp_path, monkeypatch, 
                  "--backbone", "dino_vits16"]) == 2
     err = capsys.readouterr().err
     assert "dino_deitsmall16_pretrain.pth" in err and "--weights" in err and err.count("\n") == 1
+
+
+@pytest.mark.realdata
+def test_eval_on_real_duts_sample_offline(real_data_root, tmp_path):
+    """`paperlib eval` reads the official layout of the real sample and scores it offline."""
+    out = tmp_path / "real.json"
+    assert main(["-q", "eval", "--dataset", "duts-te", "--root", str(real_data_root), "--backbone",
+                 "filterbank16", "--limit", "4", "--refine", "none,gf", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["synthetic"] is False
+    for r in ("none", "gf"):
+        s = result["scores"][r]
+        assert s["n_images"] == 4 and 0.0 <= s["iou"] <= 1.0 and 0.0 <= s["max_fbeta"] <= 1.0
