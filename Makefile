@@ -8,12 +8,13 @@ SYNTH  := $(DEMO)/data/DUTS-TE
 DATA   ?= ../shared/data
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench clean distclean help
+.PHONY: demo test bench sweep clean distclean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo   build the environment, run the offline demo (synthetic data, no downloads)"
 	@echo "make test   build the environment, run the test suite on CPU"
+	@echo "make bench  speed of the guided filter and metrics beside OpenCV, kornia, pysodmetrics"
 	@echo "make sweep  guided-filter study on the real DUTS-TE sample (DATA=$(DATA))"
 	@echo "make clean  remove results and caches (keeps .venv)"
 
@@ -52,6 +53,9 @@ test: $(STAMP)
 	    $(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS); \
 	status=$$?; if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$status
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_refine.py --json results/bench_refine.json
 
 sweep: $(STAMP)
 	$(BIN)/paperlib gf-sweep --dataset duts-te --root $(DATA) --csv figures/gf_sweep.csv \
