@@ -249,6 +249,11 @@ def _add_method_options(p, *, refine_default: str) -> None:
     p.add_argument("--weights", help="official backbone checkpoint (.pth); default: "
                                      "$PAPERLIB_WEIGHTS_DIR or timm's hub")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--checkpoint", type=Path, help="trained Sempart head (.pt) for --method sempart")
+    p.add_argument("--protocol", choices=("default", "official"), default="default",
+                   help="sempart evaluation protocol: default (BatchNorm eval, full resolution, "
+                        "polarity per batch) or official (released code: BatchNorm train, 335 resize "
+                        "+ 320 centre crop)")
     p.add_argument("--tau", type=float, default=0.2, help="TokenCut affinity threshold (default 0.2)")
     p.add_argument("--cache", type=Path, help="feature cache folder: backbone keys are stored there "
                                               "and reused by later runs on the same images")
@@ -262,8 +267,17 @@ def _add_method_options(p, *, refine_default: str) -> None:
 def _method_from_args(args):
     from .methods import build_method
 
+    options = {"tau": args.tau} if args.method == "tokencut" else {}
     return build_method(args.method, backbone=args.backbone, weights=args.weights,
-                        device=args.device, cache_dir=args.cache, tau=args.tau)
+                        device=args.device, cache_dir=args.cache, checkpoint=args.checkpoint,
+                        protocol=args.protocol, **options)
+
+
+def _method_label(method, args) -> str:
+    """'tokencut/dino_vits16', or the backbone a Sempart checkpoint names."""
+    backbone = getattr(getattr(method, "model", None), "backbone", None)
+    name = getattr(backbone, "name", None) or args.backbone
+    return f"{method.name}/{name}" + (f" ({args.protocol} protocol)" if method.name == "sempart" else "")
 
 
 def _refine_settings(args):
@@ -292,7 +306,7 @@ def _run_segment(args) -> int:
     method = _method_from_args(args)
     report = segment_paths(args.paths, args.out, method, refine=args.refine, settings=settings,
                            overlays=not args.no_overlays, progress=not args.quiet)
-    print(f"segmented {report.n_images} image(s) with {method.name} ({args.backbone}), "
+    print(f"segmented {report.n_images} image(s) with {_method_label(method, args)}, "
           f"refine={report.refine} -> {report.out_dir}")
     return 0
 
@@ -328,7 +342,7 @@ def _run_eval(args) -> int:
     method = _method_from_args(args)
     results = evaluate_dataset(dataset, method, refines=refines, settings=_refine_settings(args),
                                limit=args.limit, save_masks=args.save_masks, progress=not args.quiet)
-    label = f"{method.name}/{args.backbone}"
+    label = _method_label(method, args)
     if getattr(dataset, "is_synthetic", False):
         print(f"note: {args.root} holds the synthetic set: smoke numbers, not the paper's")
     print(f"{args.dataset}: {len(next(iter(results.values())).rows)} image(s)")
@@ -364,7 +378,7 @@ def _run_corloc(args) -> int:
                              progress=not args.quiet, limit=args.limit)
     expected = CORLOC_DATASETS[args.dataset].n_images
     print(f"{args.dataset}: CorLoc {100 * result.corloc:.1f} ({result.n_hits}/{result.n_images}) "
-          f"with {method.name}/{args.backbone}")
+          f"with {_method_label(method, args)}")
     if expected and result.n_images < expected:
         print(f"note: {result.n_images} of the {expected} images of {args.dataset} were scored")
     if args.json:

@@ -115,11 +115,12 @@ class _CachedBackbone:
                         grid=tuple(keys.shape[-2:]))
 
 
-METHODS = ("tokencut",)
+METHODS = ("tokencut", "sempart")
 
 
 def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | None = None,
-                 device: str | None = None, cache_dir: str | None = None, **options) -> Method:
+                 device: str | None = None, cache_dir: str | None = None,
+                 checkpoint: str | None = None, protocol: str = "default", **options) -> Method:
     """A method by name, with its backbone loaded (see :func:`paperlib.backbones.load_backbone`).
 
     Args:
@@ -128,12 +129,22 @@ def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | Non
         weights: official checkpoint file of the backbone, or None (hub / $PAPERLIB_WEIGHTS_DIR).
         device: 'cpu', 'cuda', ... (default: CUDA when available, else CPU).
         cache_dir: folder of the on-disk feature cache (keys reused across runs), or None.
+        checkpoint: 'sempart' only: the trained head (.pt). Its own backbone name is used and
+            ``weights`` is that backbone's file.
+        protocol: 'sempart' only: evaluation protocol, 'default' or 'official' (SPEC).
         options: method options (TokenCut: tau, eps, solver).
     """
     from .backbones import load_backbone
     from .feature_cache import FeatureCache
 
     check_choice("method", name, METHODS)
+    if name == "sempart":
+        from .sempart import PROTOCOLS, SempartMethod, load_sempart
+
+        require(checkpoint is not None, "method 'sempart' needs --checkpoint FILE (a trained head)")
+        check_choice("protocol", protocol, PROTOCOLS)
+        model = load_sempart(checkpoint, backbone_weights=weights, device=resolve_device(device))
+        return SempartMethod(model, protocol=PROTOCOLS[protocol])
     net = load_backbone(backbone, weights=weights, device=resolve_device(device))
     cache = FeatureCache(cache_dir) if cache_dir is not None else None
     return TokenCut(net, cache=cache, **options)

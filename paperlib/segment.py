@@ -132,17 +132,31 @@ def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none
     metrics = {r: SaliencyMetrics() for r in refines}
     rows: dict[str, list[dict]] = {r: [] for r in refines}
     base = RefineSettings() if settings is None else settings
-    for i in tqdm(range(n), desc=f"eval {method.name}", disable=not progress, unit="img"):
-        sample = dataset[i]
-        pred = method.predict(sample.image, image_id=sample.stem)
-        for r in refines:
-            mask = pred.mask if r == "none" else refine_mask(sample.image, pred.mask,
-                                                             replace(base, method=r))
-            scores = metrics[r].update(mask, sample.mask)
-            rows[r].append({"stem": sample.stem, **scores._asdict()})
-            if save_masks is not None:
-                folder = Path(save_masks) / r if len(refines) > 1 else Path(save_masks)
-                write_mask_png(folder / f"{sample.stem}.png", mask)
+    # Methods with a batch protocol (Sempart: polarity per batch, BatchNorm in train mode, the
+    # released code's centre crop) see the images in chunks of their batch size, in order.
+    batched = hasattr(method, "predict_batch") and hasattr(method, "view")
+    step = getattr(getattr(method, "protocol", None), "batch_size", 1) if batched else 1
+    bar = tqdm(total=n, desc=f"eval {method.name}", disable=not progress, unit="img")
+    for start in range(0, n, step):
+        samples = [dataset[i] for i in range(start, min(n, start + step))]
+        if batched:
+            views = [method.view(s.image, s.mask) for s in samples]
+            frames = [(s.stem, v.image, v.mask) for s, v in zip(samples, views)]
+            preds = method.predict_batch([image for _, image, _ in frames])
+        else:
+            frames = [(s.stem, s.image, s.mask) for s in samples]
+            preds = [method.predict(s.image, image_id=s.stem) for s in samples]
+        for (stem, image, target), pred in zip(frames, preds):
+            for r in refines:
+                mask = pred.mask if r == "none" else refine_mask(image, pred.mask,
+                                                                 replace(base, method=r))
+                scores = metrics[r].update(mask, target)
+                rows[r].append({"stem": stem, **scores._asdict()})
+                if save_masks is not None:
+                    folder = Path(save_masks) / r if len(refines) > 1 else Path(save_masks)
+                    write_mask_png(folder / f"{stem}.png", mask)
+        bar.update(len(samples))
+    bar.close()
     return {r: DatasetEval(scores=metrics[r].compute(), rows=rows[r], method=method.name, refine=r)
             for r in refines}
 

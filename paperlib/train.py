@@ -684,6 +684,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     head = SempartHead(backbone.dim, backbone.patch_size).to(device)
     if config.channels_last:
         head = head.to(memory_format=torch.channels_last)
+    if distributed:  # before the optimiser: the conversion makes new BatchNorm parameters
+        head = convert_sync_batchnorm(head, device)
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, betas=config.betas,
                                   weight_decay=config.weight_decay)
     step, epoch, position, best_iou = 0, 0, 0, None
@@ -694,7 +696,6 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         _set_rng_states(ckpt["rng"])
     model: nn.Module = head
     if distributed:
-        head = convert_sync_batchnorm(head, device)
         model = nn.parallel.DistributedDataParallel(head, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile:
         model = torch.compile(model)

@@ -155,3 +155,36 @@ def test_eval_on_real_duts_sample_offline(real_data_root, tmp_path):
     for r in ("none", "gf"):
         s = result["scores"][r]
         assert s["n_images"] == 4 and 0.0 <= s["iou"] <= 1.0 and 0.0 <= s["max_fbeta"] <= 1.0
+
+
+@pytest.mark.parametrize("protocol", ["default", "official"])
+def test_sempart_checkpoint_through_every_command(synth_root, tmp_path, protocol):
+    """A saved head (random here: the plumbing, not the quality) runs in eval, segment and corloc."""
+    import torch
+
+    from paperlib.backbones import load_backbone
+    from paperlib.head import SempartHead
+    from paperlib.sempart import save_sempart
+
+    torch.manual_seed(0)
+    backbone = load_backbone("filterbank")
+    ckpt = tmp_path / "head.pt"
+    save_sempart(ckpt, SempartHead(dim=backbone.dim, patch_size=8), backbone="filterbank",
+                 image_size=64, resize_short=72)
+    common = ["--method", "sempart", "--checkpoint", str(ckpt), "--protocol", protocol]
+    out = tmp_path / "e.json"
+    assert main(["-q", "eval", "--dataset", "duts-te", "--root", str(synth_root), "--refine",
+                 "none,gf", "--json", str(out), *common]) == 0
+    scores = json.loads(out.read_text())["scores"]
+    assert scores["none"]["n_images"] == 6 and 0 <= scores["gf"]["iou"] <= 1
+    assert main(["-q", "corloc", "--dataset", "synth", "--root", str(synth_root), *common]) == 0
+    images = synth_root / "DUTS-TE" / "DUTS-TE-Image"
+    assert main(["-q", "segment", str(images), "--out", str(tmp_path / "seg"), *common]) == 0
+    first = sorted(images.iterdir())[0]
+    assert read_mask(tmp_path / "seg" / f"{first.stem}.png").shape == read_image(first).shape[:2]
+
+
+def test_sempart_without_checkpoint_is_a_clear_error(capsys, tmp_path):
+    assert main(["-q", "segment", str(tmp_path), "--out", str(tmp_path / "o"), "--method",
+                 "sempart"]) == 2
+    assert "--checkpoint" in capsys.readouterr().err
