@@ -13,7 +13,7 @@ Weights never come from a silent random initialisation. :func:`load_backbone` ta
 order, from ``weights=FILE`` (an official checkpoint), from ``$PAPERLIB_WEIGHTS_DIR/<official
 file name>``, or from timm's hub; when none is available it raises one :class:`InputError` that
 says which file to download and how to pass it. ``filterbank`` needs no weights at all: colour
-and texture statistics per patch, so the whole pipeline runs offline.
+and texture statistics per patch (:mod:`paperlib.filterbank`), so the whole pipeline runs offline.
 
 Position embeddings are resampled from the 224-pixel grid to the input's grid by one of two
 rules (``pos_interpolation``). 'dino' (default) is the rule of DINO's ``vision_transformer.py``,
@@ -23,6 +23,12 @@ grid, and no resampling at the g x g grid itself. 'timm' is timm's
 ``resample_abs_pos_embed``: bicubic to the exact size with antialiasing, which in PyTorch is a
 different kernel (a = -0.5) even when the grid grows. The two differ by a few hundredths of a
 unit-scale embedding.
+
+Public API: :data:`BACKBONES` (the registry), :func:`load_backbone`, :class:`ViTBackbone`,
+:func:`resample_pos_embed`, :func:`read_state_dict`, :func:`file_sha256`, :func:`multiple_size`,
+:func:`resize_to_multiple`, ``IMAGENET_MEAN`` / ``IMAGENET_STD``; the interface
+:class:`Backbone` / :class:`Features` comes from :mod:`paperlib.features` and the offline
+:class:`FilterBank` from :mod:`paperlib.filterbank`.
 """
 
 from __future__ import annotations
@@ -35,22 +41,19 @@ import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .features import Backbone, Features  # the interface every backbone here implements
+from .filterbank import FilterBank
 from .validation import InputError, check_choice, check_tensor, require
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # DINO's and timm's input normalisation
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 WEIGHTS_DIR_ENV = "PAPERLIB_WEIGHTS_DIR"  # a folder holding official files under their own names
-
-# Inputs outside [-0.25, 1.25] are not [0, 1] images: they are 0..255 or already normalised.
-# The slack lets through the overshoot of a bicubic resize.
-_RANGE_SLACK = 0.25
 
 
 @dataclass(frozen=True)
@@ -106,20 +109,6 @@ BACKBONES: dict[str, BackboneInfo] = {
 }
 
 
-class Features(NamedTuple):
-    """What a backbone returns for a batch of images.
-
-    Attributes:
-        keys: (B, D, h, w) float32, the last block's keys (SPEC "Backbone features").
-        tokens: (B, N, D) float32, the final normed patch tokens, row-major over (h, w).
-        grid: (h, w), the patch grid.
-    """
-
-    keys: torch.Tensor
-    tokens: torch.Tensor
-    grid: tuple[int, int]
-
-
 # --------------------------------------------------------------------------------------------
 # Sizes
 
@@ -162,82 +151,6 @@ def resize_to_multiple(images: torch.Tensor, patch: int, *, rounding: str = "rou
         return images
     out = F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
     return out.clamp_(0.0, 1.0)
-
-
-# --------------------------------------------------------------------------------------------
-# The common interface
-
-class Backbone(nn.Module):
-    """A frozen feature extractor: (B, 3, H, W) images in [0, 1] -> :class:`Features`.
-
-    Attributes:
-        name: the registry name (``dino_vits8``, ``filterbank``, ...).
-        patch_size: pixels per token side.
-        dim: D, channels of a key token.
-        mean, std: the per-channel normalisation the backbone applies to its [0, 1] input.
-        weights_id: what the weights were: ``sha256:<hex>`` of a file, ``hub:<timm name>``,
-            ``filterbank:...`` (its settings) or ``random-init``.
-        config_id: weights_id plus any option that changes the features; caches key on it.
-    """
-
-    def __init__(self, name: str, *, patch_size: int, dim: int, mean: tuple[float, ...],
-                 std: tuple[float, ...], weights_id: str):
-        super().__init__()
-        self.name = name
-        self.patch_size = patch_size
-        self.dim = dim
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
-        self.weights_id = weights_id
-
-    @property
-    def config_id(self) -> str:
-        """Everything besides the input that fixes the features: the weights and any option."""
-        return self.weights_id
-
-    def train(self, mode: bool = True) -> "Backbone":
-        """Stay in eval mode whatever a parent module asks: the backbone is frozen."""
-        return super().train(False)
-
-    def features(self, images: torch.Tensor, *, autocast: torch.dtype | None = None) -> Features:
-        """Features of a batch of images, without gradients.
-
-        Paper section 3 (frozen DINO features); SPEC "Backbone features".
-
-        Args:
-            images: (B, 3, H, W) float RGB in [0, 1], **not** normalised; H and W multiples of
-                ``patch_size`` (use :func:`resize_to_multiple`).
-            autocast: run under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``);
-                the outputs are float32 either way.
-
-        Returns:
-            :class:`Features` with keys (B, D, h, w), tokens (B, N, D) and grid (h, w).
-        """
-        check_tensor("images", images, ndim=4, channels=3, floating=True)
-        B, _, H, W = images.shape
-        p = self.patch_size
-        require(B > 0, "images: the batch is empty")
-        require(H % p == 0 and W % p == 0,
-                f"images: {self.name} needs H and W that are multiples of its patch size {p}, got "
-                f"{H}x{W}; resize first, e.g. paperlib.backbones.resize_to_multiple(images, {p})")
-        lo, hi = (float(v) for v in torch.aminmax(images.detach()))
-        require(lo >= -_RANGE_SLACK and hi <= 1.0 + _RANGE_SLACK,
-                f"images must be RGB in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; pass them "
-                f"un-normalised (the backbone applies its own mean/std)")
-        with torch.no_grad(), torch.autocast(images.device.type, dtype=autocast or torch.bfloat16,
-                                             enabled=autocast is not None):
-            keys, tokens = self._extract(images)
-        return Features(keys.float().contiguous(), tokens.float().contiguous(), (H // p, W // p))
-
-    def forward(self, images: torch.Tensor) -> Features:
-        """Same as :meth:`features`."""
-        return self.features(images)
-
-    def _extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError(f"{type(self).__name__} must implement _extract")
-
-    def extra_repr(self) -> str:
-        return f"name={self.name!r}, patch_size={self.patch_size}, dim={self.dim}, weights={self.weights_id!r}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,136 +419,3 @@ def load_backbone(name: str, *, weights: str | Path | None = None,
     backbone = ViTBackbone(name, model, patch_size=info.patch_size, weights_id=weights_id,
                            mean=info.mean, std=info.std, pos_interpolation=pos_interpolation)
     return backbone.to(device) if device is not None else backbone
-
-
-# --------------------------------------------------------------------------------------------
-# The offline filter bank
-
-def rgb_to_lab(images: torch.Tensor) -> torch.Tensor:
-    """CIE L*a*b* (D65 white, 2 degree observer) of sRGB images.
-
-    The standard sRGB -> linear RGB -> XYZ -> Lab chain, with the constants scikit-image's
-    ``rgb2lab`` uses (XYZ matrix of ITU-R BT.709 primaries, white (0.95047, 1, 1.08883)).
-
-    Args:
-        images: (B, 3, H, W) float sRGB in [0, 1].
-
-    Returns:
-        (B, 3, H, W): L in [0, 100], a and b roughly in [-128, 127].
-    """
-    linear = torch.where(images > 0.04045, ((images + 0.055) / 1.055) ** 2.4, images / 12.92)
-    xyz_from_rgb = images.new_tensor([[0.412453, 0.357580, 0.180423],
-                                      [0.212671, 0.715160, 0.072169],
-                                      [0.019334, 0.119193, 0.950227]])
-    white = images.new_tensor([0.95047, 1.0, 1.08883]).view(1, 3, 1, 1)
-    xyz = torch.einsum("ij,bjhw->bihw", xyz_from_rgb, linear) / white  # (B, 3, H, W)
-    f = torch.where(xyz > 0.008856, xyz.clamp_min(1e-12) ** (1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
-    fx, fy, fz = f.unbind(1)
-    return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=1)
-
-
-def texture_kernels(sigmas: tuple[float, ...], orientations: int, *, device=None,
-                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The filter bank: oriented first derivatives of a Gaussian and a Laplacian of Gaussian.
-
-    Per scale sigma: ``orientations`` derivatives at angles k * pi / orientations (sigma * dG/dn,
-    scale-normalised) and one sigma^2 * LoG, each on a (2 ceil(3 sigma) + 1)^2 support made
-    zero-sum, then zero-padded to the largest support so that all run as one conv2d.
-
-    Args:
-        sigmas: Gaussian scales in pixels.
-        orientations: number of derivative directions over [0, pi).
-
-    Returns:
-        (K, 1, k, k) kernels, K = len(sigmas) * (orientations + 1), k = 2 ceil(3 max(sigmas)) + 1.
-    """
-    R = math.ceil(3 * max(sigmas))
-    kernels = []
-    for sigma in sigmas:
-        r = math.ceil(3 * sigma)
-        t = torch.arange(-r, r + 1, device=device, dtype=torch.float64)
-        y, x = torch.meshgrid(t, t, indexing="ij")
-        g = torch.exp(-(x ** 2 + y ** 2) / (2 * sigma ** 2))
-        g = g / g.sum()
-        gx, gy = -x / sigma ** 2 * g, -y / sigma ** 2 * g  # dG/dx, dG/dy
-        bank = [sigma * (math.cos(theta) * gx + math.sin(theta) * gy)
-                for theta in (k * math.pi / orientations for k in range(orientations))]
-        bank.append((x ** 2 + y ** 2 - 2 * sigma ** 2) / sigma ** 2 * g)  # sigma^2 * LoG
-        for kern in bank:
-            kern = kern - kern.mean()  # zero-sum: a flat image gives no response
-            kernels.append(F.pad(kern, (R - r,) * 4))
-    return torch.stack(kernels).unsqueeze(1).to(dtype)  # (K, 1, k, k)
-
-
-class FilterBank(Backbone):
-    """Offline backbone: per-patch colour and texture statistics, shaped like ViT keys.
-
-    Channels (D = 6 + len(sigmas) * (orientations + 1), 16 by default), all on the patch grid:
-
-    * colour (6): mean and standard deviation of L*, a*, b* over the patch's pixels;
-    * texture (len(sigmas) * (orientations + 1)): mean over the patch of |response| of each
-      :func:`texture_kernels` filter run on L* / 100.
-
-    Each channel is then standardised per image (zero mean, unit variance over the N tokens),
-    and the colour and texture groups are scaled so that they carry ``colour_weight`` and
-    ``1 - colour_weight`` of the total variance: cosine affinities of these features then
-    behave like those of DINO keys (similar tokens near 1, unlike ones near or below 0).
-    Deterministic, batched, float32 on the images' device; no weights.
-
-    Args:
-        patch_size: the token grid's cell, 8 to match ViT-S/8's 40x40 grid at 320x320.
-        sigmas: Gaussian scales in pixels; 1 and 2 resolve texture finer than an 8-pixel patch.
-        orientations: derivative directions over [0, pi); 4 is the usual minimal bank.
-        colour_weight: the colour group's share of the feature variance; 0.5 lets neither cue
-            dominate.
-        name: the registry name (default 'filterbank', or 'filterbank<patch>').
-    """
-
-    def __init__(self, *, patch_size: int = 8, sigmas: tuple[float, ...] = (1.0, 2.0),
-                 orientations: int = 4, colour_weight: float = 0.5, name: str | None = None):
-        require(patch_size >= 1, f"patch_size must be >= 1, got {patch_size}")
-        require(len(sigmas) > 0 and all(s > 0 for s in sigmas), f"sigmas must be > 0, got {sigmas}")
-        require(orientations >= 1, f"orientations must be >= 1, got {orientations}")
-        require(0.0 <= colour_weight <= 1.0, f"colour_weight must be in [0, 1], got {colour_weight}")
-        n_texture = len(sigmas) * (orientations + 1)
-        # Identity normalisation: the Lab conversion needs the raw [0, 1] RGB.
-        super().__init__(name or f"filterbank{'' if patch_size == 8 else patch_size}",
-                         patch_size=patch_size, dim=6 + n_texture, mean=(0.0, 0.0, 0.0),
-                         std=(1.0, 1.0, 1.0),
-                         weights_id=f"filterbank:p{patch_size}:s{','.join(map(str, sigmas))}"
-                                    f":o{orientations}:c{colour_weight}")
-        self.sigmas = tuple(float(s) for s in sigmas)
-        self.orientations = orientations
-        self.colour_weight = colour_weight
-        self.eval()
-
-    def _extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.autocast(images.device.type, enabled=False):
-            x = images.float()
-            p = self.patch_size
-            lab = rgb_to_lab(x) / 100.0                                    # (B, 3, H, W)
-            mean_lab = F.avg_pool2d(lab, p)                                # (B, 3, h, w)
-            var_lab = (F.avg_pool2d(lab ** 2, p) - mean_lab ** 2).clamp_min(0.0)
-            colour = torch.cat((mean_lab, var_lab.sqrt()), dim=1)          # (B, 6, h, w)
-
-            kernels = texture_kernels(self.sigmas, self.orientations, device=x.device)  # (K, 1, k, k)
-            r = kernels.shape[-1] // 2
-            L = F.pad(lab[:, :1], (r, r, r, r), mode="replicate")          # (B, 1, H + 2r, W + 2r)
-            texture = F.avg_pool2d(F.conv2d(L, kernels).abs(), p)          # (B, K, h, w)
-
-            n_texture = texture.shape[1]
-            colour = _standardise(colour) * math.sqrt(self.colour_weight / 6)
-            texture = _standardise(texture) * math.sqrt((1.0 - self.colour_weight) / n_texture)
-            keys = torch.cat((colour, texture), dim=1)                     # (B, D, h, w)
-        return keys, keys.flatten(2).transpose(1, 2)                       # (B, N, D)
-
-
-def _standardise(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    """Zero mean, unit variance per image and channel over the patch grid.
-
-    eps (in squared feature units; the features are O(0.01)-O(1)) only guards the division:
-    a channel that is flat up to float rounding comes out as ~0 (below 1e-6).
-    """
-    mu = f.mean(dim=(2, 3), keepdim=True)
-    var = f.var(dim=(2, 3), keepdim=True, unbiased=False)
-    return (f - mu) / torch.sqrt(var + eps)

@@ -143,7 +143,7 @@ def _run_download(args) -> int:
 
 
 def _run_verify(args) -> int:
-    from .download import verify
+    from .verify import verify
 
     report = verify(args.name, args.root, expect_complete=not args.subset, decode=args.decode,
                     progress=not args.quiet)
@@ -369,7 +369,8 @@ def _add_corloc(sub) -> None:
 
 
 def _run_corloc(args) -> int:
-    from .corloc import CORLOC_DATASETS, corloc_evaluate, open_corloc_dataset
+    from .box_datasets import CORLOC_DATASETS, open_corloc_dataset
+    from .corloc import corloc_evaluate
     from .evaluate import write_csv, write_json
 
     dataset = open_corloc_dataset(args.dataset, args.root)

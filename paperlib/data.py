@@ -22,7 +22,7 @@ Public API
     image uint8 (H, W, 3) RGB, mask float32 (H, W) in [0, 1].
 
 A dataset folder holding ``SYNTHETIC.json`` (written by ``paperlib.synth``) loads like any other;
-``SaliencyDataset.is_synthetic`` says so, and ``paperlib.download.verify`` reports it.
+``SaliencyDataset.is_synthetic`` says so, and ``paperlib.verify.verify`` reports it.
 """
 
 from __future__ import annotations

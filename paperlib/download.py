@@ -1,20 +1,18 @@
-"""Fetching the datasets from their official sources, unpacking them safely, and checking them.
+"""Fetching the datasets from their official sources, unpacking them safely, laying them out.
 
 Public API
 ----------
 ``download(name, root, *, progress=True, sha256=None, mirror=None, keep_archives=False)``
     ``-> DownloadReport``: fetch, check, unpack and lay out one dataset under ``root``;
-    a second run with everything present fetches nothing and only verifies.
-``verify(name, root, *, expect_complete=True, decode=False, progress=False) -> VerifyReport``
-    counts against the official ones, unpaired stems, unreadable files, size mismatches.
+    a second run with everything present fetches nothing and only verifies
+    (:func:`paperlib.verify.verify`).
 ``fetch(urls, dest, *, size=None, progress=True, timeout=60.0) -> str``
     resumable HTTP GET (``Range``) into ``dest`` via ``dest.part``; returns the URL that served.
 ``check_digest(path, item, *, ledger, key, sha256=None, url=None) -> DigestCheck``
     published SHA-256 / MD5, or trust on first use recorded in ``<root>/.paperlib-downloads.json``.
 ``extract_archive(archive, dest, *, progress=False) -> int``
     zip or tar; refuses absolute paths, ``..``, links and special files (``InputError``).
-``SOURCES`` every downloadable name -> its ``Download`` files; ``DETECTION_SETS`` voc07,
-``voc12``, ``coco20k``; ``NAMES``; ``DownloadError`` (an ``InputError``).
+``DownloadError`` (an ``InputError``). The names and their files are in :mod:`paperlib.sources`.
 
 Nothing here prints except tqdm progress (and, with progress on, the digest recorded on first use);
 results come back as reports whose ``lines()`` the CLI prints. Archives go to ``root/downloads/``
@@ -36,85 +34,28 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 from . import __version__
-from .data import DATASETS, Download, find_layout, find_synthetic_marker, pair_files
+from .data import DATASETS, Download
 from .images import atomic_path
-from .validation import InputError, check_choice
+from .sources import SOURCES, check_name
+from .validation import InputError
+from .verify import VerifyReport, verify
 
 LEDGER_NAME = ".paperlib-downloads.json"
 ARCHIVE_DIR = "downloads"
 _CHUNK = 1 << 20
 _USER_AGENT = f"paperlib/{__version__} (urllib)"
-_SHOWN = 5  # items named per problem in a report line
+_SHOWN = 5  # names an error message lists
 
 
 class DownloadError(InputError):
     """A file that could not be fetched, or that did not match its checksum."""
-
-
-@dataclass(frozen=True)
-class DetectionSpec:
-    """A single-object-discovery set: its folder under the root and its image count (SPEC.md)."""
-
-    name: str
-    folder: str
-    n_images: int
-    downloads: tuple[Download, ...]
-
-
-def _voc(year: str, stamp: str, n_images: int, sha256: str, md5: str, size: int) -> DetectionSpec:
-    tar = f"VOCtrainval_{stamp}.tar"
-    folder = f"VOCdevkit/VOC{year}"
-    # sha256 and size: TFDS url_checksums/voc.txt (measured on the pjreddie.com mirror);
-    # md5: torchvision.datasets.VOCDetection. The tar unpacks as VOCdevkit/VOC<year>/.
-    return DetectionSpec(name=f"voc{year[2:]}", folder=folder, n_images=n_images, downloads=(
-        Download(urls=(f"http://host.robots.ox.ac.uk/pascal/VOC/voc{year}/{tar}",
-                       f"http://pjreddie.com/media/files/{tar}"),
-                 filename=tar, places=((folder, folder),), sha256=sha256, md5=md5, size=size),))
-
-
-# VOC07 trainval 5,011 images, VOC12 trainval 11,540, COCO20K 19,817 (SPEC.md, CorLoc).
-DETECTION_SETS: dict[str, DetectionSpec] = {
-    "voc07": _voc("2007", "06-Nov-2007", 5011, size=460032000, md5="c52e279531787c972589f7e41ab4ae64",
-                  sha256="7d8cd951101b0957ddfd7a530bdc8a94f06121cfc1e511bb5937e973020c7508"),
-    "voc12": _voc("2012", "11-May-2012", 11540, size=1999639040, md5="6cd6e144f989b92b3379bac3b3de84fd",
-                  sha256="e14f763270cf193d0b5f74b169f44157a4b0c6efa708f4dd0ff78ee691763bcb"),
-    "coco20k": DetectionSpec(name="coco20k", folder="COCO", n_images=19817, downloads=(
-        # sha256 and sizes of the COCO zips: TFDS url_checksums/coco2014.txt.
-        Download(urls=("http://images.cocodataset.org/zips/train2014.zip",), filename="train2014.zip",
-                 places=(("train2014", "COCO/train2014"),), size=13510573713,
-                 sha256="ede4087e640bddba550e090eae701092534b554b42b05ac33f0300b984b31775"),
-        Download(urls=("http://images.cocodataset.org/annotations/annotations_trainval2014.zip",),
-                 filename="annotations_trainval2014.zip", places=(("annotations", "COCO/annotations"),),
-                 size=252872794, sha256="031296bbc80c45a1d1f76bf9a90ead27e94e99ec629208449507a4917a3bf009"),
-        # The 19,817 file names (one "train2014/COCO_train2014_<12 digits>.jpg" a line) used by
-        # LOST and TokenCut; TokenCut's repository carries a copy. No digest is published.
-        Download(urls=("https://raw.githubusercontent.com/valeoai/LOST/master/datasets/coco_20k_filenames.txt",
-                       "https://raw.githubusercontent.com/YangtaoWANG95/TokenCut/master/datasets/"
-                       "coco_20k_filenames.txt"),
-                 filename="coco_20k_filenames.txt",
-                 places=(("coco_20k_filenames.txt", "COCO/coco_20k_filenames.txt"),), unpack=False),
-    )),
-}
-
-SOURCES: dict[str, tuple[Download, ...]] = {
-    **{name: spec.downloads for name, spec in DATASETS.items()},
-    **{name: spec.downloads for name, spec in DETECTION_SETS.items()},
-}
-NAMES = tuple(SOURCES)
-
-
-def _check_name(name: str) -> str:
-    key = str(name).lower()
-    check_choice("dataset", key, NAMES)
-    return key
 
 
 # ---------------------------------------------------------------- HTTP, resumable
@@ -429,7 +370,7 @@ class DownloadReport:
     root: Path
     fetched: tuple[tuple[str, DigestCheck], ...]  # (filename, digest check)
     present: tuple[str, ...]  # filenames skipped because their contents are in place
-    verify: "VerifyReport"
+    verify: VerifyReport
 
     @property
     def ok(self) -> bool:
@@ -469,7 +410,7 @@ def download(name: str, root: str | Path, *, progress: bool = True, sha256: str 
     already in place is not fetched again; the dataset is verified at the end either way.
 
     Args:
-        name: one of ``NAMES`` (duts-tr, duts-te, dut-omron, ecssd, voc07, voc12, coco20k).
+        name: one of :data:`paperlib.sources.NAMES` (duts-tr, duts-te, dut-omron, ecssd, voc07, voc12, coco20k).
         root: the data root (created if needed).
         progress: show tqdm bars.
         sha256: a digest overriding the published or recorded one: ``"DIGEST"`` for a one-file
@@ -485,7 +426,7 @@ def download(name: str, root: str | Path, *, progress: bool = True, sha256: str 
             or failed its checksum (it is deleted). An archive that ``extract_archive`` refuses
             stays in ``root/downloads/`` for inspection.
     """
-    name = _check_name(name)
+    name = check_name(name)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     items = SOURCES[name]
@@ -513,198 +454,3 @@ def download(name: str, root: str | Path, *, progress: bool = True, sha256: str 
         archive_dir.rmdir()
     return DownloadReport(name=name, root=root, fetched=tuple(fetched), present=tuple(present),
                           verify=verify(name, root, progress=progress))
-
-
-# ---------------------------------------------------------------- verification
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """The state of a dataset on disk, measured against its official release.
-
-    ``found`` counts the usable items (image/mask pairs; images with annotations), ``expected``
-    the official count. ``clean`` means no problem in what is there; ``complete`` that all of
-    it is there. ``ok`` needs both, unless ``expect_complete`` is False (a subset, such as the
-    502-pair DUTS-TE sample, is then accepted when clean). The CLI decides the exit code.
-    """
-
-    name: str
-    folder: Path
-    expected: int
-    found: int
-    missing: tuple[str, ...] = ()  # folders or files that should exist and do not
-    images_only: tuple[str, ...] = ()  # stems with an image and no mask
-    masks_only: tuple[str, ...] = ()  # stems with a mask and no image
-    unreadable: tuple[tuple[str, str], ...] = ()  # (path, reason)
-    size_mismatches: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = ()  # (stem, image HxW, target HxW)
-    synthetic: bool = False
-    expect_complete: bool = True
-
-    @property
-    def complete(self) -> bool:
-        return self.found >= self.expected
-
-    @property
-    def clean(self) -> bool:
-        return not (self.missing or self.images_only or self.masks_only or self.unreadable
-                    or self.size_mismatches)
-
-    @property
-    def ok(self) -> bool:
-        return self.clean and (self.complete or not self.expect_complete)
-
-    def lines(self) -> list[str]:
-        """Human-readable lines: the count, each kind of problem, and a verdict."""
-        state = "complete" if self.complete else f"INCOMPLETE ({self.expected - self.found} missing: a subset?)"
-        out = [f"{self.name} at {self.folder}: {self.found} of {self.expected} expected items, {state}"]
-        if self.synthetic:
-            out.append(f"  SYNTHETIC data ({self.folder} carries a SYNTHETIC.json): not the real {self.name}")
-
-        def some(items: Sequence) -> str:
-            shown = ", ".join(str(i) for i in items[:_SHOWN])
-            return shown + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
-
-        for label, items in (("missing", self.missing), ("images without a mask", self.images_only),
-                             ("masks without an image", self.masks_only)):
-            if items:
-                out.append(f"  {len(items)} {label}: {some(items)}")
-        if self.unreadable:
-            out.append(f"  {len(self.unreadable)} unreadable: {some([f'{p} ({why})' for p, why in self.unreadable])}")
-        if self.size_mismatches:
-            out.append(f"  {len(self.size_mismatches)} size mismatches (image vs target, HxW): "
-                       + some([f"{s} {a[0]}x{a[1]} vs {b[0]}x{b[1]}" for s, a, b in self.size_mismatches]))
-        if self.clean:
-            out.append("  every item found is readable and consistent")
-        verdict = "OK" if self.ok and self.complete else "OK as a subset" if self.ok else "NOT OK"
-        return out + [f"  verdict: {verdict}"]
-
-
-def _image_size(path: Path, decode: bool) -> tuple[int, int]:
-    """(H, W) as ``read_image`` would return it (EXIF orientation applied); raises on a bad file."""
-    from PIL import Image
-
-    with Image.open(path) as img:  # PIL's verify() must come first on a fresh open, so open twice
-        if decode:
-            img.load()
-        else:
-            img.verify()
-    with Image.open(path) as img:
-        w, h = img.size
-        orientation = img.getexif().get(0x0112, 1)
-    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
-
-
-def _try_size(path: Path, decode: bool, unreadable: list) -> tuple[int, int] | None:
-    try:
-        return _image_size(path, decode)
-    except Exception as err:  # PIL raises many types for a bad file; each becomes a report line
-        unreadable.append((str(path), f"{type(err).__name__}: {err}"))
-        return None
-
-
-def _bar(items: Iterable, progress: bool, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, disable=not progress, leave=False)
-
-
-def _verify_saliency(name: str, root: Path, decode: bool, progress: bool) -> dict:
-    spec = DATASETS[name]
-    folders = find_layout(name, root)
-    missing = [str(d) for d in (folders.images_dir, folders.masks_dir) if not d.is_dir()]
-    fields = dict(folder=folders.images_dir.parent, expected=spec.n_images, missing=tuple(missing),
-                  synthetic=find_synthetic_marker(folders, root) is not None)
-    if missing:
-        return dict(fields, found=0)
-    pairing = pair_files(folders, image_suffix=spec.image_suffix, mask_suffix=spec.mask_suffix)
-    unreadable, mismatches, found = [], [], 0
-    for stem, image_path, mask_path in _bar(pairing.pairs, progress, f"verify {name}"):
-        image_hw, mask_hw = _try_size(image_path, decode, unreadable), _try_size(mask_path, decode, unreadable)
-        if image_hw is None or mask_hw is None:
-            continue
-        if image_hw != mask_hw:
-            mismatches.append((stem, image_hw, mask_hw))
-        found += 1
-    return dict(fields, found=found, images_only=pairing.images_only, masks_only=pairing.masks_only,
-                unreadable=tuple(unreadable), size_mismatches=tuple(mismatches))
-
-
-def _voc_items(folder: Path) -> tuple[list[tuple[str, Path, Path | None]], list[str]]:
-    ids_file = folder / "ImageSets" / "Main" / "trainval.txt"
-    if not ids_file.is_file():
-        return [], [str(ids_file)]
-    ids = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
-    return [(i, folder / "JPEGImages" / f"{i}.jpg", folder / "Annotations" / f"{i}.xml") for i in ids], []
-
-
-def _coco_items(folder: Path) -> tuple[list[tuple[str, Path, Path | None]], list[str]]:
-    names_file, annotations = folder / "coco_20k_filenames.txt", folder / "annotations" / "instances_train2014.json"
-    missing = [str(p) for p in (names_file, annotations) if not p.is_file()]
-    if not names_file.is_file():
-        return [], missing
-    names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
-    return [(n, folder / n, None) for n in names], missing
-
-
-def _voc_size(xml_path: Path) -> tuple[int, int]:
-    size = ET.parse(xml_path).getroot().find("size")
-    return int(size.findtext("height")), int(size.findtext("width"))
-
-
-def _verify_detection(name: str, root: Path, decode: bool, progress: bool) -> dict:
-    spec = DETECTION_SETS[name]
-    folder = root / spec.folder
-    if not folder.is_dir():
-        raise InputError(f"{name} not found under {root}: expected {folder}; "
-                         f"download it with `paperlib data download {name} --root {root}`")
-    items, missing = (_coco_items if name == "coco20k" else _voc_items)(folder)
-    unreadable, mismatches, found = [], [], 0
-    for key, image_path, xml_path in _bar(items, progress, f"verify {name}"):
-        absent = [str(p) for p in (image_path, xml_path) if p is not None and not p.is_file()]
-        if absent:
-            missing += absent
-            continue
-        image_hw = _try_size(image_path, decode, unreadable)
-        if image_hw is None:
-            continue
-        if xml_path is not None:
-            try:
-                xml_hw = _voc_size(xml_path)
-            except (ET.ParseError, AttributeError, TypeError, ValueError) as err:
-                unreadable.append((str(xml_path), f"{type(err).__name__}: {err or 'no size element'}"))
-                continue
-            if xml_hw != image_hw:
-                mismatches.append((key, image_hw, xml_hw))
-        found += 1
-    return dict(folder=folder, expected=spec.n_images, found=found, missing=tuple(missing),
-                unreadable=tuple(unreadable), size_mismatches=tuple(mismatches),
-                synthetic=(folder / "SYNTHETIC.json").is_file() or (root / "SYNTHETIC.json").is_file())
-
-
-def verify(name: str, root: str | Path, *, expect_complete: bool = True, decode: bool = False,
-           progress: bool = False) -> VerifyReport:
-    """Check a dataset on disk: counts, pairing, readability and sizes.
-
-    Saliency sets: every image and mask is opened with PIL (header check; ``decode=True`` reads
-    the pixels too, slower but catches truncated JPEGs) and their sizes (EXIF orientation applied)
-    compared. VOC: the ``trainval`` ids each need a JPEG and an XML whose ``<size>`` matches the
-    image. COCO20K: every listed file must exist and open, beside ``instances_train2014.json``.
-
-    Args:
-        name: one of ``NAMES``.
-        root: the data root (as given to :func:`download`).
-        expect_complete: if False, a clean subset counts as ``ok``.
-        decode: decode every image fully instead of checking headers.
-        progress: show a tqdm bar.
-
-    Returns:
-        ``VerifyReport``; its ``lines()`` are for printing, ``ok`` for the exit code.
-
-    Raises:
-        InputError: the dataset is not under ``root`` at all (the message says where it was
-            looked for); a dataset found with a folder missing is reported instead.
-    """
-    name = _check_name(name)
-    root = Path(root)
-    check = _verify_saliency if name in DATASETS else _verify_detection
-    return VerifyReport(name=name, expect_complete=expect_complete, **check(name, root, decode, progress))

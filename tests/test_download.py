@@ -1,4 +1,5 @@
-"""paperlib.download: resumable fetch, checksums, safe extraction, layout, verification.
+"""paperlib.download: resumable fetch, checksums, safe extraction, layout (verification is in
+test_verify.py, the registry in test_sources.py).
 
 Nothing here touches the internet: files are served by a local http.server on 127.0.0.1 in a
 thread that shuts itself down after a bounded time, and downloads go through ``mirror=``.
@@ -15,15 +16,13 @@ import tarfile
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from paperlib.data import DATASETS, Download, open_dataset
-from paperlib.download import (DETECTION_SETS, LEDGER_NAME, NAMES, SOURCES, DownloadError, check_digest,
-                               download, extract_archive, fetch, verify)
+from paperlib.download import LEDGER_NAME, DownloadError, check_digest, download, extract_archive, fetch
 from paperlib.validation import InputError
 
 
@@ -141,24 +140,6 @@ def saliency_members(image_dir: str, mask_dir: str, stems, hw=(8, 10)) -> dict[s
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-# ---------------------------------------------------------------- registry
-
-
-def test_sources_cover_every_name_with_official_urls():
-    assert set(NAMES) == {"duts-tr", "duts-te", "dut-omron", "ecssd", "voc07", "voc12", "coco20k"}
-    assert SOURCES["duts-te"][0].urls == ("http://saliencydetection.net/duts/download/DUTS-TE.zip",)
-    assert [d.filename for d in SOURCES["dut-omron"]] == ["DUT-OMRON-image.zip", "DUT-OMRON-gt-pixelwise.zip.zip"]
-    assert SOURCES["voc07"][0].urls[0] == "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtrainval_06-Nov-2007.tar"
-    assert SOURCES["voc12"][0].md5 == "6cd6e144f989b92b3379bac3b3de84fd"  # torchvision's VOC 2012 trainval md5
-    assert [d.filename for d in SOURCES["coco20k"]] == ["train2014.zip", "annotations_trainval2014.zip",
-                                                       "coco_20k_filenames.txt"]
-    assert "valeoai/LOST" in SOURCES["coco20k"][2].urls[0]
-    assert {n: s.n_images for n, s in DETECTION_SETS.items()} == {"voc07": 5011, "voc12": 11540, "coco20k": 19817}
-    for item in (d for ds in SOURCES.values() for d in ds):
-        assert item.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", item.sha256)
-        assert item.md5 is None or re.fullmatch(r"[0-9a-f]{32}", item.md5)
 
 
 # ---------------------------------------------------------------- fetch
@@ -434,104 +415,3 @@ def test_published_size_is_checked_before_hashing(server, tmp_path):
     server.files["VOCtrainval_11-May-2012.tar"] = make_tar({"VOCdevkit/VOC2012/x": b"x"})
     with pytest.raises(DownloadError, match=r"bytes, expected 1999639040"):
         download("voc12", tmp_path, mirror=server.url, progress=False)
-
-
-# ---------------------------------------------------------------- verify
-
-
-def write_saliency(root: Path, name: str, stems, hw=(8, 10)) -> tuple[Path, Path]:
-    spec = DATASETS[name]
-    images, masks = root / spec.image_dir, root / spec.mask_dir
-    images.mkdir(parents=True)
-    masks.mkdir(parents=True)
-    for i, s in enumerate(stems):
-        (images / f"{s}.jpg").write_bytes(jpeg_bytes(hw))
-        (masks / f"{s}.png").write_bytes(png_bytes(hw, mode="L", seed=i))
-    return images, masks
-
-
-def test_verify_reports_each_kind_of_problem(tmp_path):
-    images, masks = write_saliency(tmp_path, "ecssd", ["a", "b", "c", "d", "e"])
-    (masks / "b.png").unlink()  # image without a mask
-    (images / "e.jpg").unlink()  # mask without an image
-    (images / "c.jpg").write_bytes(b"not an image at all")  # unreadable
-    (masks / "d.png").write_bytes(png_bytes((8, 9), mode="L"))  # 8x10 image, 8x9 mask
-    report = verify("ecssd", tmp_path)
-    assert report.images_only == ("b",) and report.masks_only == ("e",)
-    assert [p for p, _ in report.unreadable] == [str(images / "c.jpg")]
-    assert "UnidentifiedImageError" in report.unreadable[0][1]
-    assert report.size_mismatches == (("d", (8, 10), (8, 9)),)
-    assert report.found == 2 and report.expected == 1000  # a and d are readable pairs
-    assert not report.clean and not report.ok and not verify("ecssd", tmp_path, expect_complete=False).ok
-    text = "\n".join(report.lines())
-    for needle in ("1 images without a mask: b", "1 masks without an image: e", "1 unreadable:", "c.jpg",
-                   "1 size mismatches (image vs target, HxW): d 8x10 vs 8x9", "verdict: NOT OK"):
-        assert needle in text
-
-
-def test_verify_orients_by_exif_and_decodes_on_request(tmp_path):
-    images, masks = write_saliency(tmp_path, "ecssd", ["a", "t"])
-    exif = Image.Exif()
-    exif[0x0112] = 8  # rotate 270: a 10x8 (WxH) file is an 8x10 image
-    Image.new("RGB", (8, 10)).save(images / "a.jpg", exif=exif.tobytes())
-    noise = np.random.default_rng(0).integers(0, 256, (8, 10, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
-    buf = io.BytesIO()
-    Image.fromarray(noise).save(buf, format="JPEG")
-    full = buf.getvalue()
-    (images / "t.jpg").write_bytes(full[: len(full) * 3 // 4])  # truncated after the header
-    (masks / "t.png").write_bytes(png_bytes((64, 80), mode="L"))
-    assert verify("ecssd", tmp_path).clean
-    decoded = verify("ecssd", tmp_path, decode=True)
-    assert [Path(p).name for p, _ in decoded.unreadable] == ["t.jpg"]
-
-
-def test_verify_subset_and_synthetic_marker(tmp_path):
-    write_saliency(tmp_path, "duts-te", ["a", "b"])
-    report = verify("duts-te", tmp_path)
-    assert report.clean and not report.complete and not report.ok
-    assert verify("duts-te", tmp_path, expect_complete=False).ok
-    assert "verdict: OK as a subset" in verify("duts-te", tmp_path, expect_complete=False).lines()[-1]
-    assert not report.synthetic
-    (tmp_path / "DUTS-TE" / "SYNTHETIC.json").write_text("{}")
-    synthetic = verify("duts-te", tmp_path)
-    assert synthetic.synthetic and any("SYNTHETIC" in line for line in synthetic.lines())
-
-
-def test_verify_missing_mask_folder_and_absent_dataset(tmp_path):
-    images, masks = write_saliency(tmp_path, "dut-omron", ["a"])
-    for p in masks.iterdir():
-        p.unlink()
-    masks.rmdir()
-    report = verify("dut-omron", tmp_path)
-    assert report.missing == (str(masks),) and report.found == 0 and not report.ok
-    with pytest.raises(InputError, match="ecssd not found under"):
-        verify("ecssd", tmp_path)
-    with pytest.raises(InputError, match="voc12 not found under .*VOCdevkit/VOC2012"):
-        verify("voc12", tmp_path)
-
-
-def test_verify_voc_reports_missing_files_and_size_mismatches(tmp_path):
-    voc = tmp_path / "VOCdevkit" / "VOC2007"
-    (voc / "ImageSets" / "Main").mkdir(parents=True)
-    (voc / "JPEGImages").mkdir()
-    (voc / "Annotations").mkdir()
-    (voc / "ImageSets" / "Main" / "trainval.txt").write_text("1\n2\n3\n4\n")
-    for i in "1234":
-        (voc / "JPEGImages" / f"{i}.jpg").write_bytes(jpeg_bytes((8, 10)))
-    xml = "<annotation><size><width>{w}</width><height>{h}</height></size></annotation>"
-    (voc / "Annotations" / "1.xml").write_text(xml.format(w=10, h=8))
-    (voc / "Annotations" / "2.xml").write_text(xml.format(w=8, h=10))  # swapped
-    (voc / "Annotations" / "3.xml").write_text("<annotation>")  # broken
-    report = verify("voc07", tmp_path)  # 4.xml is missing
-    assert report.found == 2 and report.missing == (str(voc / "Annotations" / "4.xml"),)
-    assert report.size_mismatches == (("2", (8, 10), (10, 8)),)
-    assert [Path(p).name for p, _ in report.unreadable] == ["3.xml"]
-
-
-@pytest.mark.realdata
-def test_verify_real_duts_te_sample(real_data_root):
-    report = verify("duts-te", real_data_root)
-    assert (report.found, report.expected) == (502, 5019)
-    assert report.clean and not report.complete and not report.ok  # readable, flagged incomplete
-    assert verify("duts-te", real_data_root, expect_complete=False).ok
-    assert report.lines()[0].endswith("502 of 5019 expected items, INCOMPLETE (4517 missing: a subset?)")
