@@ -56,6 +56,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_refine.py --json results/bench_refine.json
+	$(BIN)/python benchmarks/bench_train.py --json results/bench_train.json
 
 sweep: $(STAMP)
 	$(BIN)/paperlib gf-sweep --dataset duts-te --root $(DATA) --csv figures/gf_sweep.csv \

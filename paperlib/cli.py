@@ -391,6 +391,16 @@ def _run_corloc(args) -> int:
     return 0
 
 
+def _add_train(sub) -> None:
+    from .train import add_train_arguments, run_train
+
+    p = sub.add_parser("train", help="train the Sempart head (with trick 2) without labels",
+                       description="Every field of the preset can be set by its own flag or with "
+                                   "--set field=value. Writes RUN/last.pt, best.pt, log.csv, val.csv.")
+    add_train_arguments(p)
+    p.set_defaults(run=run_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``paperlib`` command."""
     parser = argparse.ArgumentParser(
@@ -398,8 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Two Tricks to Improve Unsupervised Segmentation Learning: tools and evaluation.")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_refine, _add_eval_masks, _add_segment, _add_eval, _add_corloc, _add_data,
-                _add_gf_sweep):
+    for add in (_add_refine, _add_eval_masks, _add_segment, _add_eval, _add_corloc, _add_train,
+                _add_data, _add_gf_sweep):
         add(sub)
     return parser
 

@@ -48,7 +48,10 @@ from torch import nn
 
 from .validation import InputError, check_choice, require
 
-CHECKPOINT_FORMAT = 1  # version of the checkpoint dictionary written by :func:`train`
+# The checkpoint contract of :func:`paperlib.sempart.read_checkpoint` ("paperlib-sempart-1"):
+# format, config (plain dict with backbone / image_size / resize_short), model (the head's
+# state dict); the trainer adds optimizer, step, epoch, position, best_iou, rng, world_size.
+CHECKPOINT_FORMAT = "paperlib-sempart-1"
 LOG_TERMS = ("ncut", "gtv_fine", "gtv_coarse", "sr", "ncut_crop", "eq", "total")
 
 # Purposes of the seeded generators; each stream is independent of the others.
@@ -129,6 +132,12 @@ class TrainConfig:
                     and value >= 0, f"{name} must be a finite number >= 0, got {value!r}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
         require(self.val_fraction < 1, f"val_fraction must be < 1, got {self.val_fraction!r}")
+        if self.device is not None:
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise InputError(f"device must be a torch device string such as 'cpu' or 'cuda:0', "
+                                 f"got {self.device!r}") from None
         require(isinstance(self.betas, tuple) and len(self.betas) == 2
                 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas),
                 f"betas must be two numbers in [0, 1), got {self.betas!r}")
@@ -159,8 +168,7 @@ PRESETS: dict[str, TrainConfig] = {
     # Seconds on a CPU: the offline filter bank, 64 px inputs, 20 steps; lr 1e-3 so that a
     # short run shows a clear drop of the loss.
     "smoke": replace(_PAPER, backbone="filterbank", image_size=64, resize_short=72, batch_size=4,
-                     max_steps=20, epochs=1000, lr=1e-3, checkpoint_every=10, val_fraction=0.1,
-                     amp=False),
+                     max_steps=20, epochs=1000, lr=1e-3, checkpoint_every=10, val_fraction=0.1),
 }
 
 
@@ -313,14 +321,34 @@ def epoch_batches(n_train: int, *, seed: int, epoch: int, batch_size: int) -> li
 # --------------------------------------------------------------------------------------------
 # BatchNorm synchronised over a gloo group (CPU)
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose gradient is the sum over ranks of the incoming gradients."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class GlooSyncBatchNorm(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics cover the batch of every rank (any device, gloo).
 
     PyTorch's ``SyncBatchNorm`` runs on accelerators only. This one all-reduces the per-channel
-    sums with :func:`torch.distributed.nn.functional.all_reduce`, which is differentiable, so
-    the gradient through the statistics is the global batch's. Two passes (mean, then the
-    centred sum of squares) as a single-process BatchNorm computes them. Outside training or
-    outside a process group it is a plain BatchNorm2d.
+    sums through a differentiable all-reduce, so the gradient through the statistics is the
+    global batch's (each rank's loss depends on every rank's inputs). Two passes (mean, then
+    the centred sum of squares), as a single-process BatchNorm computes them. Outside training
+    or outside a process group it is a plain BatchNorm2d.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -328,20 +356,18 @@ class GlooSyncBatchNorm(nn.BatchNorm2d):
 
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         B, C, H, W = x.shape
         n = torch.tensor(float(B * H * W), dtype=x.dtype, device=x.device)
-        n = all_reduce(n.clone())                                         # global count
-        mean = all_reduce(x.sum(dim=(0, 2, 3))) / n                       # (C,)
+        dist.all_reduce(n)                                                     # global count
+        mean = _AllReduceSum.apply(x.sum(dim=(0, 2, 3))) / n                   # (C,)
         centred = x - mean.view(1, C, 1, 1)
-        var = all_reduce(centred.pow(2).sum(dim=(0, 2, 3))) / n            # (C,) biased
+        var = _AllReduceSum.apply(centred.pow(2).sum(dim=(0, 2, 3))) / n       # (C,) biased
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 self.running_mean.mul_(1 - m).add_(m * mean.detach())
-                self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))
+                self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))  # unbiased, as torch
         y = centred * torch.rsqrt(var + self.eps).view(1, C, 1, 1)
         if self.affine:
             y = y * self.weight.view(1, C, 1, 1) + self.bias.view(1, C, 1, 1)
@@ -530,8 +556,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a training checkpoint with ``torch.load(weights_only=True)``.
 
     Returns:
-        The dictionary: format, config (dict), head, optimizer, step, epoch, position,
-        best_iou, rng.
+        The dictionary: format, config (dict), model (the head's state dict), optimizer, step,
+        epoch, position, best_iou, rng, world_size.
     """
     path = Path(path)
     require(path.is_file(), f"checkpoint {path} does not exist")
@@ -613,7 +639,8 @@ def _tensorboard(out_dir: Path):
 def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train the Sempart head (paper Sec. 5) and write checkpoints and logs under ``out_dir``.
 
-    Files: ``last.pt`` (every ``checkpoint_every`` steps, each epoch end and at the end),
+    Files: ``init.pt`` (the untrained head, on a fresh run), ``last.pt`` (every
+    ``checkpoint_every`` steps, each epoch end and at the end),
     ``best.pt`` (highest validation IoU), ``log.csv`` (every term of every step), ``val.csv``
     (IoU per epoch), ``tensorboard/`` when TensorBoard is installed. Under ``torchrun`` (env
     RANK / WORLD_SIZE / LOCAL_RANK) it trains with DistributedDataParallel; rank 0 writes.
@@ -690,16 +717,23 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
                                   weight_decay=config.weight_decay)
     step, epoch, position, best_iou = 0, 0, 0, None
     if ckpt is not None:
-        head.load_state_dict(ckpt["head"])
+        head.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, epoch, position, best_iou = ckpt["step"], ckpt["epoch"], ckpt["position"], ckpt["best_iou"]
         _set_rng_states(ckpt["rng"])
     model: nn.Module = head
     if distributed:
-        model = nn.parallel.DistributedDataParallel(head, device_ids=[device.index] if device.type == "cuda" else None)
+        device_ids = [device.index] if device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(head, device_ids=device_ids)
     if config.compile:
         model = torch.compile(model)
     model.train()
+
+    def checkpoint(path: Path) -> None:
+        _save(path, {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "model": head.state_dict(),
+                     "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "position": position,
+                     "best_iou": best_iou, "rng": _rng_states(),
+                     "world_size": dist_info.world_size})
 
     log_fh = val_fh = tb = bar = None
     if is_main:
@@ -710,16 +744,12 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
             val_fh, val_writer = _open_csv(out_dir / "val.csv", ("step", "epoch", "iou", "split"),
                                            keep_through_step=step if resume else None)
         tb = _tensorboard(out_dir)
+        if ckpt is None:
+            checkpoint(out_dir / "init.pt")  # the untrained head: what training is compared with
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total_steps, initial=step, desc="train", dynamic_ncols=True)
-
-    def checkpoint(path: Path) -> None:
-        _save(path, {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "head": head.state_dict(),
-                     "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "position": position,
-                     "best_iou": best_iou, "rng": _rng_states(),
-                     "world_size": dist_info.world_size})
 
     losses: list[StepLosses] = []
     val_ious: list[float] = []
@@ -827,9 +857,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
                                 help=f"TrainConfig.{name}")
         else:
+            kind = "comma-separated floats" if typing.get_origin(hint) is tuple else "value"
+            optional = ", or none" if type(None) in typing.get_args(hint) else ""
             parser.add_argument(flag, dest=name, default=None, metavar="VALUE",
-                                help=f"TrainConfig.{name} ({'none, ' if type(None) in typing.get_args(hint) else ''}"
-                                     f"{'comma-separated' if 'tuple' in str(hint) else 'value'})")
+                                help=f"TrainConfig.{name} ({kind}{optional})")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
