@@ -43,6 +43,14 @@ demo: $(STAMP)
 	$(BIN)/paperlib -q eval --dataset duts-te --root $(DEMO)/data --backbone filterbank \
 	    --refine none,gf,bf --json $(DEMO)/tokencut.json --per-image $(DEMO)/tokencut.csv
 	$(BIN)/paperlib -q corloc --dataset synth --root $(DEMO)/data --backbone filterbank
+	@echo "--- Sempart head trained without labels (filterbank, 64 px, smoke preset, crop-zoom on)"
+	$(BIN)/paperlib -q data synth --out $(DEMO)/data --n 60 --seed 1 --split tr
+	rm -rf $(DEMO)/run
+	$(BIN)/paperlib -q train --preset smoke --data-root $(DEMO)/data --max-steps 60 --out $(DEMO)/run
+	$(BIN)/paperlib -q eval --method sempart --checkpoint $(DEMO)/run/init.pt --dataset duts-te \
+	    --root $(DEMO)/data --refine none,gf --json $(DEMO)/sempart_init.json
+	$(BIN)/paperlib -q eval --method sempart --checkpoint $(DEMO)/run/last.pt --dataset duts-te \
+	    --root $(DEMO)/data --refine none,gf --json $(DEMO)/sempart_trained.json
 	$(BIN)/paperlib data photos --out $(DEMO)/photos
 	$(BIN)/paperlib -q segment $(DEMO)/photos --out figures/demo --backbone filterbank --refine gf
 

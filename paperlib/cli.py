@@ -6,6 +6,7 @@ Bad input ends with one line on stderr naming the file or parameter, and exit st
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -254,6 +255,12 @@ def _add_method_options(p, *, refine_default: str) -> None:
                    help="sempart evaluation protocol: default (BatchNorm eval, full resolution, "
                         "polarity per batch) or official (released code: BatchNorm train, 335 resize "
                         "+ 320 centre crop)")
+    p.add_argument("--bn-mode", choices=("eval", "train"), help="sempart: BatchNorm mode (overrides --protocol)")
+    p.add_argument("--polarity", choices=("batch", "image"),
+                   help="sempart: foreground flip rule, per batch of 8 or per image (overrides --protocol)")
+    p.add_argument("--resolution", choices=("full", "center320"),
+                   help="sempart: scored frame, full ground truth or 335-resize + 320 centre crop "
+                        "(overrides --protocol)")
     p.add_argument("--tau", type=float, default=0.2, help="TokenCut affinity threshold (default 0.2)")
     p.add_argument("--cache", type=Path, help="feature cache folder: backbone keys are stored there "
                                               "and reused by later runs on the same images")
@@ -270,14 +277,20 @@ def _method_from_args(args):
     options = {"tau": args.tau} if args.method == "tokencut" else {}
     return build_method(args.method, backbone=args.backbone, weights=args.weights,
                         device=args.device, cache_dir=args.cache, checkpoint=args.checkpoint,
-                        protocol=args.protocol, **options)
+                        protocol=args.protocol,
+                        protocol_options={"bn_mode": args.bn_mode, "polarity": args.polarity,
+                                          "resolution": args.resolution}, **options)
 
 
 def _method_label(method, args) -> str:
     """'tokencut/dino_vits16', or the backbone a Sempart checkpoint names."""
     backbone = getattr(getattr(method, "model", None), "backbone", None)
     name = getattr(backbone, "name", None) or args.backbone
-    return f"{method.name}/{name}" + (f" ({args.protocol} protocol)" if method.name == "sempart" else "")
+    protocol = getattr(method, "protocol", None)
+    if protocol is None:
+        return f"{method.name}/{name}"
+    return (f"{method.name}/{name} ({args.protocol} protocol: BatchNorm {protocol.bn_mode}, "
+            f"polarity per {protocol.polarity}, {protocol.resolution} resolution)")
 
 
 def _refine_settings(args):
@@ -350,8 +363,10 @@ def _run_eval(args) -> int:
              for r, res in results.items()]
     print(format_scores(table))
     if args.json:
-        write_json(args.json, {"dataset": args.dataset, "method": method.name,
-                               "backbone": args.backbone, "synthetic": bool(getattr(dataset, "is_synthetic", False)),
+        protocol = getattr(method, "protocol", None)
+        write_json(args.json, {"dataset": args.dataset, "method": label,
+                               "protocol": None if protocol is None else dataclasses.asdict(protocol),
+                               "synthetic": bool(getattr(dataset, "is_synthetic", False)),
                                "scores": {r: res.scores.as_dict() for r, res in results.items()}})
     if args.per_image:
         write_csv(args.per_image, [{"refine": r, **row} for r, res in results.items() for row in res.rows])

@@ -120,7 +120,8 @@ METHODS = ("tokencut", "sempart")
 
 def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | None = None,
                  device: str | None = None, cache_dir: str | None = None,
-                 checkpoint: str | None = None, protocol: str = "default", **options) -> Method:
+                 checkpoint: str | None = None, protocol: str = "default",
+                 protocol_options: dict | None = None, **options) -> Method:
     """A method by name, with its backbone loaded (see :func:`paperlib.backbones.load_backbone`).
 
     Args:
@@ -132,6 +133,8 @@ def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | Non
         checkpoint: 'sempart' only: the trained head (.pt). Its own backbone name is used and
             ``weights`` is that backbone's file.
         protocol: 'sempart' only: evaluation protocol, 'default' or 'official' (SPEC).
+        protocol_options: 'sempart' only: fields of the protocol to change (bn_mode, polarity,
+            resolution, batch_size); None values are ignored.
         options: method options (TokenCut: tau, eps, solver).
     """
     from .backbones import load_backbone
@@ -144,7 +147,8 @@ def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | Non
         require(checkpoint is not None, "method 'sempart' needs --checkpoint FILE (a trained head)")
         check_choice("protocol", protocol, PROTOCOLS)
         model = load_sempart(checkpoint, backbone_weights=weights, device=resolve_device(device))
-        return SempartMethod(model, protocol=PROTOCOLS[protocol])
+        changes = {k: v for k, v in (protocol_options or {}).items() if v is not None}
+        return SempartMethod(model, protocol=replace(PROTOCOLS[protocol], **changes))
     net = load_backbone(backbone, weights=weights, device=resolve_device(device))
     cache = FeatureCache(cache_dir) if cache_dir is not None else None
     return TokenCut(net, cache=cache, **options)

@@ -188,3 +188,24 @@ def test_sempart_without_checkpoint_is_a_clear_error(capsys, tmp_path):
     assert main(["-q", "segment", str(tmp_path), "--out", str(tmp_path / "o"), "--method",
                  "sempart"]) == 2
     assert "--checkpoint" in capsys.readouterr().err
+
+
+def test_protocol_flags_override_the_named_protocol(synth_root, tmp_path, capsys):
+    import torch
+
+    from paperlib.backbones import load_backbone
+    from paperlib.head import SempartHead
+    from paperlib.sempart import save_sempart
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "head.pt"
+    save_sempart(ckpt, SempartHead(dim=load_backbone("filterbank").dim, patch_size=8),
+                 backbone="filterbank", image_size=64, resize_short=72)
+    out = tmp_path / "e.json"
+    assert main(["-q", "eval", "--dataset", "duts-te", "--root", str(synth_root), "--method", "sempart",
+                 "--checkpoint", str(ckpt), "--protocol", "official", "--polarity", "image",
+                 "--json", str(out)]) == 0
+    protocol = json.loads(out.read_text())["protocol"]
+    assert protocol["bn_mode"] == "train" and protocol["resolution"] == "center320"
+    assert protocol["polarity"] == "image"                      # the flag wins over the preset
+    assert "polarity per image" in capsys.readouterr().out      # and the output says so
