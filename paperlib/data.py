@@ -33,7 +33,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .images import IMAGE_SUFFIXES, binarize, read_image, read_mask
+from .images import binarize, list_images, read_image, read_mask
 from .validation import InputError, check_choice, check_dir
 
 SYNTHETIC_MARKER = "SYNTHETIC.json"
@@ -187,27 +187,6 @@ def find_layout(name: str, root: str | Path) -> FolderPairs:
                      f"download it with `paperlib data download {spec.name} --root {root}`")
 
 
-def _files_by_stem(folder: Path, prefer: str | None) -> dict[str, Path]:
-    """Map stem -> image file in ``folder``; a stem with several files takes the ``prefer`` one.
-
-    The official DUTS-TR mask folder holds a few JPEG copies beside their PNG masks, so a
-    registered dataset prefers its declared suffix; any other shared stem is an error.
-    """
-    by_stem: dict[str, list[Path]] = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        by_stem.setdefault(p.stem, []).append(p)
-    out: dict[str, Path] = {}
-    for stem, paths in by_stem.items():
-        preferred = [p for p in paths if p.suffix.lower() == prefer]
-        if len(paths) > 1 and len(preferred) != 1:
-            raise InputError(f"{folder}: several files share the stem {stem!r} "
-                             f"({', '.join(p.name for p in paths)}); stems must be unique")
-        out[stem] = preferred[0] if len(paths) > 1 else paths[0]
-    return out
-
-
 def pair_files(folders: FolderPairs, *, image_suffix: str | None = None,
                mask_suffix: str | None = None) -> Pairing:
     """Match the image files of two folders by stem.
@@ -220,8 +199,8 @@ def pair_files(folders: FolderPairs, *, image_suffix: str | None = None,
     Returns:
         ``Pairing`` with the sorted pairs and the stems present on one side only.
     """
-    images = _files_by_stem(check_dir("images folder", folders.images_dir), image_suffix)
-    masks = _files_by_stem(check_dir("masks folder", folders.masks_dir), mask_suffix)
+    images = list_images(check_dir("images folder", folders.images_dir), prefer=image_suffix)
+    masks = list_images(check_dir("masks folder", folders.masks_dir), prefer=mask_suffix)
     both = sorted(images.keys() & masks.keys())
     return Pairing(pairs=tuple((s, images[s], masks[s]) for s in both),
                    images_only=tuple(sorted(images.keys() - masks.keys())),

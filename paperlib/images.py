@@ -121,20 +121,26 @@ def write_image(path: str | Path, image: np.ndarray, *, quality: int = 95) -> No
         Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format=fmt, **kwargs)
 
 
-def list_images(folder: str | Path) -> dict[str, Path]:
+def list_images(folder: str | Path, *, prefer: str | None = None) -> dict[str, Path]:
     """Map stem -> path for the image files directly in ``folder`` (sorted, hidden files skipped).
 
-    Raises :class:`InputError` if two files share a stem, since stems pair images with masks.
+    Stems pair images with masks, so two files sharing a stem are an :class:`InputError` --
+    unless exactly one of them has the suffix ``prefer`` (e.g. ``".png"``), which then wins: the
+    official DUTS-TR mask folder holds a few JPEG copies beside their PNG masks.
     """
     folder = Path(folder)
-    out: dict[str, Path] = {}
+    by_stem: dict[str, list[Path]] = {}
     for p in sorted(folder.iterdir()):
         if p.name.startswith(".") or not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        if p.stem in out:
-            raise InputError(f"{folder}: two files share the stem {p.stem!r} "
-                             f"({out[p.stem].name} and {p.name}); stems must be unique")
-        out[p.stem] = p
+        by_stem.setdefault(p.stem, []).append(p)
+    out: dict[str, Path] = {}
+    for stem, paths in by_stem.items():
+        preferred = [p for p in paths if p.suffix.lower() == prefer]
+        if len(paths) > 1 and len(preferred) != 1:
+            raise InputError(f"{folder}: several files share the stem {stem!r} "
+                             f"({', '.join(p.name for p in paths)}); stems must be unique")
+        out[stem] = preferred[0] if len(paths) > 1 else paths[0]
     return out
 
 

@@ -76,7 +76,7 @@ def test_mask_roundtrip_and_atomic_failure(tmp_path, rng):
 def test_list_images_rejects_duplicate_stems(tmp_path):
     Image.new("L", (2, 2)).save(tmp_path / "a.png")
     Image.new("RGB", (2, 2)).save(tmp_path / "a.jpg")
-    with pytest.raises(InputError, match="'a'"):
+    with pytest.raises(InputError, match="share the stem 'a'"):
         list_images(tmp_path)
 
 
@@ -86,3 +86,11 @@ def test_resize_mask_rules(rng):
     hard = (rng.random((4, 4)) > 0.5).astype(np.float32)
     up = resize_mask(hard, (8, 8), mode="nearest")
     np.testing.assert_array_equal(up, np.kron(hard, np.ones((2, 2))))
+
+
+def test_list_images_prefers_the_declared_suffix(tmp_path):
+    Image.new("L", (2, 2)).save(tmp_path / "a.png")
+    Image.new("RGB", (2, 2)).save(tmp_path / "a.jpg")
+    Image.new("RGB", (2, 2)).save(tmp_path / "b.jpg")
+    found = list_images(tmp_path, prefer=".png")
+    assert found == {"a": tmp_path / "a.png", "b": tmp_path / "b.jpg"}
