@@ -26,7 +26,8 @@ EPOCHS = 30               # paper Sec. 5.1
 def main() -> None:
     from paperlib.backbones import load_backbone
     from paperlib.head import SempartHead
-    from paperlib.train import config_from, train_step
+    from paperlib.train import train_step
+    from paperlib.train_config import config_from
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up)")

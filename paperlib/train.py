@@ -2,16 +2,20 @@
 
 Named stages:
 
-* :class:`TrainConfig` and :data:`PRESETS` (``paper``, ``official``, ``smoke``), built with
-  :func:`config_from`;
-* :func:`augment` (resize short side, random crop, flip, colour jitter, grayscale), driven by
-  one seeded ``torch.Generator`` per (seed, epoch, image) so that runs replay exactly;
+* the run's :class:`~paperlib.train_config.TrainConfig` and presets (:mod:`paperlib.train_config`),
+  its seeded data order and augmentation (:mod:`paperlib.train_data`);
 * :func:`train_step`: frozen backbone -> keys, head -> fine / coarse logits, the crop-zoom
   teacher (:mod:`paperlib.crop_zoom`), :func:`paperlib.losses.sempart_loss`, one AdamW step;
 * :func:`validate`: IoU at 0.5 of the fine map on held-out images, polarity flipped per batch;
-* :func:`train`: the loop, with atomic checkpoints (``last.pt``, ``best.pt``), exact resume,
-  ``log.csv`` and ``val.csv``, and DistributedDataParallel under ``torchrun``;
-* :func:`add_train_arguments` / :func:`run_train`: the ``paperlib train`` command.
+* :func:`train`: the loop, with atomic checkpoints (``last.pt``, ``best.pt``; read back with
+  :func:`load_checkpoint`), exact resume, ``log.csv`` and ``val.csv``, and
+  DistributedDataParallel under ``torchrun`` (:mod:`paperlib.distributed`);
+* :func:`run_train` / :func:`main_train`: the ``paperlib train`` command (``python -m
+  paperlib.train``, ``torchrun -m paperlib.train``).
+
+Public API: :class:`StepLosses`, :func:`normalise`, :func:`train_step`, :func:`validate`,
+:data:`CHECKPOINT_FORMAT`, :func:`load_checkpoint`, :data:`RESUMABLE_FIELDS`,
+:class:`TrainResult`, :func:`train`, :func:`run_train`, :func:`main_train`.
 
 **Reproducibility.** Nothing reads the global random state after the head is initialised:
 the data order of an epoch, the augmentation of an image and the crop box of a step each
@@ -22,371 +26,36 @@ global RNG states are saved in checkpoints all the same, and restored on resume.
 **Distributed.** ``batch_size`` is the global batch. Under ``torchrun`` each rank takes every
 ``world_size``-th image of the step's batch (as ``DistributedSampler`` does), DDP averages the
 gradients and BatchNorm statistics are synchronised over the global batch (``SyncBatchNorm``
-on accelerators; :class:`GlooSyncBatchNorm` on CPU, where PyTorch's SyncBatchNorm refuses to
-run). Every loss term is a mean over images, so the update equals the single-process update
-on the global batch up to float rounding. Only rank 0 validates and writes files.
+on accelerators; :class:`~paperlib.distributed.GlooSyncBatchNorm` on CPU, where PyTorch's
+SyncBatchNorm refuses to run). Every loss term is a mean over images, so the update equals the
+single-process update on the global batch up to float rounding. Only rank 0 validates and
+writes files.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import math
-import os
 import random
 import sys
-import typing
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .validation import InputError, check_choice, require
+from .distributed import convert_sync_batchnorm, distributed_env, resolve_device
+from .train_config import LOG_TERMS, TrainConfig, add_train_arguments, config_from_args
+from .train_data import AugmentedDataset, EvalDataset, SEED_CROP, epoch_batches, seeded_generator, split_indices
+from .validation import InputError, require
 
 # The checkpoint contract of :func:`paperlib.sempart.read_checkpoint` ("paperlib-sempart-1"):
 # format, config (plain dict with backbone / image_size / resize_short), model (the head's
 # state dict); the trainer adds optimizer, step, epoch, position, best_iou, rng, world_size.
 CHECKPOINT_FORMAT = "paperlib-sempart-1"
-LOG_TERMS = ("ncut", "gtv_fine", "gtv_coarse", "sr", "ncut_crop", "eq", "total")
-
-# Purposes of the seeded generators; each stream is independent of the others.
-_ORDER, _AUGMENT, _CROP, _SPLIT = 0, 1, 2, 3
-
-# Colour jitter (brightness, contrast, saturation, hue) of SPEC "Training".
-JITTER = (0.4, 0.4, 0.2, 0.1)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that fixes a training run; defaults are the paper's (SPEC "Training")."""
-
-    data_root: str | None = None       # folder holding DUTS-TR/ (required to train)
-    dataset: str = "duts-tr"           # paper Sec. 5: trained on DUTS-TR (10,553 images)
-    backbone: str = "dino_vits8"       # paper Sec. 5: DINO ViT-S/8, frozen
-    weights: str | None = None         # backbone checkpoint file; None: $PAPERLIB_WEIGHTS_DIR or hub
-    image_size: int = 320              # paper Sec. 5: 320 x 320 input (40 x 40 tokens)
-    resize_short: int = 355            # paper: short side to 355 before the crop (released code: 335)
-    batch_size: int = 8                # paper Sec. 5 and code: batch 8 (global, over all ranks)
-    epochs: int = 30                   # paper Sec. 5: 30 epochs (about 39.6k iterations)
-    max_steps: int | None = None       # optional cap on optimiser steps (smoke runs, budgets)
-    lr: float = 1e-4                   # paper Sec. 5: AdamW, lr 1e-4, no schedule
-    betas: tuple[float, float] = (0.9, 0.99)  # released code's AdamW betas (SPEC)
-    weight_decay: float = 0.0          # released code: weight decay 0 (SPEC)
-    w_ncut: float = 1.0                # lambda of L_Ncut (eq. 8 has none)
-    w_gtv_fine: float = 1.0            # lambda_GTV-fine = 1, paper Sec. 5
-    w_gtv_coarse: float = 1.0          # lambda_GTV-coarse = 1, paper Sec. 5
-    w_sr: float = 1.0                  # lambda_SR = 1, paper Sec. 5
-    w_ncut_crop: float = 0.01          # lambda_Ncut-Crop = 0.01, paper Sec. 5
-    w_eq: float = 0.01                 # lambda_eq = 0.01, paper Sec. 5
-    crop: str = "paper"                # trick 2 box: 'paper' (80 px, x4), 'official' (160 px, x2), 'none'
-    teacher_bn_mode: str = "eval"      # teacher pass BatchNorm: 'eval' (paper silent; inference mode),
-                                       # 'train' (released code: batch statistics, running stats updated)
-    seed: int = 0                      # seeds the head's init, the split, the data order, augmentations, crops
-    num_workers: int = 0               # DataLoader worker processes (0: load in the main process)
-    val_fraction: float = 0.05         # our choice: held-out part of the training set for validation
-    select_on: str = "val"             # 'val' (held-out train images), 'test' (released code's DUTS-TE
-                                       # selection, a labelled option), 'none' (no validation)
-    test_dataset: str = "duts-te"      # the test set that select_on='test' reads from data_root
-    checkpoint_every: int = 1000       # write last.pt every this many steps (and at every epoch end)
-    log_every: int = 1                 # refresh the progress bar and TensorBoard every this many steps
-    device: str | None = None          # None: CUDA if available (cuda:LOCAL_RANK under torchrun), else CPU
-    amp: bool = True                   # bf16 autocast of the backbone and head, on CUDA only
-    channels_last: bool = False        # channels-last memory format for the head (speed on GPUs)
-    compile: bool = False              # torch.compile the head (speed; off for exact replay)
-
-    def __post_init__(self) -> None:
-        from .backbones import BACKBONES
-        from .data import DATASETS
-
-        check_choice("backbone", self.backbone, BACKBONES)
-        check_choice("dataset", self.dataset.lower(), DATASETS)
-        check_choice("test_dataset", self.test_dataset.lower(), DATASETS)
-        check_choice("crop", self.crop, ("paper", "official", "none"))
-        check_choice("teacher_bn_mode", self.teacher_bn_mode, ("eval", "train"))
-        check_choice("select_on", self.select_on, ("val", "test", "none"))
-        for name in ("image_size", "resize_short", "batch_size", "epochs", "checkpoint_every", "log_every"):
-            _check_int(name, getattr(self, name), low=1)
-        _check_int("seed", self.seed, low=0)
-        _check_int("num_workers", self.num_workers, low=0)
-        if self.max_steps is not None:
-            _check_int("max_steps", self.max_steps, low=1)
-        patch = BACKBONES[self.backbone].patch_size
-        require(self.image_size % patch == 0,
-                f"image_size must be a multiple of the {self.backbone} patch size {patch}, got {self.image_size}")
-        require(self.resize_short >= self.image_size,
-                f"resize_short ({self.resize_short}) must be >= image_size ({self.image_size}) to crop from it")
-        if self.crop == "official":
-            require(self.image_size >= 240, f"crop='official' places a 160 px box at row 80: image_size "
-                                            f"must be >= 240, got {self.image_size}")
-        if self.crop == "paper":
-            require(self.image_size >= 4 * patch, f"crop='paper' zooms an image_size/4 box: image_size must "
-                                                  f"be >= {4 * patch}, got {self.image_size}")
-        for name in ("lr", "weight_decay", "val_fraction") + tuple(f"w_{t}" for t in LOG_TERMS[:-1]):
-            value = getattr(self, name)
-            require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                    and value >= 0, f"{name} must be a finite number >= 0, got {value!r}")
-        require(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
-        require(self.val_fraction < 1, f"val_fraction must be < 1, got {self.val_fraction!r}")
-        if self.device is not None:
-            try:
-                torch.device(self.device)
-            except (RuntimeError, TypeError):
-                raise InputError(f"device must be a torch device string such as 'cpu' or 'cuda:0', "
-                                 f"got {self.device!r}") from None
-        require(isinstance(self.betas, tuple) and len(self.betas) == 2
-                and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas),
-                f"betas must be two numbers in [0, 1), got {self.betas!r}")
-
-    @property
-    def loss_weights(self):
-        """The lambdas as a :class:`paperlib.losses.LossWeights`."""
-        from .losses import LossWeights
-
-        return LossWeights(**{name: getattr(self, f"w_{name}") for name in LOG_TERMS[:-1]})
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain Python values only (loadable with ``torch.load(weights_only=True)``)."""
-        return dataclasses.asdict(self)
-
-
-def _check_int(name: str, value, *, low: int) -> None:
-    require(isinstance(value, int) and not isinstance(value, bool) and value >= low,
-            f"{name} must be an int >= {low}, got {value!r}")
-
-
-_PAPER = TrainConfig()
-PRESETS: dict[str, TrainConfig] = {
-    "paper": _PAPER,
-    # The released code (SPEC): 335 resize, its effective crop box, teacher BatchNorm in train
-    # mode, and the best checkpoint chosen on DUTS-TE.
-    "official": replace(_PAPER, resize_short=335, crop="official", teacher_bn_mode="train", select_on="test"),
-    # Seconds on a CPU: the offline filter bank, 64 px inputs, 20 steps; lr 1e-3 so that a
-    # short run shows a clear drop of the loss.
-    "smoke": replace(_PAPER, backbone="filterbank", image_size=64, resize_short=72, batch_size=4,
-                     max_steps=20, epochs=1000, lr=1e-3, checkpoint_every=10, val_fraction=0.1),
-}
-
-
-def config_from(preset: str = "paper", **overrides) -> TrainConfig:
-    """A preset with some fields replaced, validated.
-
-    Args:
-        preset: a key of :data:`PRESETS`.
-        **overrides: TrainConfig fields; an unknown name is an :class:`InputError`.
-
-    Returns:
-        The validated TrainConfig.
-    """
-    check_choice("preset", preset, PRESETS)
-    names = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(overrides) - names)
-    require(not unknown, f"unknown TrainConfig field(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    if "betas" in overrides and isinstance(overrides["betas"], list):
-        overrides["betas"] = tuple(overrides["betas"])
-    if overrides.get("data_root") is not None:
-        overrides["data_root"] = str(overrides["data_root"])
-    return replace(PRESETS[preset], **overrides)
-
-
-# --------------------------------------------------------------------------------------------
-# Seeded randomness and augmentation
-
-def seeded_generator(*ints: int) -> torch.Generator:
-    """A CPU torch.Generator seeded from a tuple of non-negative ints (numpy's SeedSequence)."""
-    state = np.random.SeedSequence(list(ints)).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def _resize_short(x: torch.Tensor, short: int) -> torch.Tensor:
-    """(C, H, W) -> (C, H', W') with min(H', W') = short, bilinear with antialiasing."""
-    H, W = x.shape[-2:]
-    scale = short / min(H, W)
-    size = (max(short, round(H * scale)), max(short, round(W * scale)))
-    return F.interpolate(x[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
-
-
-def augment(image: np.ndarray, *, generator: torch.Generator, resize_short: int, image_size: int) -> torch.Tensor:
-    """The training augmentation of SPEC "Training", all randomness from ``generator``.
-
-    Resize the short side to ``resize_short`` (bilinear, antialiased), a random
-    ``image_size`` square crop, horizontal flip (p 0.5), colour jitter (brightness 0.4,
-    contrast 0.4, saturation 0.2, hue 0.1, in a random order; p 0.8) and grayscale (p 0.2).
-    The same random numbers are drawn whatever branch is taken, so the stream is stable.
-
-    Args:
-        image: (H, W, 3) uint8 RGB.
-        generator: the image's own generator (see :func:`seeded_generator`).
-        resize_short: short side after resizing, >= image_size.
-        image_size: side of the square output.
-
-    Returns:
-        (3, image_size, image_size) float32 RGB in [0, 1].
-    """
-    import torchvision.transforms.v2.functional as TF
-
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0  # (3, H, W)
-    x = _resize_short(x, resize_short).clamp_(0.0, 1.0)
-    H, W = x.shape[-2:]
-    top = int(torch.randint(0, H - image_size + 1, (1,), generator=generator))
-    left = int(torch.randint(0, W - image_size + 1, (1,), generator=generator))
-    x = x[:, top:top + image_size, left:left + image_size]
-    u_flip, u_jitter, u_gray = torch.rand(3, generator=generator).tolist()
-    b, c, s, h = JITTER
-    lo = torch.tensor([1 - b, 1 - c, 1 - s, -h])
-    factors = (lo + (torch.tensor([1 + b, 1 + c, 1 + s, h]) - lo) * torch.rand(4, generator=generator)).tolist()
-    order = torch.randperm(4, generator=generator).tolist()
-    if u_flip < 0.5:
-        x = x.flip(-1)
-    if u_jitter < 0.8:
-        ops = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
-        for k in order:
-            x = ops[k](x, factors[k])
-    if u_gray < 0.2:
-        x = TF.rgb_to_grayscale(x, num_output_channels=3)
-    return x.clamp(0.0, 1.0).contiguous()
-
-
-def eval_transform(image: np.ndarray, mask: np.ndarray, *, resize_short: int,
-                   image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validation input: resize the short side, centre crop (the released code's eval view).
-
-    Args:
-        image: (H, W, 3) uint8 RGB.
-        mask: (H, W) float in [0, 1].
-
-    Returns:
-        image (3, S, S) float in [0, 1] and mask (S, S) float in [0, 1], S = image_size.
-    """
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
-    m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
-    x, m = _resize_short(x, resize_short).clamp_(0, 1), _resize_short(m, resize_short).clamp_(0, 1)
-    H, W = x.shape[-2:]
-    top, left = (H - image_size) // 2, (W - image_size) // 2
-    return (x[:, top:top + image_size, left:left + image_size].contiguous(),
-            m[0, top:top + image_size, left:left + image_size].contiguous())
-
-
-class _Augmented(torch.utils.data.Dataset):
-    """Images of ``dataset`` augmented with the generator of (seed, epoch, index)."""
-
-    def __init__(self, dataset, config: TrainConfig, epoch: int) -> None:
-        self.dataset, self.config, self.epoch = dataset, config, epoch
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        cfg = self.config
-        g = seeded_generator(cfg.seed, _AUGMENT, self.epoch, index)
-        return augment(self.dataset[index].image, generator=g, resize_short=cfg.resize_short,
-                       image_size=cfg.image_size)
-
-
-class _Evaluated(torch.utils.data.Dataset):
-    def __init__(self, dataset, indices: Sequence[int], config: TrainConfig) -> None:
-        self.dataset, self.indices, self.config = dataset, list(indices), config
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int):
-        s = self.dataset[self.indices[i]]
-        return eval_transform(s.image, s.mask, resize_short=self.config.resize_short,
-                              image_size=self.config.image_size)
-
-
-def split_indices(n: int, *, seed: int, val_fraction: float) -> tuple[list[int], list[int]]:
-    """Seeded train / validation split of ``n`` images.
-
-    Returns:
-        (train indices, validation indices), both sorted; round(n * val_fraction) validation
-        images, at least one when val_fraction > 0.
-    """
-    n_val = 0 if val_fraction == 0 else max(1, round(n * val_fraction))
-    perm = torch.randperm(n, generator=seeded_generator(seed, _SPLIT)).tolist()
-    return sorted(perm[n_val:]), sorted(perm[:n_val])
-
-
-def epoch_batches(n_train: int, *, seed: int, epoch: int, batch_size: int) -> list[list[int]]:
-    """The epoch's batches: a seeded permutation of 0..n_train-1 cut into full batches."""
-    order = torch.randperm(n_train, generator=seeded_generator(seed, _ORDER, epoch)).tolist()
-    return [order[k * batch_size:(k + 1) * batch_size] for k in range(n_train // batch_size)]
-
-
-# --------------------------------------------------------------------------------------------
-# BatchNorm synchronised over a gloo group (CPU)
-
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over ranks whose gradient is the sum over ranks of the incoming gradients."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
-        x = x.clone()
-        dist.all_reduce(x)
-        return x
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
-
-
-class GlooSyncBatchNorm(nn.BatchNorm2d):
-    """BatchNorm2d whose training statistics cover the batch of every rank (any device, gloo).
-
-    PyTorch's ``SyncBatchNorm`` runs on accelerators only. This one all-reduces the per-channel
-    sums through a differentiable all-reduce, so the gradient through the statistics is the
-    global batch's (each rank's loss depends on every rank's inputs). Two passes (mean, then
-    the centred sum of squares), as a single-process BatchNorm computes them. Outside training
-    or outside a process group it is a plain BatchNorm2d.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
-        if not (self.training and dist.is_available() and dist.is_initialized()):
-            return super().forward(x)
-        B, C, H, W = x.shape
-        n = torch.tensor(float(B * H * W), dtype=x.dtype, device=x.device)
-        dist.all_reduce(n)                                                     # global count
-        mean = _AllReduceSum.apply(x.sum(dim=(0, 2, 3))) / n                   # (C,)
-        centred = x - mean.view(1, C, 1, 1)
-        var = _AllReduceSum.apply(centred.pow(2).sum(dim=(0, 2, 3))) / n       # (C,) biased
-        if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked += 1
-                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(m * mean.detach())
-                self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))  # unbiased, as torch
-        y = centred * torch.rsqrt(var + self.eps).view(1, C, 1, 1)
-        if self.affine:
-            y = y * self.weight.view(1, C, 1, 1) + self.bias.view(1, C, 1, 1)
-        return y
-
-
-def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
-    """Replace every BatchNorm2d by a synchronised one: SyncBatchNorm on accelerators, else gloo's."""
-    if device.type != "cpu":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, GlooSyncBatchNorm):
-            sync = GlooSyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
-                                     child.track_running_stats).to(device)
-            sync.load_state_dict(child.state_dict())
-            setattr(module, name, sync)
-        else:
-            convert_sync_batchnorm(child, device)
-    return module
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,7 +129,7 @@ def train_step(head: nn.Module, backbone, optimizer: torch.optim.Optimizer, imag
     eq = ncut_crop = None
     if config.crop != "none":
         S = config.image_size
-        g = seeded_generator(config.seed, _CROP, step)
+        g = seeded_generator(config.seed, SEED_CROP, step)
         box = (CROP_SAMPLERS["paper"](g, image_size=S, crop=S // 4) if config.crop == "paper"
                else CROP_SAMPLERS["official"](g, image_size=S))
         crop_images = crop_zoom(images, box, S).clamp(0.0, 1.0)              # (B, 3, S, S)
@@ -572,6 +241,7 @@ RESUMABLE_FIELDS = ("data_root", "weights", "epochs", "max_steps", "checkpoint_e
                     "device", "num_workers")
 
 
+
 # --------------------------------------------------------------------------------------------
 # The loop
 
@@ -589,27 +259,6 @@ class TrainResult:
     losses: tuple[StepLosses, ...] # every step of this call (rank 0's batch shard)
     head: nn.Module                # the trained head (unwrapped)
 
-
-class _Distributed(NamedTuple):
-    rank: int
-    world_size: int
-    local_rank: int
-
-
-def _distributed() -> _Distributed:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return _Distributed(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _device(config: TrainConfig, dist_info: _Distributed) -> torch.device:
-    if config.device is not None:
-        device = torch.device(config.device)
-        if device.type == "cuda" and device.index is None and dist_info.world_size > 1:
-            device = torch.device("cuda", dist_info.local_rank)
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda", dist_info.local_rank if dist_info.world_size > 1 else 0)
-    return torch.device("cpu")
 
 
 def _open_csv(path: Path, header: Sequence[str], *, keep_through_step: int | None):
@@ -677,9 +326,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         require(not last_path.exists(), f"{last_path} exists: pass resume=True (--resume) to continue "
                                         f"it, or choose another output folder")
 
-    dist_info = _distributed()
+    dist_info = distributed_env()
     distributed = dist_info.world_size > 1
-    device = _device(config, dist_info)
+    device = resolve_device(config.device, dist_info)
     if distributed and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -696,9 +345,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     train_set = torch.utils.data.Subset(dataset, train_idx)
     if config.select_on == "test":
         val_source = open_dataset(config.test_dataset, config.data_root)
-        val_set = _Evaluated(val_source, range(len(val_source)), config)
+        val_set = EvalDataset(val_source, range(len(val_source)), config)
     elif config.select_on == "val" and val_idx:
-        val_set = _Evaluated(dataset, val_idx, config)
+        val_set = EvalDataset(dataset, val_idx, config)
     else:
         val_set = None
     steps_per_epoch = len(train_idx) // config.batch_size
@@ -757,7 +406,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         while step < total_steps and epoch < config.epochs:
             batches = epoch_batches(len(train_idx), seed=config.seed, epoch=epoch, batch_size=config.batch_size)
             shards = [b[dist_info.rank::dist_info.world_size] for b in batches[position:]]
-            loader = torch.utils.data.DataLoader(_Augmented(train_set, config, epoch), batch_sampler=shards,
+            loader = torch.utils.data.DataLoader(AugmentedDataset(train_set, config, epoch), batch_sampler=shards,
                                                  num_workers=config.num_workers)
             for images in loader:
                 if step >= total_steps:
@@ -814,68 +463,9 @@ def _plain(value):
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
+
 # --------------------------------------------------------------------------------------------
 # Command line
-
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(TrainConfig)
-
-
-def parse_field(name: str, text: str) -> Any:
-    """Parse one TrainConfig field's value from text ('none' for an optional field's None)."""
-    types = _field_types()
-    require(name in types, f"unknown TrainConfig field {name!r}; known: {', '.join(sorted(types))}")
-    hint = types[name]
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    if optional and text.strip().lower() in ("none", "null", ""):
-        return None
-    base = next((a for a in args if a is not type(None)), hint) if optional else hint
-    try:
-        if typing.get_origin(base) is tuple:
-            return tuple(float(v) for v in text.split(","))
-        if base is bool:
-            low = text.strip().lower()
-            require(low in ("1", "0", "true", "false", "yes", "no", "on", "off"),
-                    f"{name} must be true or false, got {text!r}")
-            return low in ("1", "true", "yes", "on")
-        return base(text)
-    except ValueError:
-        raise InputError(f"{name}: cannot read {text!r} as {getattr(base, '__name__', base)}") from None
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``train`` options to ``parser``: --preset, --out, --resume, --set and one flag per field."""
-    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="named configuration")
-    parser.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override any TrainConfig field (repeatable)")
-    for name, hint in _field_types().items():
-        flag = "--" + name.replace("_", "-")
-        if hint is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"TrainConfig.{name}")
-        else:
-            kind = "comma-separated floats" if typing.get_origin(hint) is tuple else "value"
-            optional = ", or none" if type(None) in typing.get_args(hint) else ""
-            parser.add_argument(flag, dest=name, default=None, metavar="VALUE",
-                                help=f"TrainConfig.{name} ({kind}{optional})")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig that parsed ``train`` options describe (preset, then --set, then flags)."""
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        require("=" in item, f"--set expects FIELD=VALUE, got {item!r}")
-        name, text = item.split("=", 1)
-        overrides[name.strip()] = parse_field(name.strip(), text)
-    for name in _field_types():
-        value = getattr(args, name, None)
-        if value is not None:
-            overrides[name] = value if isinstance(value, bool) else parse_field(name, value)
-    return config_from(args.preset, **overrides)
-
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``paperlib train`` from parsed options; returns the exit status."""

@@ -5,7 +5,6 @@ Runs use 32 x 32 inputs (4 x 4 tokens) so that a step takes a fraction of a seco
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 
@@ -13,10 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.losses import LossWeights
-from paperlib.train import (LOG_TERMS, PRESETS, TrainConfig, add_train_arguments, augment, config_from,
-                            config_from_args, epoch_batches, load_checkpoint, seeded_generator,
-                            split_indices, train)
+from paperlib.train import load_checkpoint, train
+from paperlib.train_config import LOG_TERMS, TrainConfig, config_from
 from paperlib.validation import InputError
 
 TINY = dict(image_size=32, resize_short=36, batch_size=4, val_fraction=0.1)
@@ -38,111 +35,6 @@ def tiny(data_root, **overrides) -> TrainConfig:
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-# --------------------------------------------------------------------------------------------
-# Configuration
-
-def test_presets_differ_where_the_spec_says():
-    paper, official, smoke = PRESETS["paper"], PRESETS["official"], PRESETS["smoke"]
-    assert (paper.image_size, paper.resize_short, paper.batch_size, paper.epochs) == (320, 355, 8, 30)
-    assert (paper.lr, paper.betas, paper.weight_decay) == (1e-4, (0.9, 0.99), 0.0)
-    assert paper.loss_weights == LossWeights()
-    assert (paper.crop, paper.teacher_bn_mode, paper.select_on) == ("paper", "eval", "val")
-    assert (official.resize_short, official.crop, official.teacher_bn_mode, official.select_on) == \
-        (335, "official", "train", "test")
-    assert smoke.backbone == "filterbank" and smoke.max_steps is not None
-    assert TrainConfig() == paper
-
-
-def test_config_from_overrides_and_serialises():
-    cfg = config_from("paper", lr=3e-4, betas=[0.8, 0.9], data_root="/x", w_eq=0.0)
-    assert (cfg.lr, cfg.betas, cfg.data_root, cfg.loss_weights.eq) == (3e-4, (0.8, 0.9), "/x", 0.0)
-    d = cfg.to_dict()
-    assert all(isinstance(v, (int, float, str, bool, tuple, type(None))) for v in d.values())
-    assert TrainConfig(**d) == cfg
-
-
-@pytest.mark.parametrize("overrides, word", [
-    (dict(no_such_field=1), "no_such_field"),
-    (dict(crop="big"), "crop"),
-    (dict(image_size=330), "image_size"),          # not a multiple of the patch size 8
-    (dict(resize_short=300), "resize_short"),      # smaller than the 320 crop
-    (dict(batch_size=0), "batch_size"),
-    (dict(lr=-1.0), "lr"),
-    (dict(teacher_bn_mode="frozen"), "teacher_bn_mode"),
-    (dict(select_on="train"), "select_on"),
-    (dict(betas=(0.9, 1.5)), "betas"),
-    (dict(backbone="resnet"), "backbone"),
-    (dict(device="gpu7"), "device"),
-])
-def test_bad_config_raises_input_error(overrides, word):
-    with pytest.raises(InputError, match=word):
-        config_from("paper", **overrides)
-
-
-def test_unknown_preset_and_official_crop_on_small_images():
-    with pytest.raises(InputError, match="preset"):
-        config_from("nope")
-    with pytest.raises(InputError, match="240"):
-        config_from("smoke", crop="official")
-
-
-def test_command_line_options_cover_every_field():
-    parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    args = parser.parse_args(["--preset", "smoke", "--out", "run", "--data-root", "d", "--max-steps", "7",
-                              "--betas", "0.5,0.6", "--no-amp", "--set", "lr=0.5", "--set", "weights=none",
-                              "--crop", "none"])
-    cfg = config_from_args(args)
-    assert (cfg.max_steps, cfg.betas, cfg.amp, cfg.lr, cfg.weights, cfg.crop, cfg.data_root) == \
-        (7, (0.5, 0.6), False, 0.5, None, "none", "d")
-    assert cfg.backbone == "filterbank"  # from the preset
-    options = {a.dest for a in parser._actions}
-    assert {f for f in TrainConfig.__dataclass_fields__} <= options
-    with pytest.raises(InputError, match="epochs"):
-        config_from_args(parser.parse_args(["--out", "r", "--set", "epochs=many"]))
-    with pytest.raises(InputError, match="bogus"):
-        config_from_args(parser.parse_args(["--out", "r", "--set", "bogus=1"]))
-
-
-# --------------------------------------------------------------------------------------------
-# Data order and augmentation
-
-def test_augment_is_a_function_of_the_generator():
-    image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
-    a = augment(image, generator=seeded_generator(0, 1, 2), resize_short=36, image_size=32)
-    b = augment(image, generator=seeded_generator(0, 1, 2), resize_short=36, image_size=32)
-    c = augment(image, generator=seeded_generator(0, 1, 3), resize_short=36, image_size=32)
-    assert a.shape == (3, 32, 32) and a.dtype == torch.float32
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    assert 0.0 <= float(a.min()) and float(a.max()) <= 1.0
-
-
-def test_augment_statistics_match_the_probabilities():
-    # A left-dark / right-bright image: the flip shows in which half is brighter; a grey
-    # image (equal channels) shows the grayscale or a saturation factor of 0 (never drawn).
-    image = np.zeros((40, 40, 3), dtype=np.uint8)
-    image[:, 20:] = (200, 60, 30)
-    flips = grays = 0
-    n = 400
-    for i in range(n):
-        x = augment(image, generator=seeded_generator(5, i), resize_short=40, image_size=40)
-        flips += bool(x[:, :, :20].mean() > x[:, :, 20:].mean())
-        grays += bool(torch.allclose(x[0], x[1], atol=1e-6) and torch.allclose(x[1], x[2], atol=1e-6))
-    # Binomial(400, 0.5) and (400, 0.2): 4 standard deviations are 40 and 32.
-    assert abs(flips - 0.5 * n) < 40
-    assert abs(grays - 0.2 * n) < 32
-
-
-def test_split_and_epoch_order_are_seeded_partitions():
-    train_idx, val_idx = split_indices(20, seed=3, val_fraction=0.1)
-    assert len(val_idx) == 2 and sorted(train_idx + val_idx) == list(range(20))
-    assert split_indices(20, seed=3, val_fraction=0.1) == (train_idx, val_idx)
-    b0 = epoch_batches(18, seed=3, epoch=0, batch_size=4)
-    assert len(b0) == 4 and all(len(b) == 4 for b in b0) and len({i for b in b0 for i in b}) == 16
-    assert b0 == epoch_batches(18, seed=3, epoch=0, batch_size=4)
-    assert b0 != epoch_batches(18, seed=3, epoch=1, batch_size=4)
 
 
 # --------------------------------------------------------------------------------------------

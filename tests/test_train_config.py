@@ -1,0 +1,74 @@
+"""Tests of paperlib.train_config: the presets, config validation and the ``train`` options."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from paperlib.losses import LossWeights
+from paperlib.train_config import PRESETS, TrainConfig, add_train_arguments, config_from, config_from_args
+from paperlib.validation import InputError
+
+
+def test_presets_differ_where_the_spec_says():
+    paper, official, smoke = PRESETS["paper"], PRESETS["official"], PRESETS["smoke"]
+    assert (paper.image_size, paper.resize_short, paper.batch_size, paper.epochs) == (320, 355, 8, 30)
+    assert (paper.lr, paper.betas, paper.weight_decay) == (1e-4, (0.9, 0.99), 0.0)
+    assert paper.loss_weights == LossWeights()
+    assert (paper.crop, paper.teacher_bn_mode, paper.select_on) == ("paper", "eval", "val")
+    assert (official.resize_short, official.crop, official.teacher_bn_mode, official.select_on) == \
+        (335, "official", "train", "test")
+    assert smoke.backbone == "filterbank" and smoke.max_steps is not None
+    assert TrainConfig() == paper
+
+
+def test_config_from_overrides_and_serialises():
+    cfg = config_from("paper", lr=3e-4, betas=[0.8, 0.9], data_root="/x", w_eq=0.0)
+    assert (cfg.lr, cfg.betas, cfg.data_root, cfg.loss_weights.eq) == (3e-4, (0.8, 0.9), "/x", 0.0)
+    d = cfg.to_dict()
+    assert all(isinstance(v, (int, float, str, bool, tuple, type(None))) for v in d.values())
+    assert TrainConfig(**d) == cfg
+
+
+@pytest.mark.parametrize("overrides, word", [
+    (dict(no_such_field=1), "no_such_field"),
+    (dict(crop="big"), "crop"),
+    (dict(image_size=330), "image_size"),          # not a multiple of the patch size 8
+    (dict(resize_short=300), "resize_short"),      # smaller than the 320 crop
+    (dict(batch_size=0), "batch_size"),
+    (dict(lr=-1.0), "lr"),
+    (dict(teacher_bn_mode="frozen"), "teacher_bn_mode"),
+    (dict(select_on="train"), "select_on"),
+    (dict(betas=(0.9, 1.5)), "betas"),
+    (dict(backbone="resnet"), "backbone"),
+    (dict(device="gpu7"), "device"),
+])
+def test_bad_config_raises_input_error(overrides, word):
+    with pytest.raises(InputError, match=word):
+        config_from("paper", **overrides)
+
+
+def test_unknown_preset_and_official_crop_on_small_images():
+    with pytest.raises(InputError, match="preset"):
+        config_from("nope")
+    with pytest.raises(InputError, match="240"):
+        config_from("smoke", crop="official")
+
+
+def test_command_line_options_cover_every_field():
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    args = parser.parse_args(["--preset", "smoke", "--out", "run", "--data-root", "d", "--max-steps", "7",
+                              "--betas", "0.5,0.6", "--no-amp", "--set", "lr=0.5", "--set", "weights=none",
+                              "--crop", "none"])
+    cfg = config_from_args(args)
+    assert (cfg.max_steps, cfg.betas, cfg.amp, cfg.lr, cfg.weights, cfg.crop, cfg.data_root) == \
+        (7, (0.5, 0.6), False, 0.5, None, "none", "d")
+    assert cfg.backbone == "filterbank"  # from the preset
+    options = {a.dest for a in parser._actions}
+    assert {f for f in TrainConfig.__dataclass_fields__} <= options
+    with pytest.raises(InputError, match="epochs"):
+        config_from_args(parser.parse_args(["--out", "r", "--set", "epochs=many"]))
+    with pytest.raises(InputError, match="bogus"):
+        config_from_args(parser.parse_args(["--out", "r", "--set", "bogus=1"]))
