@@ -142,7 +142,8 @@ def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | Non
 
     check_choice("method", name, METHODS)
     if name == "sempart":
-        from .sempart import PROTOCOLS, SempartMethod, load_sempart
+        from .sempart import PROTOCOLS, load_sempart
+        from .sempart_method import SempartMethod
 
         require(checkpoint is not None, "method 'sempart' needs --checkpoint FILE (a trained head)")
         check_choice("protocol", protocol, PROTOCOLS)
