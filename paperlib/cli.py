@@ -289,8 +289,8 @@ def _method_label(method, args) -> str:
     protocol = getattr(method, "protocol", None)
     if protocol is None:
         return f"{method.name}/{name}"
-    return (f"{method.name}/{name} ({args.protocol} protocol: BatchNorm {protocol.bn_mode}, "
-            f"polarity per {protocol.polarity}, {protocol.resolution} resolution)")
+    return (f"{method.name}/{name} [{args.protocol}: BN {protocol.bn_mode}, flip per "
+            f"{protocol.polarity}, {protocol.resolution}]")
 
 
 def _refine_settings(args):

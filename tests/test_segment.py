@@ -208,4 +208,4 @@ def test_protocol_flags_override_the_named_protocol(synth_root, tmp_path, capsys
     protocol = json.loads(out.read_text())["protocol"]
     assert protocol["bn_mode"] == "train" and protocol["resolution"] == "center320"
     assert protocol["polarity"] == "image"                      # the flag wins over the preset
-    assert "polarity per image" in capsys.readouterr().out      # and the output says so
+    assert "flip per image" in capsys.readouterr().out          # and the output says so
