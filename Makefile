@@ -8,7 +8,7 @@ SYNTH  := $(DEMO)/data/DUTS-TE
 DATA   ?= ../shared/data
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench sweep train-sample clean distclean help
+.PHONY: demo test bench sweep train-sample notebooks clean distclean help
 .DEFAULT_GOAL := help
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make bench  speed of the guided filter and metrics beside OpenCV, kornia, pysodmetrics"
 	@echo "make sweep  guided-filter study on the real DUTS-TE sample (DATA=$(DATA))"
 	@echo "make train-sample  train on the real DUTS-TR sample (filterbank), score on DUTS-TE (~35 min)"
+	@echo "make notebooks  execute every notebook with papermill into results/notebooks/"
 	@echo "make clean  remove results and caches (keeps .venv)"
 
 # The environment is rebuilt when missing or older than pyproject.toml.
@@ -54,6 +55,17 @@ demo: $(STAMP)
 	    --root $(DEMO)/data --refine none,gf --json $(DEMO)/sempart_trained.json
 	$(BIN)/paperlib data photos --out $(DEMO)/photos
 	$(BIN)/paperlib -q segment $(DEMO)/photos --out figures/demo --backbone filterbank --refine gf
+
+# Notebooks: the jupytext percent sources in notebooks/ are the truth; papermill executes them
+# into results/notebooks/ (build outputs, not in git). `make notebooks PARAMS="-p preset paper ..."`.
+NOTEBOOKS := $(wildcard notebooks/*.py)
+EXECUTED  := $(patsubst notebooks/%.py,results/notebooks/%.ipynb,$(NOTEBOOKS))
+PARAMS ?=
+notebooks: $(EXECUTED)
+results/notebooks/%.ipynb: notebooks/%.py $(STAMP)
+	mkdir -p results/notebooks
+	$(BIN)/jupytext --quiet --to ipynb -o results/notebooks/$*.source.ipynb $<
+	$(BIN)/papermill --progress-bar results/notebooks/$*.source.ipynb $@ $(PARAMS)
 
 # Whole suite on CPU; real-data tests read $(DATA) and skip when it is absent.
 test: $(STAMP)
