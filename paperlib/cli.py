@@ -253,7 +253,8 @@ def _add_method_options(p, *, refine_default: str) -> None:
     p.add_argument("--checkpoint", type=Path, help="trained Sempart head (.pt) for --method sempart")
     p.add_argument("--protocol", choices=("default", "official"), default="default",
                    help="sempart evaluation protocol: default (BatchNorm eval, full resolution, "
-                        "polarity per batch) or official (released code: BatchNorm train, 335 resize "
+                        "polarity per batch of 8 in eval; per image in segment and corloc, which see "
+                        "one image at a time) or official (released code: BatchNorm train, 335 resize "
                         "+ 320 centre crop)")
     p.add_argument("--bn-mode", choices=("eval", "train"), help="sempart: BatchNorm mode (overrides --protocol)")
     p.add_argument("--polarity", choices=("batch", "image"),
@@ -273,6 +274,10 @@ def _add_method_options(p, *, refine_default: str) -> None:
 
 def _method_from_args(args):
     from .methods import build_method
+    from .validation import require
+
+    require(args.method != "sempart" or args.cache is None,
+            "--cache holds backbone keys for tokencut; sempart recomputes them (drop --cache)")
 
     options = {"tau": args.tau} if args.method == "tokencut" else {}
     return build_method(args.method, backbone=args.backbone, weights=args.weights,
@@ -384,6 +389,9 @@ def _add_corloc(sub) -> None:
 
 
 def _run_corloc(args) -> int:
+    from .validation import require
+
+    require(args.refine == "none", "--refine does not apply to corloc: boxes come from the raw mask")
     from .box_datasets import CORLOC_DATASETS, open_corloc_dataset
     from .corloc import corloc_evaluate
     from .evaluate import write_csv, write_json
@@ -398,7 +406,7 @@ def _run_corloc(args) -> int:
     if expected and result.n_images < expected:
         print(f"note: {result.n_images} of the {expected} images of {args.dataset} were scored")
     if args.json:
-        write_json(args.json, {"dataset": args.dataset, "method": method.name, "backbone": args.backbone,
+        write_json(args.json, {"dataset": args.dataset, "method": _method_label(method, args),
                                "corloc": result.corloc, "n_images": result.n_images,
                                "n_hits": result.n_hits})
     if args.per_image:

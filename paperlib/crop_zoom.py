@@ -171,9 +171,11 @@ def teacher_target(crop_image: torch.Tensor, teacher_fine_logits: torch.Tensor, 
             and crop_image.shape[2:] == teacher_fine_logits.shape[2:],
             f"crop_image and teacher_fine_logits must have the same batch size, height and width, "
             f"got {tuple(crop_image.shape)} and {tuple(teacher_fine_logits.shape)}")
-    guide = image_to_guide(crop_image, mean=mean, std=std)  # (B, 1, H, W) in [0, 1]
-    q = guided_filter(guide, torch.sigmoid(teacher_fine_logits), radius=radius, eps=eps, border="count")
-    return q.clamp(S_CLAMP, 1.0 - S_CLAMP).detach()
+    with torch.no_grad():  # stop-gradient: the target needs no graph, so none is built
+        guide = image_to_guide(crop_image, mean=mean, std=std)  # (B, 1, H, W) in [0, 1]
+        q = guided_filter(guide, torch.sigmoid(teacher_fine_logits), radius=radius, eps=eps,
+                          border="count")
+    return q.clamp(S_CLAMP, 1.0 - S_CLAMP)
 
 
 def crop_consistency_loss(student_fine_logits: torch.Tensor, box: CropBox,

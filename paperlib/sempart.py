@@ -52,12 +52,15 @@ class EvalProtocol:
             (:meth:`paperlib.sempart_method.SempartMethod.view`).
         batch_size: images per batch for the batch polarity rule and train-mode BatchNorm
             (8: the released evaluation's batch size).
+        resize_short: short side before the 'center320' crop; None uses the checkpoint's
+            training value. The released evaluation resizes to 335 whatever the training used.
     """
 
     bn_mode: str = "eval"
     polarity: str = "batch"
     resolution: str = "full"
     batch_size: int = 8
+    resize_short: int | None = None
 
     def __post_init__(self) -> None:
         check_choice("bn_mode", self.bn_mode, BN_MODES)
@@ -65,13 +68,18 @@ class EvalProtocol:
         check_choice("resolution", self.resolution, RESOLUTIONS)
         require(isinstance(self.batch_size, int) and not isinstance(self.batch_size, bool)
                 and self.batch_size >= 1, f"batch_size must be an int >= 1, got {self.batch_size!r}")
+        require(self.resize_short is None or (isinstance(self.resize_short, int)
+                                              and not isinstance(self.resize_short, bool)
+                                              and self.resize_short >= 1),
+                f"resize_short must be None or an int >= 1, got {self.resize_short!r}")
 
 
 PROTOCOLS: dict[str, EvalProtocol] = {
     # The paper's description with TokenCut's full-resolution scoring; BatchNorm in eval mode.
     "default": EvalProtocol(),
     # The released evaluation code: BatchNorm in train mode, batch-of-8 polarity, 335 + 320 crop.
-    "official": EvalProtocol(bn_mode="train", polarity="batch", resolution="center320"),
+    "official": EvalProtocol(bn_mode="train", polarity="batch", resolution="center320",
+                             resize_short=335),
 }
 
 

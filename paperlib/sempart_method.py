@@ -241,8 +241,8 @@ class SempartMethod:
             (image_size square), for 'full' the inputs themselves (mask as float32).
         """
         if self.protocol.resolution == "center320":
-            return center_crop_view(image, mask, resize_short=self.model.resize_short,
-                                    crop=self.model.image_size)
+            short = self.protocol.resize_short or self.model.resize_short
+            return center_crop_view(image, mask, resize_short=short, crop=self.model.image_size)
         _check_image(image)
         if mask is not None:
             mask = np.asarray(mask, dtype=np.float32)

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from .distributed import convert_sync_batchnorm, distributed_env, resolve_device
+from .images import atomic_path
 from .train_config import LOG_TERMS, TrainConfig, add_train_arguments, config_from_args
 from .train_data import AugmentedDataset, EvalDataset, SEED_CROP, epoch_batches, seeded_generator, split_indices
 from .validation import InputError, require
@@ -215,8 +216,6 @@ def _set_rng_states(states: dict[str, Any]) -> None:
 
 
 def _save(path: Path, payload: dict) -> None:
-    from .images import atomic_path
-
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -269,12 +268,14 @@ def _open_csv(path: Path, header: Sequence[str], *, keep_through_step: int | Non
             reader = csv.reader(fh)
             next(reader, None)
             rows = [r for r in reader if r and int(r[0]) <= keep_through_step]
-    fh = open(path, "w", newline="")
-    writer = csv.writer(fh)
-    writer.writerow(header)
-    writer.writerows(rows)
-    fh.flush()
-    return fh, writer
+    # The kept rows go to a new file that replaces the old one whole: a crash while rewriting
+    # never loses the log. Later rows are appended to it.
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(rows)
+    fh = open(path, "a", newline="")
+    return fh, csv.writer(fh)
 
 
 def _tensorboard(out_dir: Path):

@@ -209,3 +209,28 @@ def test_protocol_flags_override_the_named_protocol(synth_root, tmp_path, capsys
     assert protocol["bn_mode"] == "train" and protocol["resolution"] == "center320"
     assert protocol["polarity"] == "image"                      # the flag wins over the preset
     assert "flip per image" in capsys.readouterr().out          # and the output says so
+
+
+def test_polarity_flip_comes_before_the_guided_filter(synth_root, tmp_path):
+    """SPEC: invert before the GF. A head that marks everything is flipped to ~0, then filtered."""
+    import torch
+
+    from paperlib.backbones import load_backbone
+    from paperlib.data import open_dataset
+    from paperlib.head import SempartHead
+    from paperlib.sempart import save_sempart
+
+    head = SempartHead(dim=load_backbone("filterbank").dim, patch_size=8)
+    with torch.no_grad():
+        last_conv = [m for m in head.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        last_conv.bias.fill_(50.0)                     # sigmoid(fine) ~ 1 everywhere
+    ckpt = tmp_path / "all.pt"
+    save_sempart(ckpt, head, backbone="filterbank", image_size=64, resize_short=72)
+    method = build_method("sempart", checkpoint=str(ckpt), device="cpu")
+    results = evaluate_dataset(open_dataset("duts-te", synth_root), method, refines=("none", "gf"),
+                               progress=False, save_masks=tmp_path / "m")
+    for r in ("none", "gf"):
+        # Flipped to ~0 before the filter: the filtered mask stays ~0 (a filter applied before the
+        # flip would give ~1 and MAE ~ 1 - fg).
+        masks = [read_mask(p) for p in sorted((tmp_path / "m" / r).glob("*.png"))]
+        assert max(m.max() for m in masks) < 0.01

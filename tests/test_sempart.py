@@ -108,10 +108,10 @@ def test_read_checkpoint_derives_the_head_from_the_backbone(tmp_path):
 
 def test_protocol_registry_and_validation():
     assert set(PROTOCOLS) == {"default", "official"}
-    assert PROTOCOLS["default"] == EvalProtocol("eval", "batch", "full", 8)
-    assert PROTOCOLS["official"] == EvalProtocol("train", "batch", "center320", 8)
+    assert PROTOCOLS["default"] == EvalProtocol("eval", "batch", "full", 8, None)
+    assert PROTOCOLS["official"] == EvalProtocol("train", "batch", "center320", 8, 335)   # SPEC
     for bad in (dict(bn_mode="test"), dict(polarity="pixel"), dict(resolution="half"),
-                dict(batch_size=0)):
+                dict(batch_size=0), dict(resize_short=0)):
         with pytest.raises(InputError):
             EvalProtocol(**bad)
     with pytest.raises(Exception):
