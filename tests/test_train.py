@@ -229,3 +229,61 @@ def test_main_train_command(data_root, tmp_path, capsys):
     assert main_train(argv) == 2  # the run exists and --resume was not given
     assert "--resume" in capsys.readouterr().err
     assert main_train(argv[:-2] + ["--set", "select_on=nope"]) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# What one step does with the crop trick
+
+def _one_step(data_root, monkeypatch, **overrides):
+    """One train_step on a fixed batch; returns (head, the boxes and targets L_eq received)."""
+    from paperlib import crop_zoom
+    from paperlib.backbones import load_backbone
+    from paperlib.head import SempartHead
+    from paperlib.train import train_step
+
+    seen = []
+    real_loss = crop_zoom.crop_consistency_loss
+
+    def spy(student, box, target):
+        seen.append((box, target))
+        return real_loss(student, box, target)
+
+    monkeypatch.setattr(crop_zoom, "crop_consistency_loss", spy)
+    config = tiny(data_root, **overrides)
+    backbone = load_backbone(config.backbone)
+    torch.manual_seed(0)
+    head = SempartHead(backbone.dim, backbone.patch_size).train()
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr)
+    images = torch.rand(4, 3, config.image_size, config.image_size, generator=torch.Generator().manual_seed(1))
+    train_step(head, backbone, optimizer, images, config=config, step=7)
+    return head, seen
+
+
+def _running_means(head):
+    return torch.cat([b.flatten() for n, b in head.named_buffers() if n.endswith("running_mean")])
+
+
+def test_teacher_batchnorm_mode_decides_whether_the_teacher_updates_running_stats(data_root, monkeypatch):
+    eval_head, _ = _one_step(data_root, monkeypatch, teacher_bn_mode="eval")
+    train_head, _ = _one_step(data_root, monkeypatch, teacher_bn_mode="train")
+    none_head, _ = _one_step(data_root, monkeypatch, crop="none")
+    # Teacher in eval mode: only the student pass moves the running statistics, exactly as a
+    # step without the crop trick does; in train mode the teacher pass moves them again.
+    assert torch.equal(_running_means(eval_head), _running_means(none_head))
+    assert not torch.equal(_running_means(train_head), _running_means(none_head))
+
+
+@pytest.mark.parametrize("crop, size, box_size", [("paper", 32, 8), ("official", 240, 160)])
+def test_l_eq_gets_the_sampled_box_and_a_clamped_target(data_root, monkeypatch, crop, size, box_size):
+    from paperlib.crop_zoom import CROP_SAMPLERS
+    from paperlib.train_data import SEED_CROP, seeded_generator
+
+    _, seen = _one_step(data_root, monkeypatch, crop=crop, image_size=size, resize_short=size + 8)
+    assert len(seen) == 1
+    box, target = seen[0]
+    g = seeded_generator(0, SEED_CROP, 7)               # the step's own crop generator
+    expected = (CROP_SAMPLERS["paper"](g, image_size=size, crop=size // 4) if crop == "paper"
+                else CROP_SAMPLERS["official"](g, image_size=size))
+    assert box == expected and box.height == box.width == box_size
+    assert target.shape == (4, 1, size, size) and not target.requires_grad
+    assert float(target.min()) >= 1e-6 and float(target.max()) <= 1 - 1e-6
