@@ -316,13 +316,14 @@ def _add_segment(sub) -> None:
 
 
 def _run_segment(args) -> int:
-    from .segment import segment_paths
+    from .segment import collect_images, segment_paths
     from .validation import check_choice
 
     check_choice("--refine", args.refine, ("none", "gf", "bf"))
     settings = _refine_settings(args)
+    files = collect_images(args.paths)      # bad paths fail before any weights are loaded
     method = _method_from_args(args)
-    report = segment_paths(args.paths, args.out, method, refine=args.refine, settings=settings,
+    report = segment_paths(files, args.out, method, refine=args.refine, settings=settings,
                            overlays=not args.no_overlays, progress=not args.quiet)
     print(f"segmented {report.n_images} image(s) with {_method_label(method, args)}, "
           f"refine={report.refine} -> {report.out_dir}")

@@ -234,3 +234,9 @@ def test_polarity_flip_comes_before_the_guided_filter(synth_root, tmp_path):
         # flip would give ~1 and MAE ~ 1 - fg).
         masks = [read_mask(p) for p in sorted((tmp_path / "m" / r).glob("*.png"))]
         assert max(m.max() for m in masks) < 0.01
+
+
+def test_segment_checks_paths_before_loading_weights(tmp_path, capsys):
+    assert main(["-q", "segment", str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "o"),
+                 "--backbone", "dino_vits16"]) == 2
+    assert "missing.jpg: no such file or folder" in capsys.readouterr().err
