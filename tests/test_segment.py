@@ -184,7 +184,8 @@ def test_sempart_checkpoint_through_every_command(synth_root, tmp_path, protocol
     assert read_mask(tmp_path / "seg" / f"{first.stem}.png").shape == read_image(first).shape[:2]
 
 
-def test_sempart_without_checkpoint_is_a_clear_error(capsys, tmp_path):
+def test_sempart_without_checkpoint_is_a_clear_error(capsys, tmp_path, rng):
+    write_image(tmp_path / "x.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
     assert main(["-q", "segment", str(tmp_path), "--out", str(tmp_path / "o"), "--method",
                  "sempart"]) == 2
     assert "--checkpoint" in capsys.readouterr().err
