@@ -1,4 +1,5 @@
-"""Hand-built Sempart heads, checkpoints and images shared by test_sempart.py and test_sempart_method.py."""
+"""Hand-built Sempart heads, checkpoints and images shared by test_head.py, test_sempart.py and
+test_sempart_method.py."""
 
 from __future__ import annotations
 
@@ -17,20 +18,29 @@ SIZE = 64          # a small training size keeps the tests fast: an 8 x 8 grid a
 FILTERBANK_DIM = 16
 
 
-def random_head(seed: int = 0) -> SempartHead:
-    """A filterbank-sized head with every parameter and BatchNorm statistic moved off its init."""
+def randomised_head(*args, seed: int = 0, dtype: torch.dtype = torch.float64,
+                    **kwargs) -> SempartHead:
+    """A head whose every parameter and BatchNorm statistic is perturbed away from its init.
+
+    LayerNorm weights start at 1 and biases at 0, BatchNorm running stats at 0 / 1: a reference
+    that mixed them up would still agree with the defaults, so they are all made random.
+    """
     torch.manual_seed(seed)
-    head = SempartHead(FILTERBANK_DIM, 8)
+    head = SempartHead(*args, **kwargs).to(dtype)
     with torch.no_grad():
         for p in head.parameters():
             p.add_(0.1 * torch.randn_like(p))
         for name, buf in head.named_buffers():
             if name.endswith("running_mean"):
-                buf.copy_(0.3 * torch.randn_like(buf))
+                buf.copy_(0.1 * torch.randn_like(buf))
             elif name.endswith("running_var"):
                 buf.copy_(0.5 + torch.rand_like(buf))
-    return head.eval()
+    return head
 
+
+def random_head(seed: int = 0) -> SempartHead:
+    """A filterbank-sized float32 head in eval mode, moved off its init (see randomised_head)."""
+    return randomised_head(FILTERBANK_DIM, 8, seed=seed, dtype=torch.float32).eval()
 
 
 def contract_dict(head: SempartHead, *, with_head: bool = True) -> dict:

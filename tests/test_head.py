@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from paperlib.head import RELEASED_HEAD_PARAMETERS, HeadOutput, SempartHead, count_parameters
 from paperlib.validation import InputError
+from sempart_heads import randomised_head
 
 
 def make_inputs(grid: tuple[int, int], *, batch: int = 2, dim: int = 384, patch: int = 8,
@@ -19,26 +20,6 @@ def make_inputs(grid: tuple[int, int], *, batch: int = 2, dim: int = 384, patch:
     keys = torch.randn(batch, dim, h, w, generator=g, dtype=dtype)
     image = torch.randn(batch, 3, h * patch, w * patch, generator=g, dtype=dtype)
     return keys, image
-
-
-def randomised_head(*args, seed: int = 0, dtype: torch.dtype = torch.float64,
-                    **kwargs) -> SempartHead:
-    """A head whose every parameter and BatchNorm statistic is perturbed away from its init.
-
-    LayerNorm weights start at 1 and biases at 0, BatchNorm running stats at 0 / 1: a reference
-    that mixed them up would still agree with the defaults, so they are all made random.
-    """
-    torch.manual_seed(seed)
-    head = SempartHead(*args, **kwargs).to(dtype)
-    with torch.no_grad():
-        for p in head.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-        for name, buf in head.named_buffers():
-            if name.endswith("running_mean"):
-                buf.copy_(0.1 * torch.randn_like(buf))
-            elif name.endswith("running_var"):
-                buf.copy_(0.5 + torch.rand_like(buf))
-    return head
 
 
 def reference_forward(head: SempartHead, keys: torch.Tensor, image: torch.Tensor):
