@@ -263,6 +263,9 @@ def _add_method_options(p, *, refine_default: str) -> None:
                    help="sempart: scored frame, full ground truth or 335-resize + 320 centre crop "
                         "(overrides --protocol)")
     p.add_argument("--tau", type=float, default=0.2, help="TokenCut affinity threshold (default 0.2)")
+    p.add_argument("--max-side", type=int, default=1024,
+                   help="TokenCut: shrink images whose long side exceeds this before the cut "
+                        "(memory grows with side^4; 0: never; default 1024)")
     p.add_argument("--cache", type=Path, help="feature cache folder: backbone keys are stored there "
                                               "and reused by later runs on the same images")
     p.add_argument("--refine", default=refine_default,
@@ -279,7 +282,8 @@ def _method_from_args(args):
     require(args.method != "sempart" or args.cache is None,
             "--cache holds backbone keys for tokencut; sempart recomputes them (drop --cache)")
 
-    options = {"tau": args.tau} if args.method == "tokencut" else {}
+    options = ({"tau": args.tau, "max_side": args.max_side or None} if args.method == "tokencut"
+               else {})
     return build_method(args.method, backbone=args.backbone, weights=args.weights,
                         device=args.device, cache_dir=args.cache, checkpoint=args.checkpoint,
                         protocol=args.protocol,

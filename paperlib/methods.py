@@ -51,16 +51,35 @@ class TokenCut:
     Saliency follows TokenCut's protocol (image resized to multiples of the patch size, patch
     mask upsampled with nearest neighbours); object discovery pads the image to multiples of
     the patch size and boxes the seed's connected component, as TokenCut's CorLoc code does.
+
+    The cut works on an N x N affinity, N = tokens, so memory grows with the fourth power of the
+    image side: a 4000 x 3000 photo at patch 16 would need 17 GB. Images whose long side exceeds
+    ``max_side`` are first shrunk to it (the benchmarks' images, at most 500 px, never are); the
+    mask and the box come back at the original size.
     """
 
     name = "tokencut"
 
     def __init__(self, backbone, *, tau: float = 0.2, eps: float = 1e-5, solver: str = "auto",
-                 cache=None):
+                 cache=None, max_side: int | None = 1024):
+        require(max_side is None or (isinstance(max_side, int) and max_side >= backbone.patch_size),
+                f"max_side must be None or an int >= the patch size {backbone.patch_size}, got {max_side!r}")
         self.backbone = backbone
         self.patch_size = int(backbone.patch_size)
         self.tau, self.eps, self.solver = tau, eps, solver
         self.cache = cache      # a paperlib.feature_cache.FeatureCache, or None
+        self.max_side = max_side
+
+    def _shrunk(self, image: np.ndarray) -> np.ndarray:
+        """The image with its long side at most ``max_side`` (PIL Lanczos), else itself."""
+        from PIL import Image
+
+        height, width = image.shape[:2]
+        if self.max_side is None or max(height, width) <= self.max_side:
+            return image
+        scale = self.max_side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        return np.array(Image.fromarray(image).resize(size, resample=Image.LANCZOS))
 
     def _keys_source(self, image_id: str | None):
         """The backbone, or the backbone seen through the feature cache for this image."""
@@ -69,14 +88,25 @@ class TokenCut:
         return _CachedBackbone(self.backbone, self.cache, image_id)
 
     def predict(self, image: np.ndarray, *, image_id: str | None = None) -> Prediction:
+        from .images import resize_mask
         from .tokencut import tokencut_saliency
 
-        out = tokencut_saliency(image, self._keys_source(image_id), tau=self.tau, eps=self.eps,
+        small = self._shrunk(image)
+        out = tokencut_saliency(small, self._keys_source(image_id), tau=self.tau, eps=self.eps,
                                 solver=self.solver)
-        return Prediction(mask=out.mask.astype(np.float32),
+        mask = resize_mask(out.mask, image.shape[:2], mode="nearest")
+        return Prediction(mask=mask.astype(np.float32),
                           patch_mask=out.patch.mask.astype(np.float32), box=None)
 
     def discover(self, image: np.ndarray, *, image_id: str | None = None) -> np.ndarray | None:
+        small = self._shrunk(image)
+        box = self._discover(small, image_id)
+        if small is image:
+            return box
+        sy, sx = image.shape[0] / small.shape[0], image.shape[1] / small.shape[1]
+        return np.minimum(box * [sx, sy, sx, sy], [image.shape[1], image.shape[0]] * 2)
+
+    def _discover(self, image: np.ndarray, image_id: str | None) -> np.ndarray:
         import torch
         import torch.nn.functional as F
 

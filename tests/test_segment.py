@@ -241,3 +241,25 @@ def test_segment_checks_paths_before_loading_weights(tmp_path, capsys):
     assert main(["-q", "segment", str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "o"),
                  "--backbone", "dino_vits16"]) == 2
     assert "missing.jpg: no such file or folder" in capsys.readouterr().err
+
+
+def test_large_images_are_shrunk_before_the_cut_and_answered_at_full_size():
+    seen = []
+
+    class Recording(KeysBackbone):
+        def features(self, images):
+            seen.append(tuple(images.shape[-2:]))
+            return super().features(images)
+
+    method = TokenCut(Recording((1, 3, 1, 3)), max_side=64)
+    image = np.zeros((128, 256, 3), np.uint8)               # long side 256 -> shrunk to 64
+    pred = method.predict(image)
+    assert seen[-1] == (32, 64) and pred.mask.shape == (128, 256)
+    expected = np.zeros((128, 256), np.float32)
+    expected[32:96, 32:96] = 1                                  # patches (1:3, 1:3) of 16 px, x4
+    np.testing.assert_array_equal(pred.mask, expected)
+    np.testing.assert_array_equal(method.discover(image), [32, 32, 96, 96])
+    assert TokenCut(Recording((0, 1, 0, 1)), max_side=None).predict(image).mask.shape == (128, 256)
+    assert seen[-1] == (128, 256)
+    with pytest.raises(InputError, match="max_side"):
+        TokenCut(Recording((0, 1, 0, 1)), max_side=4)
