@@ -54,7 +54,7 @@ class TokenCut:
 
     The cut works on an N x N affinity, N = tokens, so memory grows with the fourth power of the
     image side: a 4000 x 3000 photo at patch 16 would need 17 GB. Images whose long side exceeds
-    ``max_side`` are first shrunk to it (the benchmarks' images, at most 500 px, never are); the
+    ``max_side`` are first shrunk to it (the benchmarks' images, at most 640 px, never are); the
     mask and the box come back at the original size.
     """
 
