@@ -96,6 +96,8 @@ train-sample: $(STAMP)
 	    $(BIN)/paperlib -q eval --method sempart --checkpoint $(TRAIN_SAMPLE)/$$crop/$$ck.pt --dataset duts-te \
 	        --root $(DATA) --refine none,gf --json $(TRAIN_SAMPLE)/$$crop/eval_$$ck.json || exit 1; \
 	  done; \
+	  $(BIN)/python -c "import pandas as pd; t = pd.read_csv('$(TRAIN_SAMPLE)/'+'$$crop'+'/log.csv')['total']; \
+	      print('crop=$$crop: mean total loss, first 20 steps %.3f, last 20 steps %.3f' % (t[:20].mean(), t[-20:].mean()))"; \
 	done
 
 clean:
