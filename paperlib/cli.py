@@ -253,9 +253,8 @@ def _add_method_options(p, *, refine_default: str) -> None:
     p.add_argument("--checkpoint", type=Path, help="trained Sempart head (.pt) for --method sempart")
     p.add_argument("--protocol", choices=("default", "official"), default="default",
                    help="sempart evaluation protocol: default (BatchNorm eval, full resolution, "
-                        "polarity per batch of 8 in eval; per image in segment and corloc, which see "
-                        "one image at a time) or official (released code: BatchNorm train, 335 resize "
-                        "+ 320 centre crop)")
+                        "polarity per batch of 8 in sorted order) or official (released code: "
+                        "BatchNorm train, 335 resize + 320 centre crop)")
     p.add_argument("--bn-mode", choices=("eval", "train"), help="sempart: BatchNorm mode (overrides --protocol)")
     p.add_argument("--polarity", choices=("batch", "image"),
                    help="sempart: foreground flip rule, per batch of 8 or per image (overrides --protocol)")
@@ -403,8 +402,12 @@ def _run_corloc(args) -> int:
 
     dataset = open_corloc_dataset(args.dataset, args.root)
     method = _method_from_args(args)
+    batched = {}
+    if hasattr(method, "predict_batch"):   # Sempart: polarity and BatchNorm decided per batch
+        batched = dict(batch_size=method.protocol.batch_size,
+                       predict_batch_fn=lambda images, _ids: [p.box for p in method.predict_batch(images)])
     result = corloc_evaluate(dataset, lambda image, image_id: method.discover(image, image_id=image_id),
-                             progress=not args.quiet, limit=args.limit)
+                             progress=not args.quiet, limit=args.limit, **batched)
     expected = CORLOC_DATASETS[args.dataset].n_images
     print(f"{args.dataset}: CorLoc {100 * result.corloc:.1f} ({result.n_hits}/{result.n_images}) "
           f"with {_method_label(method, args)}")

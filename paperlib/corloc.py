@@ -223,7 +223,8 @@ def _check_pred(box, image_id: str, shape: tuple[int, ...]) -> tuple[float, floa
 
 def corloc_evaluate(dataset: Sequence[CorLocItem], predict_box_fn: Callable[[np.ndarray, str], object], *,
                     progress: bool = True, limit: int | None = None,
-                    iou_threshold: float = IOU_THRESHOLD) -> CorLocResult:
+                    iou_threshold: float = IOU_THRESHOLD, batch_size: int = 1,
+                    predict_batch_fn: Callable[[list, list], list] | None = None) -> CorLocResult:
     """Run a box predictor over a CorLoc dataset and score it.
 
     Paper section 5.2, Tables 2 and 4. Images are read as RGB uint8 at their own size; the
@@ -231,28 +232,46 @@ def corloc_evaluate(dataset: Sequence[CorLocItem], predict_box_fn: Callable[[np.
 
     Args:
         dataset: ``len`` and ``dataset[i] -> CorLocItem`` (:func:`~paperlib.box_datasets.open_corloc_dataset`).
-        predict_box_fn: ``(image (H, W, 3) uint8, image_id) -> (4,) box or None``.
+        predict_box_fn: ``(image (H, W, 3) uint8, image_id) -> (4,) box or None`` (may be
+            None when ``predict_batch_fn`` is given).
         progress: show a tqdm progress bar.
         limit: score only the first ``limit`` images (a quick look; not the paper's protocol).
         iou_threshold: the hit threshold (0.5 in the paper).
+        batch_size, predict_batch_fn: for methods whose prediction depends on the batch (the
+            Sempart protocol's polarity and BatchNorm rules): ``predict_batch_fn(images, ids) ->
+            boxes`` is called on consecutive chunks of ``batch_size`` images instead of
+            ``predict_box_fn`` on each.
 
     Returns:
         :class:`CorLocResult` with ``corloc`` in [0, 1] and one :class:`CorLocRow` per image.
     """
     from tqdm.auto import tqdm
 
-    require(callable(predict_box_fn), "predict_box_fn must be callable (image, image_id) -> box or None")
+    require(callable(predict_box_fn) or callable(predict_batch_fn),
+            "predict_box_fn must be callable (image, image_id) -> box or None")
     n = len(dataset)
     if limit is not None:
         require(isinstance(limit, int) and limit >= 1, f"limit must be an integer >= 1, got {limit!r}")
         n = min(n, limit)
     require(n > 0, "the dataset holds no images")
+    require(isinstance(batch_size, int) and batch_size >= 1, f"batch_size must be an int >= 1, got {batch_size!r}")
+    step = batch_size if predict_batch_fn is not None else 1
     acc = CorLoc(iou_threshold=iou_threshold)
     rows = []
-    for i in tqdm(range(n), desc="corloc", disable=not progress, unit="img"):
-        item = dataset[i]
-        image = read_image(item.image_path)
-        box = _check_pred(predict_box_fn(image, item.image_id), item.image_id, image.shape)
-        hit = acc.update(box, item.boxes)
-        rows.append(CorLocRow(item.image_id, box, best_iou(box, item.boxes), hit, len(item.boxes)))
+    bar = tqdm(total=n, desc="corloc", disable=not progress, unit="img")
+    for start in range(0, n, step):
+        items = [dataset[i] for i in range(start, min(n, start + step))]
+        images = [read_image(item.image_path) for item in items]
+        if predict_batch_fn is None:
+            boxes = [predict_box_fn(images[0], items[0].image_id)]
+        else:
+            boxes = list(predict_batch_fn(images, [item.image_id for item in items]))
+            require(len(boxes) == len(items), f"predict_batch_fn returned {len(boxes)} boxes for "
+                                              f"{len(items)} images")
+        for item, image, raw in zip(items, images, boxes):
+            box = _check_pred(raw, item.image_id, image.shape)
+            hit = acc.update(box, item.boxes)
+            rows.append(CorLocRow(item.image_id, box, best_iou(box, item.boxes), hit, len(item.boxes)))
+        bar.update(len(items))
+    bar.close()
     return CorLocResult(corloc=acc.value, n_images=acc.n_images, n_hits=acc.n_hits, rows=tuple(rows))

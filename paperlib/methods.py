@@ -7,7 +7,8 @@ TokenCut is here; the trained Sempart head joins as ``sempart`` with ``--checkpo
     build_method(name, backbone=..., weights=..., device=...)   -> a method
     method.predict(image)                                        -> Prediction
     method.discover(image)                                       -> box for CorLoc
-    predict_refined(method, image, refine=...)                   -> the refined mask
+    refine_prediction(image, mask, refine=...)                   -> the refined mask
+    predict_refined(method, image, refine=...)                   -> both at once
 """
 
 from __future__ import annotations
@@ -194,6 +195,25 @@ def resolve_device(device: str | None):
     return torch.device(device)
 
 
+def refine_prediction(image: np.ndarray, mask: np.ndarray, *, refine: str = "none",
+                      settings: RefineSettings | None = None) -> np.ndarray:
+    """A predicted mask refined with its image: trick 1 (``gf``), ``bf``, or ``none``.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        mask: (H, W) float mask in [0, 1] (after the polarity flip, for Sempart).
+        refine: 'none', 'gf' or 'bf'.
+        settings: filter parameters (default: the paper's); its ``method`` is replaced by ``refine``.
+
+    Returns:
+        (H, W) float32 in [0, 1]; the mask itself for 'none'.
+    """
+    check_choice("refine", refine, REFINEMENTS)
+    if refine == "none":
+        return mask
+    return refine_mask(image, mask, replace(settings or RefineSettings(), method=refine))
+
+
 def predict_refined(method: Method, image: np.ndarray, *, refine: str = "none",
                     settings: RefineSettings | None = None, image_id: str | None = None
                     ) -> tuple[Prediction, np.ndarray]:
@@ -205,7 +225,4 @@ def predict_refined(method: Method, image: np.ndarray, *, refine: str = "none",
     check_choice("refine", refine, REFINEMENTS)
     require(image.ndim == 3 and image.shape[2] == 3, f"image must be (H, W, 3), got {image.shape}")
     pred = method.predict(image, image_id=image_id)
-    if refine == "none":
-        return pred, pred.mask
-    settings = replace(settings or RefineSettings(), method=refine)
-    return pred, refine_mask(image, pred.mask, settings)
+    return pred, refine_prediction(image, pred.mask, refine=refine, settings=settings)

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -16,8 +16,8 @@ import numpy as np
 
 from .images import IMAGE_SUFFIXES, read_image, write_image, write_mask_png
 from .metrics import SaliencyMetrics, SaliencyScores
-from .methods import Method, predict_refined
-from .refine import RefineSettings, refine_mask
+from .methods import Method, refine_prediction
+from .refine import RefineSettings
 from .validation import InputError, require
 
 
@@ -73,15 +73,29 @@ def segment_paths(paths: Sequence[str | Path], out_dir: str | Path, method: Meth
     """Segment images: ``<stem>.png`` (8-bit mask at the image's size) and an overlay each."""
     from tqdm.auto import tqdm
 
+    from .methods import REFINEMENTS
+    from .validation import check_choice
+
+    check_choice("refine", refine, REFINEMENTS)
     files = collect_images(paths)
     out_dir = Path(out_dir)
-    for path in tqdm(files, desc=f"segment ({method.name}, refine={refine})", disable=not progress,
-                     unit="img"):
-        image = read_image(path)
-        _, mask = predict_refined(method, image, refine=refine, settings=settings)
-        write_mask_png(out_dir / f"{path.stem}.png", mask)
-        if overlays:
-            write_image(out_dir / f"{path.stem}_overlay.jpg", overlay(image, mask))
+    # Methods with a batch protocol (Sempart) see the files in chunks of their batch size.
+    batched = hasattr(method, "predict_batch")
+    step = getattr(getattr(method, "protocol", None), "batch_size", 1) if batched else 1
+    bar = tqdm(total=len(files), desc=f"segment ({method.name}, refine={refine})",
+               disable=not progress, unit="img")
+    for start in range(0, len(files), step):
+        chunk = files[start:start + step]
+        images = [read_image(path) for path in chunk]
+        preds = (method.predict_batch(images) if batched
+                 else [method.predict(images[0], image_id=chunk[0].stem)])
+        for path, image, pred in zip(chunk, images, preds):
+            mask = refine_prediction(image, pred.mask, refine=refine, settings=settings)
+            write_mask_png(out_dir / f"{path.stem}.png", mask)
+            if overlays:
+                write_image(out_dir / f"{path.stem}_overlay.jpg", overlay(image, mask))
+        bar.update(len(chunk))
+    bar.close()
     return SegmentReport(n_images=len(files), out_dir=out_dir, refine=refine)
 
 
@@ -131,7 +145,6 @@ def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none
     require(n > 0, "the dataset is empty")
     metrics = {r: SaliencyMetrics() for r in refines}
     rows: dict[str, list[dict]] = {r: [] for r in refines}
-    base = RefineSettings() if settings is None else settings
     # Methods with a batch protocol (Sempart: polarity per batch, BatchNorm in train mode, the
     # released code's centre crop) see the images in chunks of their batch size, in order.
     batched = hasattr(method, "predict_batch") and hasattr(method, "view")
@@ -148,8 +161,7 @@ def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none
             preds = [method.predict(s.image, image_id=s.stem) for s in samples]
         for (stem, image, target), pred in zip(frames, preds):
             for r in refines:
-                mask = pred.mask if r == "none" else refine_mask(image, pred.mask,
-                                                                 replace(base, method=r))
+                mask = refine_prediction(image, pred.mask, refine=r, settings=settings)
                 scores = metrics[r].update(mask, target)
                 rows[r].append({"stem": stem, **scores._asdict()})
                 if save_masks is not None:

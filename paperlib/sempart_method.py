@@ -8,7 +8,7 @@ runs through it (the model, its protocol and its checkpoint are :mod:`paperlib.s
    mode (default) or train mode (the released code's evaluation).
 2. :func:`apply_polarity` flips masks whose fine sigmoid averages above 0.5, over each batch of
    8 (paper and released code) or per image. The flip comes before any refinement (the guided
-   filter runs on the flipped mask, in :func:`paperlib.methods.predict_refined`).
+   filter runs on the flipped mask, in :func:`paperlib.methods.refine_prediction`).
 3. :func:`center_crop_view` and :class:`EvalView`: the released code's scored frame.
 4. :class:`SempartMethod` puts these behind :class:`paperlib.methods.Method`: ``predict``,
    ``predict_batch`` (the batch polarity rule), ``discover`` (the CorLoc box) and ``view``.

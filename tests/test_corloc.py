@@ -241,6 +241,18 @@ def test_evaluate_misses_limit_and_bad_predictions(tmp_path):
         corloc_evaluate(ds, lambda im, i: (10, 0, 5, 5), progress=False)
     with pytest.raises(InputError, match="limit"):
         corloc_evaluate(ds, lambda im, i: None, progress=False, limit=0)
+    # Batched: chunks of 2 over 3 images, same rows as one at a time.
+    chunks = []
+
+    def batch_fn(images, ids):
+        chunks.append(list(ids))
+        return [answers[i] for i in ids]
+
+    batched = corloc_evaluate(ds, None, progress=False, batch_size=2, predict_batch_fn=batch_fn)
+    assert chunks == [["synth_00000", "synth_00001"], ["synth_00002"]]
+    assert [r.hit for r in batched.rows] == [r.hit for r in result.rows]
+    with pytest.raises(InputError, match="returned 1 boxes for 2 images"):
+        corloc_evaluate(ds, None, progress=False, batch_size=2, predict_batch_fn=lambda im, ids: [None])
 
 
 def test_evaluate_accepts_any_sequence_of_items(tmp_path):

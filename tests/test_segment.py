@@ -263,3 +263,33 @@ def test_large_images_are_shrunk_before_the_cut_and_answered_at_full_size():
     assert seen[-1] == (128, 256)
     with pytest.raises(InputError, match="max_side"):
         TokenCut(Recording((0, 1, 0, 1)), max_side=4)
+
+
+def test_sempart_corloc_and_segment_use_the_batch_rule(synth_root, tmp_path, monkeypatch):
+    """corloc and segment hand a Sempart method its images in batches of the protocol's size."""
+    import torch
+
+    from paperlib.backbones import load_backbone
+    from paperlib.head import SempartHead
+    from paperlib.sempart import save_sempart
+    from paperlib.sempart_method import SempartMethod
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "head.pt"
+    save_sempart(ckpt, SempartHead(dim=load_backbone("filterbank").dim, patch_size=8),
+                 backbone="filterbank", image_size=64, resize_short=72)
+    sizes = []
+    real = SempartMethod.predict_batch
+
+    def spy(self, images):
+        sizes.append(len(images))
+        return real(self, images)
+
+    monkeypatch.setattr(SempartMethod, "predict_batch", spy)
+    common = ["--method", "sempart", "--checkpoint", str(ckpt)]
+    assert main(["-q", "corloc", "--dataset", "synth", "--root", str(synth_root), *common]) == 0
+    assert sizes == [6]                                     # 6 images, batch 8: one batch
+    sizes.clear()
+    images = synth_root / "DUTS-TE" / "DUTS-TE-Image"
+    assert main(["-q", "segment", str(images), "--out", str(tmp_path / "s"), *common]) == 0
+    assert sizes == [6]
