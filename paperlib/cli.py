@@ -167,7 +167,7 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle")  # sc
 
 def _run_photos(args) -> int:
     from .images import write_image
-    from .synth import load_source
+    from .synth_sample import load_source
 
     for name in PHOTOS:
         write_image(args.out / f"{name}.jpg", load_source(name))

@@ -1,4 +1,4 @@
-"""Fetching the datasets from their official sources, unpacking them safely, laying them out.
+"""Fetching the datasets from their official sources, checking them, laying them out.
 
 Public API
 ----------
@@ -10,9 +10,8 @@ Public API
     resumable HTTP GET (``Range``) into ``dest`` via ``dest.part``; returns the URL that served.
 ``check_digest(path, item, *, ledger, key, sha256=None, url=None) -> DigestCheck``
     published SHA-256 / MD5, or trust on first use recorded in ``<root>/.paperlib-downloads.json``.
-``extract_archive(archive, dest, *, progress=False) -> int``
-    zip or tar; refuses absolute paths, ``..``, links and special files (``InputError``).
-``DownloadError`` (an ``InputError``). The names and their files are in :mod:`paperlib.sources`.
+``DownloadError`` (an ``InputError``). The names and their files are in :mod:`paperlib.sources`;
+archives are unpacked by :func:`paperlib.archive.extract_archive`, which refuses unsafe members.
 
 Nothing here prints except tqdm progress (and, with progress on, the digest recorded on first use);
 results come back as reports whose ``lines()`` the CLI prints. Archives go to ``root/downloads/``
@@ -29,18 +28,16 @@ import json
 import os
 import re
 import shutil
-import stat
-import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-import zipfile
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 from typing import Mapping, NamedTuple, Sequence
 
 from . import __version__
+from .archive import extract_archive
 from .data import DATASETS, Download
 from .images import atomic_path
 from .sources import SOURCES, check_name
@@ -232,88 +229,6 @@ def check_digest(path: str | Path, item: Download, *, ledger: str | Path, key: s
                                  "date": datetime.date.today().isoformat()}
         _write_ledger(ledger, records)
     return DigestCheck(actual, against or "recorded now (trust on first use)")
-
-
-# ---------------------------------------------------------------- safe extraction
-
-
-def _member_target(dest: Path, name: str, archive: Path) -> Path:
-    pure = PurePosixPath(name.replace("\\", "/"))
-    if pure.is_absolute() or re.match(r"[A-Za-z]:", name) or ".." in pure.parts:
-        raise InputError(f"{archive}: member {name!r} would be written outside the target folder; "
-                         f"refusing to extract this archive")
-    return dest.joinpath(*pure.parts)
-
-
-def _refuse_link(archive: Path, name: str, kind: str, target: str = "") -> None:
-    arrow = f" -> {target!r}" if target else ""
-    raise InputError(f"{archive}: member {name!r} is a {kind}{arrow}; dataset archives hold plain "
-                     f"files only, refusing to extract this archive")
-
-
-def _skipped(name: str) -> bool:
-    """macOS resource forks that some of these zips carry (``__MACOSX/``)."""
-    return name.startswith("__MACOSX/") or "/__MACOSX/" in name
-
-
-def _write_members(plan: list, open_member, desc: str, progress: bool) -> int:
-    """Write checked members: ``plan`` holds (target path, member, is a folder)."""
-    from tqdm.auto import tqdm
-
-    written = 0
-    for target, member, is_dir in tqdm(plan, desc=desc, disable=not progress, leave=False):
-        if is_dir:
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open_member(member) as src, open(target, "wb") as out:
-            shutil.copyfileobj(src, out, _CHUNK)
-        written += 1
-    return written
-
-
-def extract_archive(archive: str | Path, dest: str | Path, *, progress: bool = False) -> int:
-    """Unpack a zip or tar (any compression) into ``dest``, refusing unsafe members.
-
-    Every member is checked before anything is written: an absolute path, a ``..`` component,
-    a symbolic or hard link, or a device/FIFO member raises ``InputError`` naming it. The
-    archive type is read from its content, not its name. ``__MACOSX/`` members are skipped.
-
-    Args:
-        archive: the zip or tar file.
-        dest: the folder to unpack into (created if needed).
-        progress: show a tqdm bar over the members.
-
-    Returns:
-        The number of files written.
-    """
-    archive, dest = Path(archive), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            plan = []
-            for m in zf.infolist():
-                if _skipped(m.filename):
-                    continue
-                target = _member_target(dest, m.filename, archive)
-                if stat.S_ISLNK(m.external_attr >> 16):
-                    _refuse_link(archive, m.filename, "symbolic link")
-                plan.append((target, m, m.is_dir()))
-            return _write_members(plan, zf.open, archive.name, progress)
-    if not tarfile.is_tarfile(archive):
-        raise InputError(f"{archive}: neither a zip nor a tar archive")
-    with tarfile.open(archive) as tf:
-        plan = []
-        for m in tf.getmembers():
-            if _skipped(m.name):
-                continue
-            target = _member_target(dest, m.name, archive)
-            if m.issym() or m.islnk():
-                _refuse_link(archive, m.name, "symbolic link" if m.issym() else "hard link", m.linkname)
-            if not (m.isfile() or m.isdir()):
-                _refuse_link(archive, m.name, "device or FIFO")
-            plan.append((target, m, m.isdir()))
-        return _write_members(plan, tf.extractfile, archive.name, progress)
 
 
 # ---------------------------------------------------------------- layout

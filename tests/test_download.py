@@ -1,5 +1,5 @@
-"""paperlib.download: resumable fetch, checksums, safe extraction, layout (verification is in
-test_verify.py, the registry in test_sources.py).
+"""paperlib.download: resumable fetch, checksums, layout (verification is in test_verify.py, the
+registry in test_sources.py, safe extraction in test_archive.py).
 
 Nothing here touches the internet: files are served by a local http.server on 127.0.0.1 in a
 thread that shuts itself down after a bounded time, and downloads go through ``mirror=``.
@@ -12,9 +12,7 @@ import io
 import json
 import re
 import shutil
-import tarfile
 import threading
-import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -22,8 +20,9 @@ import pytest
 from PIL import Image
 
 from paperlib.data import DATASETS, Download, open_dataset
-from paperlib.download import LEDGER_NAME, DownloadError, check_digest, download, extract_archive, fetch
+from paperlib.download import LEDGER_NAME, DownloadError, check_digest, download, fetch
 from paperlib.validation import InputError
+from archive_builders import make_tar, make_zip
 
 
 # ---------------------------------------------------------------- a local HTTP server
@@ -92,7 +91,7 @@ def payload(n: int, seed: int = 0) -> bytes:
     return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
 
 
-# ---------------------------------------------------------------- archives built in the tests
+# ---------------------------------------------------------------- images and layouts built in the tests
 
 
 def png_bytes(hw=(8, 10), value=None, mode="RGB", seed=0) -> bytes:
@@ -107,28 +106,6 @@ def png_bytes(hw=(8, 10), value=None, mode="RGB", seed=0) -> bytes:
 def jpeg_bytes(hw=(8, 10)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (hw[1], hw[0]), (10, 200, 30)).save(buf, format="JPEG")
-    return buf.getvalue()
-
-
-def make_zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def make_tar(members: dict[str, bytes], links: dict[str, tuple[bytes, str]] = {}, mode="w") -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        for name, (kind, target) in links.items():
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = kind, target
-            tf.addfile(info)
     return buf.getvalue()
 
 
@@ -228,61 +205,6 @@ def test_check_digest_trusts_on_first_use_then_holds_to_it(tmp_path):
     assert json.loads(ledger.read_text())["files"]["k"]["sha256"] == sha(b"changed")
     with pytest.raises(InputError, match="64 hex digits"):
         check_digest(path, _item(b""), ledger=ledger, key="k", sha256="abc")
-
-
-# ---------------------------------------------------------------- safe extraction
-
-
-@pytest.mark.parametrize("member", ["../evil.txt", "ok/../../evil.txt", "/abs/evil.txt", "C:/evil.txt"])
-def test_zip_members_escaping_the_target_are_refused(tmp_path, member):
-    archive = tmp_path / "a.zip"
-    archive.write_bytes(make_zip({"fine.txt": b"x", member: b"evil"}))
-    with pytest.raises(InputError, match=re.escape(repr(member)) + " would be written outside"):
-        extract_archive(archive, tmp_path / "out")
-    assert not any((tmp_path / "out").iterdir())  # checked before anything is written
-    assert not (tmp_path / "evil.txt").exists()
-
-
-@pytest.mark.parametrize("member", ["../evil.txt", "/abs/evil.txt"])
-def test_tar_members_escaping_the_target_are_refused(tmp_path, member):
-    archive = tmp_path / "a.tar"
-    archive.write_bytes(make_tar({"fine.txt": b"x", member: b"evil"}))
-    with pytest.raises(InputError, match=re.escape(repr(member)) + " would be written outside"):
-        extract_archive(archive, tmp_path / "out")
-    assert not any((tmp_path / "out").iterdir())
-
-
-@pytest.mark.parametrize("kind, label", [(tarfile.SYMTYPE, "symbolic link"), (tarfile.LNKTYPE, "hard link")])
-def test_tar_links_are_refused(tmp_path, kind, label):
-    archive = tmp_path / "a.tar"
-    archive.write_bytes(make_tar({"fine.txt": b"x"}, links={"data/link": (kind, "/etc/passwd")}))
-    with pytest.raises(InputError, match=f"'data/link' is a {label} -> '/etc/passwd'"):
-        extract_archive(archive, tmp_path / "out")
-    assert not (tmp_path / "out" / "fine.txt").exists()
-
-
-def test_zip_symlink_members_are_refused(tmp_path):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        info = zipfile.ZipInfo("images/link")
-        info.external_attr = (0o120777 << 16)  # S_IFLNK: how zip records a symlink
-        zf.writestr(info, "../../outside")
-    (tmp_path / "a.zip").write_bytes(buf.getvalue())
-    with pytest.raises(InputError, match="'images/link' is a symbolic link"):
-        extract_archive(tmp_path / "a.zip", tmp_path / "out")
-
-
-def test_extract_zip_and_tar_gz_by_content_skipping_macosx(tmp_path):
-    members = {"top/a.txt": b"a", "top/sub/b.txt": b"bb"}
-    (tmp_path / "x.zip.zip").write_bytes(make_zip({**members, "__MACOSX/top/._a.txt": b"junk"}))
-    (tmp_path / "x.bin").write_bytes(make_tar(members, mode="w:gz"))  # the name says nothing
-    for archive in ("x.zip.zip", "x.bin"):
-        out = tmp_path / f"out-{archive}"
-        assert extract_archive(tmp_path / archive, out) == 2
-        assert {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()} == members
-    (tmp_path / "c.txt").write_text("not an archive")
-    with pytest.raises(InputError, match="neither a zip nor a tar"):
-        extract_archive(tmp_path / "c.txt", tmp_path / "out-c")
 
 
 # ---------------------------------------------------------------- download: layout and idempotence

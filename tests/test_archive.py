@@ -1,0 +1,67 @@
+"""paperlib.archive: safe extraction of zip and tar files (unsafe members refused before anything
+is written; the download that uses it is in test_download.py)."""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+import zipfile
+
+import pytest
+
+from paperlib.archive import extract_archive
+from paperlib.validation import InputError
+from archive_builders import make_tar, make_zip
+
+
+@pytest.mark.parametrize("member", ["../evil.txt", "ok/../../evil.txt", "/abs/evil.txt", "C:/evil.txt"])
+def test_zip_members_escaping_the_target_are_refused(tmp_path, member):
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(make_zip({"fine.txt": b"x", member: b"evil"}))
+    with pytest.raises(InputError, match=re.escape(repr(member)) + " would be written outside"):
+        extract_archive(archive, tmp_path / "out")
+    assert not any((tmp_path / "out").iterdir())  # checked before anything is written
+    assert not (tmp_path / "evil.txt").exists()
+
+
+@pytest.mark.parametrize("member", ["../evil.txt", "/abs/evil.txt"])
+def test_tar_members_escaping_the_target_are_refused(tmp_path, member):
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(make_tar({"fine.txt": b"x", member: b"evil"}))
+    with pytest.raises(InputError, match=re.escape(repr(member)) + " would be written outside"):
+        extract_archive(archive, tmp_path / "out")
+    assert not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("kind, label", [(tarfile.SYMTYPE, "symbolic link"), (tarfile.LNKTYPE, "hard link")])
+def test_tar_links_are_refused(tmp_path, kind, label):
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(make_tar({"fine.txt": b"x"}, links={"data/link": (kind, "/etc/passwd")}))
+    with pytest.raises(InputError, match=f"'data/link' is a {label} -> '/etc/passwd'"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "fine.txt").exists()
+
+
+def test_zip_symlink_members_are_refused(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        info = zipfile.ZipInfo("images/link")
+        info.external_attr = (0o120777 << 16)  # S_IFLNK: how zip records a symlink
+        zf.writestr(info, "../../outside")
+    (tmp_path / "a.zip").write_bytes(buf.getvalue())
+    with pytest.raises(InputError, match="'images/link' is a symbolic link"):
+        extract_archive(tmp_path / "a.zip", tmp_path / "out")
+
+
+def test_extract_zip_and_tar_gz_by_content_skipping_macosx(tmp_path):
+    members = {"top/a.txt": b"a", "top/sub/b.txt": b"bb"}
+    (tmp_path / "x.zip.zip").write_bytes(make_zip({**members, "__MACOSX/top/._a.txt": b"junk"}))
+    (tmp_path / "x.bin").write_bytes(make_tar(members, mode="w:gz"))  # the name says nothing
+    for archive in ("x.zip.zip", "x.bin"):
+        out = tmp_path / f"out-{archive}"
+        assert extract_archive(tmp_path / archive, out) == 2
+        assert {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()} == members
+    (tmp_path / "c.txt").write_text("not an archive")
+    with pytest.raises(InputError, match="neither a zip nor a tar"):
+        extract_archive(tmp_path / "c.txt", tmp_path / "out-c")
