@@ -261,6 +261,9 @@ def _add_method_options(p, *, refine_default: str) -> None:
     p.add_argument("--resolution", choices=("full", "center320"),
                    help="sempart: scored frame, full ground truth or 335-resize + 320 centre crop "
                         "(overrides --protocol)")
+    p.add_argument("--refine-at", choices=("model", "full"),
+                   help="sempart: where trick 1 filters: on the model's 320 input (model, default) "
+                        "or on the prediction at the scored resolution (full)")
     p.add_argument("--tau", type=float, default=0.2, help="TokenCut affinity threshold (default 0.2)")
     p.add_argument("--max-side", type=int, default=1024,
                    help="TokenCut: shrink images whose long side exceeds this before the cut "
@@ -287,7 +290,8 @@ def _method_from_args(args):
                         device=args.device, cache_dir=args.cache, checkpoint=args.checkpoint,
                         protocol=args.protocol,
                         protocol_options={"bn_mode": args.bn_mode, "polarity": args.polarity,
-                                          "resolution": args.resolution}, **options)
+                                          "resolution": args.resolution,
+                                          "refine_at": args.refine_at}, **options)
 
 
 def _method_label(method, args) -> str:
@@ -298,7 +302,7 @@ def _method_label(method, args) -> str:
     if protocol is None:
         return f"{method.name}/{name}"
     return (f"{method.name}/{name} [{args.protocol}: BN {protocol.bn_mode}, flip per "
-            f"{protocol.polarity}, {protocol.resolution}]")
+            f"{protocol.polarity}, {protocol.resolution}, GF at {protocol.refine_at}]")
 
 
 def _refine_settings(args):

@@ -7,7 +7,7 @@ TokenCut is here; the trained Sempart head joins as ``sempart`` with ``--checkpo
     build_method(name, backbone=..., weights=..., device=...)   -> a method
     method.predict(image)                                        -> Prediction
     method.discover(image)                                       -> box for CorLoc
-    refine_prediction(image, mask, refine=...)                   -> the refined mask
+    refine_prediction(image, prediction, refine=...)             -> the refined mask
     predict_refined(method, image, refine=...)                   -> both at once
 """
 
@@ -31,6 +31,9 @@ class Prediction:
     mask: np.ndarray                 # (H, W) float32 in [0, 1] at the image's size
     patch_mask: np.ndarray | None    # (h, w) float32 in [0, 1] on the backbone's patch grid
     box: np.ndarray | None           # (4,) xyxy pixels, x1 / y1 exclusive: the method's own box
+    # Where the method wants trick 1 applied, if not at the image's size: (image (S, S, 3) uint8,
+    # mask (S, S) float32) in the model's own frame (Sempart: the 320 x 320 input, SPEC "Guided filter").
+    refine_frame: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class Method(Protocol):
@@ -195,23 +198,34 @@ def resolve_device(device: str | None):
     return torch.device(device)
 
 
-def refine_prediction(image: np.ndarray, mask: np.ndarray, *, refine: str = "none",
+def refine_prediction(image: np.ndarray, pred: Prediction, *, refine: str = "none",
                       settings: RefineSettings | None = None) -> np.ndarray:
-    """A predicted mask refined with its image: trick 1 (``gf``), ``bf``, or ``none``.
+    """A prediction's mask refined with its image: trick 1 (``gf``), ``bf``, or ``none``.
+
+    The filter runs where the prediction asks (``pred.refine_frame``: Sempart's 320 x 320 input,
+    where the paper sets r = 9) and the result is resized bilinearly to the image's size;
+    otherwise it runs on the mask at the image's size (TokenCut, any folder of masks).
 
     Args:
         image: (H, W, 3) uint8 RGB.
-        mask: (H, W) float mask in [0, 1] (after the polarity flip, for Sempart).
+        pred: the method's Prediction (mask after the polarity flip, for Sempart).
         refine: 'none', 'gf' or 'bf'.
         settings: filter parameters (default: the paper's); its ``method`` is replaced by ``refine``.
 
     Returns:
         (H, W) float32 in [0, 1]; the mask itself for 'none'.
     """
+    from .images import resize_mask
+
     check_choice("refine", refine, REFINEMENTS)
     if refine == "none":
-        return mask
-    return refine_mask(image, mask, replace(settings or RefineSettings(), method=refine))
+        return pred.mask
+    settings = replace(settings or RefineSettings(), method=refine)
+    if pred.refine_frame is None:
+        return refine_mask(image, pred.mask, settings)
+    frame_image, frame_mask = pred.refine_frame
+    refined = refine_mask(frame_image, frame_mask, settings)                  # (S, S)
+    return np.clip(resize_mask(refined, image.shape[:2]), 0.0, 1.0).astype(np.float32)
 
 
 def predict_refined(method: Method, image: np.ndarray, *, refine: str = "none",
@@ -225,4 +239,4 @@ def predict_refined(method: Method, image: np.ndarray, *, refine: str = "none",
     check_choice("refine", refine, REFINEMENTS)
     require(image.ndim == 3 and image.shape[2] == 3, f"image must be (H, W, 3), got {image.shape}")
     pred = method.predict(image, image_id=image_id)
-    return pred, refine_prediction(image, pred.mask, refine=refine, settings=settings)
+    return pred, refine_prediction(image, pred, refine=refine, settings=settings)

@@ -90,7 +90,7 @@ def segment_paths(paths: Sequence[str | Path], out_dir: str | Path, method: Meth
         preds = (method.predict_batch(images) if batched
                  else [method.predict(images[0], image_id=chunk[0].stem)])
         for path, image, pred in zip(chunk, images, preds):
-            mask = refine_prediction(image, pred.mask, refine=refine, settings=settings)
+            mask = refine_prediction(image, pred, refine=refine, settings=settings)
             write_mask_png(out_dir / f"{path.stem}.png", mask)
             if overlays:
                 write_image(out_dir / f"{path.stem}_overlay.jpg", overlay(image, mask))
@@ -161,7 +161,7 @@ def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none
             preds = [method.predict(s.image, image_id=s.stem) for s in samples]
         for (stem, image, target), pred in zip(frames, preds):
             for r in refines:
-                mask = refine_prediction(image, pred.mask, refine=r, settings=settings)
+                mask = refine_prediction(image, pred, refine=r, settings=settings)
                 scores = metrics[r].update(mask, target)
                 rows[r].append({"stem": stem, **scores._asdict()})
                 if save_masks is not None:

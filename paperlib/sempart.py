@@ -31,6 +31,7 @@ SEMPART_FORMAT = "paperlib-sempart-1"
 BN_MODES = ("eval", "train")
 POLARITIES = ("batch", "image")
 RESOLUTIONS = ("full", "center320")
+REFINE_AT = ("model", "full")
 
 
 # ----------------------------------------------------------------------------- protocol
@@ -54,6 +55,9 @@ class EvalProtocol:
             (8: the released evaluation's batch size).
         resize_short: short side before the 'center320' crop; None uses the checkpoint's
             training value. The released evaluation resizes to 335 whatever the training used.
+        refine_at: where trick 1 filters a prediction: 'model' (default: on the image_size
+            input, where the paper sets r = 9 at 320 x 320, then resized) or 'full' (on the
+            prediction resized to the scored frame).
     """
 
     bn_mode: str = "eval"
@@ -61,6 +65,7 @@ class EvalProtocol:
     resolution: str = "full"
     batch_size: int = 8
     resize_short: int | None = None
+    refine_at: str = "model"
 
     def __post_init__(self) -> None:
         check_choice("bn_mode", self.bn_mode, BN_MODES)
@@ -68,6 +73,7 @@ class EvalProtocol:
         check_choice("resolution", self.resolution, RESOLUTIONS)
         require(isinstance(self.batch_size, int) and not isinstance(self.batch_size, bool)
                 and self.batch_size >= 1, f"batch_size must be an int >= 1, got {self.batch_size!r}")
+        check_choice("refine_at", self.refine_at, REFINE_AT)
         require(self.resize_short is None or (isinstance(self.resize_short, int)
                                               and not isinstance(self.resize_short, bool)
                                               and self.resize_short >= 1),

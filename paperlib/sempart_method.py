@@ -274,19 +274,23 @@ class SempartMethod:
                                              rule=self.protocol.polarity)   # (b, 1, S, S), (b, 1, h, w)
             patch_fine = F.avg_pool2d(fine, self.patch_size)                # (b, 1, h, w)
             for i, image in enumerate(chunk):
-                out.append(self._prediction(image.shape[:2], fine[i:i + 1], coarse[i, 0],
+                out.append(self._prediction(image.shape[:2], x[i], fine[i:i + 1], coarse[i, 0],
                                             patch_fine[i, 0]))
         return out
 
-    def _prediction(self, size: tuple[int, int], fine: torch.Tensor, coarse: torch.Tensor,
-                    patch_fine: torch.Tensor) -> Prediction:
+    def _prediction(self, size: tuple[int, int], x: torch.Tensor, fine: torch.Tensor,
+                    coarse: torch.Tensor, patch_fine: torch.Tensor) -> Prediction:
         H, W = size
         h, w = patch_fine.shape
         mask = _resize(fine, (H, W))[0, 0].clamp(0.0, 1.0)                   # (H, W)
         # One patch cell covers H / h x W / w pixels of the original image.
         box = mask_to_box(patch_fine, patch_size=(H / h, W / w), image_size=(H, W), threshold=0.5)
+        frame = None
+        if self.protocol.refine_at == "model":   # trick 1 on the model's input, r = 9 at 320
+            frame_image = (x * 255.0).round().clamp(0, 255).byte().permute(1, 2, 0)   # (S, S, 3)
+            frame = (frame_image.cpu().numpy(), fine[0, 0].float().cpu().numpy())
         return Prediction(mask=mask.float().cpu().numpy(), patch_mask=coarse.float().cpu().numpy(),
-                          box=box)
+                          box=box, refine_frame=frame)
 
     def predict(self, image: np.ndarray, *, image_id: str | None = None) -> Prediction:
         """One image's prediction (a batch of one: polarity per image). ``image_id`` is unused.

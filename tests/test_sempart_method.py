@@ -177,3 +177,28 @@ def test_bad_images_are_refused(tmp_path):
             method.predict(bad)
     with pytest.raises(InputError, match="empty"):
         method.predict_batch([])
+
+
+def test_trick_one_runs_on_the_model_frame_by_default(tmp_path):
+    """refine_at='model': GF on the 64 px input and its fine map, then resized to the image."""
+    from dataclasses import replace
+
+    from paperlib.images import resize_mask
+    from paperlib.methods import refine_prediction
+    from paperlib.refine import refine_mask
+
+    image = photo(90, 120)
+    model_side = method_for(tmp_path, random_head())
+    pred = model_side.predict(image)
+    frame_image, frame_mask = pred.refine_frame
+    assert frame_image.shape == (SIZE, SIZE, 3) and frame_image.dtype == np.uint8
+    assert frame_mask.shape == (SIZE, SIZE)
+    expected = np.clip(resize_mask(refine_mask(frame_image, frame_mask), (90, 120)), 0, 1)
+    np.testing.assert_allclose(refine_prediction(image, pred, refine="gf"), expected, atol=1e-6)
+    full_side = method_for(tmp_path, random_head(), replace(PROTOCOLS["default"], refine_at="full"))
+    full_pred = full_side.predict(image)
+    assert full_pred.refine_frame is None
+    np.testing.assert_allclose(refine_prediction(image, full_pred, refine="gf"),
+                               refine_mask(image, full_pred.mask), atol=1e-6)
+    assert not np.allclose(refine_prediction(image, pred, refine="gf"),
+                           refine_prediction(image, full_pred, refine="gf"), atol=1e-3)
