@@ -29,7 +29,7 @@ class FolderEval:
 
     def summary(self) -> dict:
         """The JSON summary: acc, iou, max_fbeta, mae, n_images, plus the bookkeeping counts."""
-        out = {k: v for k, v in self.scores.as_dict().items()}
+        out = self.scores.as_dict()
         out.update(n_images=self.n_images, n_resized=self.n_resized, n_missing=self.n_missing)
         return out
 

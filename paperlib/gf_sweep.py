@@ -89,7 +89,7 @@ def sweep(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, radii: Sequence[int
     import torch
     from tqdm.auto import tqdm
 
-    from .guided_filter import guided_filter
+    from .guided_filter import guided_filter, image_to_guide
     from .metrics import SaliencyMetrics
 
     for name in degradations:
@@ -102,7 +102,7 @@ def sweep(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, radii: Sequence[int
     for image, gt in tqdm(pairs, total=n_images, desc="gf sweep", disable=not progress, unit="img"):
         spoiled = np.stack([degrade_mask(gt, d) for d in degradations])     # (C, H, W)
         rgb = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None].double() / 255.0
-        guide = rgb.mean(dim=1, keepdim=True)                                 # (1, 1, H, W)
+        guide = image_to_guide(rgb)                                           # (1, 1, H, W)
         src = torch.from_numpy(spoiled).double()[None]                        # (1, C, H, W)
         for c, d in enumerate(degradations):
             accs[(d, 0, 0.0)].update(spoiled[c], gt)

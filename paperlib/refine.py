@@ -71,11 +71,11 @@ def refine_mask(image: np.ndarray, mask: np.ndarray, settings: RefineSettings = 
 def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings) -> np.ndarray:
     import torch
 
-    from .guided_filter import guided_filter
+    from .guided_filter import guided_filter, image_to_guide
 
-    # The paper's guide: un-normalised R, G, B rescaled to [0, 1], then averaged (Sec. 5.1).
+    # The paper's guide: R, G, B rescaled to [0, 1], then averaged (Sec. 5.1).
     rgb = torch.from_numpy(image).permute(2, 0, 1)[None].double() / 255.0  # (1, 3, H, W)
-    guide = rgb.mean(dim=1, keepdim=True)                                  # (1, 1, H, W)
+    guide = image_to_guide(rgb)                                            # (1, 1, H, W)
     src = torch.from_numpy(mask).double()[None, None]                      # (1, 1, H, W)
     out = guided_filter(guide, src, radius=settings.radius, eps=settings.eps, border=settings.border)
     return out[0, 0].float().numpy()
