@@ -49,7 +49,7 @@ from torch import nn
 
 from .distributed import convert_sync_batchnorm, distributed_env, resolve_device
 from .images import atomic_path
-from .train_config import LOG_TERMS, TrainConfig, add_train_arguments, config_from_args
+from .train_config import LOG_TERMS, TrainConfig, add_train_arguments, autocast_dtype, config_from_args
 from .train_data import AugmentedDataset, EvalDataset, SEED_CROP, epoch_batches, seeded_generator, split_indices
 from .validation import InputError, require
 
@@ -115,14 +115,13 @@ def train_step(head: nn.Module, backbone, optimizer: torch.optim.Optimizer, imag
     from .losses import sempart_loss
 
     device = images.device
-    use_amp = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp else None
+    amp_dtype = autocast_dtype(config.amp, device)
     memory = torch.channels_last if config.channels_last else torch.contiguous_format
 
     def run_head(x: torch.Tensor):
         keys = backbone.features(x, autocast=amp_dtype).keys                 # (B, D, h, w)
         x_norm = normalise(x).contiguous(memory_format=memory)               # (B, 3, S, S)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
             out = head(keys, x_norm)
         return keys, x_norm, out.fine.float(), out.coarse.float()
 
@@ -155,7 +154,7 @@ def train_step(head: nn.Module, backbone, optimizer: torch.optim.Optimizer, imag
 # Validation
 
 @torch.no_grad()
-def validate(head: nn.Module, backbone, loader, *, amp: bool = False) -> float:
+def validate(head: nn.Module, backbone, loader, *, amp: str = "off") -> float:
     """Mean IoU at 0.5 of the fine map, foreground polarity flipped per batch (SPEC "Evaluation").
 
     The batch's fine sigmoid is inverted when its mean exceeds 0.5 (paper and code).
@@ -164,7 +163,7 @@ def validate(head: nn.Module, backbone, loader, *, amp: bool = False) -> float:
         head: the (unwrapped) head; evaluated in eval mode, restored afterwards.
         backbone: the frozen backbone.
         loader: batches of (images (B, 3, S, S) in [0, 1], masks (B, S, S) in [0, 1]).
-        amp: bf16 autocast on CUDA.
+        amp: a mode of :data:`~paperlib.train_config.AMP_MODES` ('auto': bf16 on CUDA).
 
     Returns:
         The mean IoU over the images, in [0, 1].
@@ -175,12 +174,12 @@ def validate(head: nn.Module, backbone, loader, *, amp: bool = False) -> float:
     head.eval()
     metrics = SaliencyMetrics()
     device = next(head.parameters()).device
-    use_amp = amp and device.type == "cuda"
+    amp_dtype = autocast_dtype(amp, device)
     try:
         for images, masks in loader:
             images = images.to(device)
-            keys = backbone.features(images, autocast=torch.bfloat16 if use_amp else None).keys
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            keys = backbone.features(images, autocast=amp_dtype).keys
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
                 fine = head(keys, normalise(images)).fine.float()
             s = torch.sigmoid(fine)[:, 0]                                    # (B, S, S)
             if s.mean() > 0.5:

@@ -6,6 +6,7 @@ Public API:
 * :data:`PRESETS` -- named instances ``paper``, ``official`` (the released code) and ``smoke``;
 * :func:`config_from` -- a preset with some fields replaced, validated;
 * :data:`LOG_TERMS` -- the loss terms logged each step (the lambdas are ``w_<term>``);
+* :data:`AMP_MODES` / :func:`autocast_dtype` -- the mixed-precision modes and their dtype on a device;
 * :func:`parse_field` -- one field's value from text;
 * :func:`add_train_arguments` / :func:`config_from_args` -- the ``train`` options (one flag per
   field, ``--preset``, ``--set FIELD=VALUE``) and the TrainConfig they describe.
@@ -25,6 +26,7 @@ import torch
 from .validation import InputError, check_choice, require
 
 LOG_TERMS = ("ncut", "gtv_fine", "gtv_coarse", "sr", "ncut_crop", "eq", "total")
+AMP_MODES = ("auto", "bf16", "off")
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class TrainConfig:
     checkpoint_every: int = 1000       # write last.pt every this many steps (and at every epoch end)
     log_every: int = 1                 # refresh the progress bar and TensorBoard every this many steps
     device: str | None = None          # None: CUDA if available (cuda:LOCAL_RANK under torchrun), else CPU
-    amp: bool = True                   # bf16 autocast of the backbone and head, on CUDA only
+    amp: str = "auto"                  # bf16 autocast of backbone and head: 'auto' (on CUDA only:
+                                       # CPU bf16 is slower), 'bf16' (any device), 'off' (float32)
     channels_last: bool = False        # channels-last memory format for the head (speed on GPUs)
     compile: bool = False              # torch.compile the head (speed; off for exact replay)
 
@@ -75,6 +78,7 @@ class TrainConfig:
         check_choice("crop", self.crop, ("paper", "official", "none"))
         check_choice("teacher_bn_mode", self.teacher_bn_mode, ("eval", "train"))
         check_choice("select_on", self.select_on, ("val", "test", "none"))
+        check_choice("amp", self.amp, AMP_MODES)
         for name in ("image_size", "resize_short", "batch_size", "epochs", "checkpoint_every", "log_every"):
             _check_int(name, getattr(self, name), low=1)
         _check_int("seed", self.seed, low=0)
@@ -118,6 +122,19 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values only (loadable with ``torch.load(weights_only=True)``)."""
         return dataclasses.asdict(self)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of an ``amp`` mode on ``device``: bfloat16, or None for float32.
+
+    'auto' is bf16 on CUDA only: on CPUs without bf16 matrix units autocast costs time
+    (measured in ``benchmarks/bench_train.py``); 'bf16' forces it, which is how the CPU tests
+    run the GPU code path.
+    """
+    check_choice("amp", amp, AMP_MODES)
+    if amp == "bf16" or (amp == "auto" and torch.device(device).type == "cuda"):
+        return torch.bfloat16
+    return None
 
 
 def _check_int(name: str, value, *, low: int) -> None:

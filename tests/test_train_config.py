@@ -60,11 +60,11 @@ def test_command_line_options_cover_every_field():
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)
     args = parser.parse_args(["--preset", "smoke", "--out", "run", "--data-root", "d", "--max-steps", "7",
-                              "--betas", "0.5,0.6", "--no-amp", "--set", "lr=0.5", "--set", "weights=none",
+                              "--betas", "0.5,0.6", "--amp", "off", "--set", "lr=0.5", "--set", "weights=none",
                               "--crop", "none"])
     cfg = config_from_args(args)
     assert (cfg.max_steps, cfg.betas, cfg.amp, cfg.lr, cfg.weights, cfg.crop, cfg.data_root) == \
-        (7, (0.5, 0.6), False, 0.5, None, "none", "d")
+        (7, (0.5, 0.6), "off", 0.5, None, "none", "d")
     assert cfg.backbone == "filterbank"  # from the preset
     options = {a.dest for a in parser._actions}
     assert {f for f in TrainConfig.__dataclass_fields__} <= options
