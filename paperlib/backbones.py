@@ -229,7 +229,8 @@ class ViTBackbone(Backbone):
     def config_id(self) -> str:
         return f"{self.weights_id}+pos:{self.pos_interpolation}"
 
-    def _extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised images -> patch tokens with CLS and position embedding, (B, 1 + N, D)."""
         model = self.model
         B, _, H, W = images.shape
         h, w = H // self.patch_size, W // self.patch_size
@@ -237,22 +238,35 @@ class ViTBackbone(Backbone):
         mean = images.new_tensor(self.mean, dtype=param.dtype).view(1, 3, 1, 1)
         std = images.new_tensor(self.std, dtype=param.dtype).view(1, 3, 1, 1)
         x = (images.to(param.dtype) - mean) / std
+        x = model.patch_embed(x).reshape(B, h * w, -1)                     # (B, h, w, D) -> (B, N, D)
+        pos = resample_pos_embed(model.pos_embed, (h, w), style=self.pos_interpolation)
+        return model.norm_pre(torch.cat((model.cls_token.expand(B, -1, -1), x), dim=1) + pos)
 
+    def _split_keys(self, qkv: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """The last block's qkv output (B, 1 + N, 3D), q | k | v -> keys (B, D, h, w)."""
+        B, D = qkv.shape[0], qkv.shape[-1] // 3
+        k = qkv[:, 1:, D:2 * D]                        # (B, N, D), heads concatenated, CLS dropped
+        return k.transpose(1, 2).reshape(B, D, *grid)  # (B, N, D) -> (B, D, h, w)
+
+    def _extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        model = self.model
+        grid = (images.shape[-2] // self.patch_size, images.shape[-1] // self.patch_size)
         captured: list[torch.Tensor] = []
         handle = model.blocks[-1].attn.qkv.register_forward_hook(
             lambda module, inputs, output: captured.append(output))
         try:
-            x = model.patch_embed(x).reshape(B, h * w, -1)                 # (B, h, w, D) -> (B, N, D)
-            pos = resample_pos_embed(model.pos_embed, (h, w), style=self.pos_interpolation)
-            x = torch.cat((model.cls_token.expand(B, -1, -1), x), dim=1) + pos  # (B, 1 + N, D)
-            x = model.norm(model.blocks(model.norm_pre(x)))                # (B, 1 + N, D)
+            x = model.norm(model.blocks(self._embed(images)))              # (B, 1 + N, D)
         finally:
             handle.remove()
-        qkv = captured[0]                                                  # (B, 1 + N, 3D): q | k | v
-        D = qkv.shape[-1] // 3
-        k = qkv[:, 1:, D:2 * D]                        # (B, N, D), heads concatenated, CLS dropped
-        keys = k.transpose(1, 2).reshape(B, D, h, w)   # (B, N, D) -> (B, D, h, w)
-        return keys, x[:, 1:]                          # tokens (B, N, D)
+        return self._split_keys(captured[0], grid), x[:, 1:]              # keys, tokens (B, N, D)
+
+    def _extract_keys(self, images: torch.Tensor) -> torch.Tensor:
+        # timm's Block feeds norm1(x) to its attention, whose first layer is qkv: stop there.
+        model = self.model
+        grid = (images.shape[-2] // self.patch_size, images.shape[-1] // self.patch_size)
+        x = model.blocks[:-1](self._embed(images))                         # (B, 1 + N, D)
+        last = model.blocks[-1]
+        return self._split_keys(last.attn.qkv(last.norm1(x)), grid)       # (B, 1 + N, 3D) -> keys
 
 
 def file_sha256(path: str | Path) -> str:

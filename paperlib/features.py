@@ -8,7 +8,8 @@ and :mod:`paperlib.filterbank` (the offline filter bank) implement it.
 
 Public API:
     Features   NamedTuple (keys (B, D, h, w), tokens (B, N, D), grid (h, w)).
-    Backbone   nn.Module base: validates the images, runs ``_extract`` without gradients.
+    Backbone   nn.Module base: validates the images, runs ``_extract`` (or ``_extract_keys`` for
+               :meth:`Backbone.keys`) without gradients.
 """
 
 from __future__ import annotations
@@ -85,6 +86,33 @@ class Backbone(nn.Module):
         Returns:
             :class:`Features` with keys (B, D, h, w), tokens (B, N, D) and grid (h, w).
         """
+        h, w = self._check_images(images)
+        with torch.no_grad(), torch.autocast(images.device.type, dtype=autocast or torch.bfloat16,
+                                             enabled=autocast is not None):
+            keys, tokens = self._extract(images)
+        return Features(keys.float().contiguous(), tokens.float().contiguous(), (h, w))
+
+    def keys(self, images: torch.Tensor, *, autocast: torch.dtype | None = None) -> torch.Tensor:
+        """The last block's keys alone: ``features(images).keys``, without the work after them.
+
+        A ViT stops at the last block's qkv projection (its attention, MLP and the final norm
+        are skipped: 1/12 of ViT-S's work, two forward passes of it per training sample).
+
+        Args:
+            images: as :meth:`features`.
+            autocast: as :meth:`features`.
+
+        Returns:
+            (B, D, h, w) float32 keys, equal to ``features(images, autocast=autocast).keys``.
+        """
+        self._check_images(images)
+        with torch.no_grad(), torch.autocast(images.device.type, dtype=autocast or torch.bfloat16,
+                                             enabled=autocast is not None):
+            keys = self._extract_keys(images)
+        return keys.float().contiguous()
+
+    def _check_images(self, images: torch.Tensor) -> tuple[int, int]:
+        """Validate a batch for :meth:`features`; returns the patch grid (h, w)."""
         check_tensor("images", images, ndim=4, channels=3, floating=True)
         B, _, H, W = images.shape
         p = self.patch_size
@@ -96,10 +124,7 @@ class Backbone(nn.Module):
         require(lo >= -_RANGE_SLACK and hi <= 1.0 + _RANGE_SLACK,
                 f"images must be RGB in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; pass them "
                 f"un-normalised (the backbone applies its own mean/std)")
-        with torch.no_grad(), torch.autocast(images.device.type, dtype=autocast or torch.bfloat16,
-                                             enabled=autocast is not None):
-            keys, tokens = self._extract(images)
-        return Features(keys.float().contiguous(), tokens.float().contiguous(), (H // p, W // p))
+        return H // p, W // p
 
     def forward(self, images: torch.Tensor) -> Features:
         """Same as :meth:`features`."""
@@ -107,6 +132,10 @@ class Backbone(nn.Module):
 
     def _extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} must implement _extract")
+
+    def _extract_keys(self, images: torch.Tensor) -> torch.Tensor:
+        """Keys (B, D, h, w); subclasses that can stop early override it."""
+        return self._extract(images)[0]
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, patch_size={self.patch_size}, dim={self.dim}, weights={self.weights_id!r}"

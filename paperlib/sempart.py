@@ -136,7 +136,7 @@ class SempartModel(nn.Module):
         Returns:
             HeadOutput(fine (B, 1, S, S), coarse (B, 1, S / patch, S / patch)), logits.
         """
-        keys = self.backbone.features(images).keys                      # (B, D, h, w)
+        keys = self.backbone.keys(images)                               # (B, D, h, w)
         mean = images.new_tensor(IMAGENET_MEAN)[None, :, None, None]
         std = images.new_tensor(IMAGENET_STD)[None, :, None, None]
         # The head sees the ImageNet-normalised image whatever the backbone's own normalisation.

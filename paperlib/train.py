@@ -119,7 +119,7 @@ def train_step(head: nn.Module, backbone, optimizer: torch.optim.Optimizer, imag
     memory = torch.channels_last if config.channels_last else torch.contiguous_format
 
     def run_head(x: torch.Tensor):
-        keys = backbone.features(x, autocast=amp_dtype).keys                 # (B, D, h, w)
+        keys = backbone.keys(x, autocast=amp_dtype)                          # (B, D, h, w)
         x_norm = normalise(x).contiguous(memory_format=memory)               # (B, 3, S, S)
         with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
             out = head(keys, x_norm)
@@ -178,7 +178,7 @@ def validate(head: nn.Module, backbone, loader, *, amp: str = "off") -> float:
     try:
         for images, masks in loader:
             images = images.to(device)
-            keys = backbone.features(images, autocast=amp_dtype).keys
+            keys = backbone.keys(images, autocast=amp_dtype)
             with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
                 fine = head(keys, normalise(images)).fine.float()
             s = torch.sigmoid(fine)[:, 0]                                    # (B, S, S)

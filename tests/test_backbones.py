@@ -240,6 +240,21 @@ def test_dinov2_keys():
     torch.testing.assert_close(feats.keys, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["dino_vits16", "dinov2_vits14", "filterbank"])
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16])
+def test_keys_alone_equal_the_features_keys(name, autocast):
+    # keys() stops at the last block's qkv; what it computes up to there is the same arithmetic.
+    torch.manual_seed(0)
+    backbone = load_backbone(name, _random_init=True) if name != "filterbank" else load_backbone(name)
+    p = backbone.patch_size
+    images = _images(6, 3 * p, 4 * p, B=2)
+    keys = backbone.keys(images, autocast=autocast)
+    assert keys.dtype == torch.float32 and keys.shape == (2, backbone.dim, 3, 4)
+    torch.testing.assert_close(keys, backbone.features(images, autocast=autocast).keys, rtol=0, atol=0)
+    with pytest.raises(InputError, match="multiples"):
+        backbone.keys(images[..., :-1])
+
+
 def test_frozen_and_in_eval_mode(vit):
     assert not any(p.requires_grad for p in vit.parameters())
     vit.train()
