@@ -47,7 +47,7 @@ class Download:
     ``urls`` are tried in order (the official one first, then mirrors). ``places`` maps a
     folder inside the unpacked archive to its place under the data root (for a file that is
     not an archive: its own name to its place). Digests are published values where any exist;
-    ``None`` means the SHA-256 is recorded on first use (``paperlib.download``).
+    ``None`` means the SHA-256 is recorded on first use (``paperlib.checksums``).
     """
 
     urls: tuple[str, ...]

@@ -6,12 +6,15 @@ Public API
     ``-> DownloadReport``: fetch, check, unpack and lay out one dataset under ``root``;
     a second run with everything present fetches nothing and only verifies
     (:func:`paperlib.verify.verify`).
-``fetch(urls, dest, *, size=None, progress=True, timeout=60.0) -> str``
-    resumable HTTP GET (``Range``) into ``dest`` via ``dest.part``; returns the URL that served.
-``check_digest(path, item, *, ledger, key, sha256=None, url=None) -> DigestCheck``
-    published SHA-256 / MD5, or trust on first use recorded in ``<root>/.paperlib-downloads.json``.
-``DownloadError`` (an ``InputError``). The names and their files are in :mod:`paperlib.sources`;
-archives are unpacked by :func:`paperlib.archive.extract_archive`, which refuses unsafe members.
+``DownloadReport``
+    what ``download`` did: files fetched and their digests, files already in place, the check.
+``LEDGER_NAME``, ``ARCHIVE_DIR``
+    the digest ledger's file name and the archives' folder, both under ``root``.
+``fetch``, ``DownloadError`` (from :mod:`paperlib.fetch`: resumable HTTP), ``check_digest``,
+``DigestCheck`` (from :mod:`paperlib.checksums`: published SHA-256 / MD5, or trust on first use
+recorded in ``<root>/.paperlib-downloads.json``) can be imported from here too. The names and their
+files are in :mod:`paperlib.sources`; archives are unpacked by
+:func:`paperlib.archive.extract_archive`, which refuses unsafe members.
 
 Nothing here prints except tqdm progress (and, with progress on, the digest recorded on first use);
 results come back as reports whose ``lines()`` the CLI prints. Archives go to ``root/downloads/``
@@ -22,216 +25,24 @@ keeps its ``.part`` file so that the next run resumes it.
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import json
 import os
-import re
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from http.client import HTTPException
 from pathlib import Path, PurePosixPath
-from typing import Mapping, NamedTuple, Sequence
+from typing import Mapping, Sequence
 
-from . import __version__
 from .archive import extract_archive
+from .checksums import DigestCheck, check_digest
 from .data import DATASETS, Download
-from .images import atomic_path
+from .fetch import DownloadError, fetch
 from .sources import SOURCES, check_name
 from .validation import InputError
 from .verify import VerifyReport, verify
 
 LEDGER_NAME = ".paperlib-downloads.json"
 ARCHIVE_DIR = "downloads"
-_CHUNK = 1 << 20
-_USER_AGENT = f"paperlib/{__version__} (urllib)"
 _SHOWN = 5  # names an error message lists
-
-
-class DownloadError(InputError):
-    """A file that could not be fetched, or that did not match its checksum."""
-
-
-# ---------------------------------------------------------------- HTTP, resumable
-
-
-def _content_range(header: str | None) -> tuple[int | None, int | None]:
-    """(first byte, total) of a ``Content-Range: bytes a-b/total`` header; None where absent."""
-    m = re.match(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", header or "")
-    if not m:
-        return None, None
-    return (int(m[1]) if m[1] else None), (int(m[2]) if m[2] != "*" else None)
-
-
-def _fetch_one(url: str, part: Path, size: int | None, progress: bool, timeout: float) -> None:
-    from tqdm.auto import tqdm
-
-    have = part.stat().st_size if part.exists() else 0
-    if size is not None and have > size:  # longer than the file can be: start again
-        part.unlink()
-        have = 0
-    if size is not None and have == size:
-        return
-    headers = {"User-Agent": _USER_AGENT, **({"Range": f"bytes={have}-"} if have else {})}
-    try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and have:  # nothing left to send: complete, or the part is bad
-            if _content_range(err.headers.get("Content-Range"))[1] == have:
-                return
-            part.unlink()
-            return _fetch_one(url, part, size, progress, timeout)
-        raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, OSError, HTTPException) as err:
-        raise DownloadError(f"{url}: {getattr(err, 'reason', err)}") from None
-    with response:
-        start, total = _content_range(response.headers.get("Content-Range"))
-        if have and response.status == 206 and start != have:  # not the range asked for
-            part.unlink()
-            return _fetch_one(url, part, size, progress, timeout)
-        if response.status != 206:
-            have = 0  # the server ignored the Range request: fetch it whole
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else (total or size)
-        with open(part, "ab" if have else "wb") as out, \
-                tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                     desc=part.name[:-len(".part")], disable=not progress, leave=False) as bar:
-            try:
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    have += len(chunk)
-                    bar.update(len(chunk))
-            except (OSError, HTTPException) as err:
-                raise DownloadError(f"{url}: connection lost after {have} bytes ({err}); "
-                                    f"{part} is kept: run again to resume") from None
-    if total is not None and have != total:
-        raise DownloadError(f"{url}: got {have} of {total} bytes; {part} is kept: run again to resume")
-
-
-def fetch(urls: str | Sequence[str], dest: str | Path, *, size: int | None = None, progress: bool = True,
-          timeout: float = 60.0) -> str:
-    """Download a file over HTTP(S), resuming a previous partial download.
-
-    Bytes go to ``dest.part``; an existing part is continued with an HTTP ``Range`` request
-    (a server that answers 200 instead of 206 restarts it), and ``dest.part`` becomes ``dest``
-    only when the byte count matches ``Content-Length``. An interrupted transfer leaves the
-    part in place and raises ``DownloadError``.
-
-    Args:
-        urls: the URL, or URLs tried in order (mirrors of the same bytes).
-        dest: the final path.
-        size: the expected size in bytes, if known (a longer part is discarded).
-        progress: show a tqdm bar.
-        timeout: seconds to wait on the network before giving up on a URL.
-
-    Returns:
-        The URL that served the file.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    errors = []
-    for url in [urls] if isinstance(urls, str) else list(urls):
-        try:
-            _fetch_one(url, part, size, progress, timeout)
-        except DownloadError as err:
-            errors.append(str(err))
-            continue
-        os.replace(part, dest)
-        return url
-    raise DownloadError("; ".join(errors) if errors else f"{dest.name}: no URL to fetch from")
-
-
-# ---------------------------------------------------------------- checksums
-
-
-class DigestCheck(NamedTuple):
-    """The SHA-256 of a checked file and what it was checked against."""
-
-    sha256: str
-    against: str  # "published", "--sha256", "recorded" or "recorded now (trust on first use)"
-
-
-def _read_ledger(path: Path) -> dict:
-    if not path.exists():
-        return {"files": {}}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not valid JSON ({err}); fix or delete it") from None
-
-
-def _write_ledger(path: Path, ledger: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(ledger, indent=1, sort_keys=True) + "\n")
-
-
-def _digests(path: Path) -> tuple[str, str]:
-    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while block := f.read(_CHUNK):
-            sha256.update(block)
-            md5.update(block)
-    return sha256.hexdigest(), md5.hexdigest()
-
-
-def check_digest(path: str | Path, item: Download, *, ledger: str | Path, key: str, sha256: str | None = None,
-                 url: str | None = None) -> DigestCheck:
-    """Check a downloaded file's size and digests; record its SHA-256 in the ledger.
-
-    The SHA-256 is compared with, in order of precedence, ``sha256`` (a user override), the
-    published ``item.sha256``, or the value recorded in ``ledger`` by an earlier run. With none
-    of them the digest is recorded now (trust on first use). A published ``item.md5`` is checked
-    too unless overridden. On a mismatch the file is deleted and ``DownloadError`` raised.
-
-    Args:
-        path: the downloaded file.
-        item: its ``Download`` entry (size and published digests).
-        ledger: the JSON file of recorded digests (``<root>/.paperlib-downloads.json``).
-        key: the file's key in the ledger (``<dataset>/<filename>``).
-        sha256: a SHA-256 that overrides every other.
-        url: where the file came from, stored in the ledger.
-
-    Returns:
-        ``DigestCheck(sha256, against)``.
-    """
-    path, ledger = Path(path), Path(ledger)
-    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
-        raise InputError(f"--sha256 for {item.filename} must be 64 hex digits, got {sha256!r}")
-    records = _read_ledger(ledger)
-    recorded = records["files"].get(key, {}).get("sha256")
-    if sha256:
-        expected, against = sha256.lower(), "--sha256"
-    elif item.sha256:
-        expected, against = item.sha256, "published"
-    else:
-        expected, against = recorded, "recorded" if recorded else None
-
-    def reject(what: str) -> None:
-        path.unlink()
-        raise DownloadError(f"{item.filename}: {what}; the file was deleted. Run again to fetch it "
-                            f"anew, or pass --sha256 if the publisher has changed it")
-
-    actual_size = path.stat().st_size
-    if item.size is not None and sha256 is None and actual_size != item.size:
-        reject(f"{actual_size} bytes, expected {item.size}")
-    actual, actual_md5 = _digests(path)
-    if expected is not None and actual != expected:
-        reject(f"SHA-256 {actual} does not match the {against} {expected}")
-    if item.md5 is not None and sha256 is None and actual_md5 != item.md5:
-        reject(f"MD5 {actual_md5} does not match the published {item.md5}")
-    if actual != recorded:
-        records["files"][key] = {"sha256": actual, "size": actual_size, "url": url,
-                                 "checked_against": against or "nothing (first use)",
-                                 "date": datetime.date.today().isoformat()}
-        _write_ledger(ledger, records)
-    return DigestCheck(actual, against or "recorded now (trust on first use)")
-
-
-# ---------------------------------------------------------------- layout
 
 
 def _bases(name: str, root: Path) -> list[Path]:

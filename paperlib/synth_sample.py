@@ -18,11 +18,9 @@ min_contrast=60.0) -> SynthSample``
     ``shapes``, and the ``fg_ratio`` property.
 ``fg_ratio_quantile(u) -> ndarray``
     quantile function of the foreground-ratio distribution (stratified by :mod:`paperlib.synth`).
-``load_source(name) -> ndarray``
-    one bundled scikit-image picture, cached; never downloads.
-``SKIMAGE_SOURCES``, ``BACKGROUND_SOURCES``, ``FILL_SOURCES``, ``SILHOUETTE_SOURCES``,
-``SHAPE_KINDS``
-    the loader names used and the silhouette kinds.
+``load_source``, ``SKIMAGE_SOURCES``, ``SHAPE_KINDS``
+    re-exported from :mod:`paperlib.skimage_sources` (the bundled pictures) and
+    :mod:`paperlib.silhouettes` (the shapes and their placement), where they live.
 
 Boxes are ``(xmin, ymin, xmax, ymax)``, 0-based with exclusive maxima (``xmax - xmin`` is the
 width). :func:`paperlib.synth.synthesize` writes these samples to disk; any change here that
@@ -31,25 +29,16 @@ alters the samples for a given rng state must bump :data:`paperlib.synth.SYNTH_V
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import check_choice, require
+from .silhouettes import SHAPE_KINDS, place_silhouette, shape_template
+from .skimage_sources import BACKGROUND_SOURCES, FILL_SOURCES, load_source
+from .skimage_sources import SKIMAGE_SOURCES  # noqa: F401  re-exported, as before the split
+from .validation import require
 
-# skimage.data loaders whose files ship inside the scikit-image wheel (checked offline with
-# scikit-image 0.25; the optional-pooch ones such as lily, eagle or brain are left out).
-BACKGROUND_SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina",
-                      "stereo_motorcycle", "immunohistochemistry", "camera", "moon", "coins",
-                      "brick", "grass", "gravel")
-FILL_SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina",
-                "stereo_motorcycle", "immunohistochemistry", "colorwheel", "brick", "grass",
-                "gravel", "camera", "moon")
-SILHOUETTE_SOURCES = ("horse",)
-SKIMAGE_SOURCES = tuple(sorted(set(BACKGROUND_SOURCES + FILL_SOURCES + SILHOUETTE_SOURCES)))
-
-SHAPE_KINDS = ("blob", "noise", "ellipse", "star", "superellipse", "polygon", "horse")
+# one probability per SHAPE_KINDS entry, in its order
 _SHAPE_PROBS = (0.30, 0.22, 0.10, 0.10, 0.08, 0.08, 0.12)  # smooth shapes first, some real ones
 
 _ALPHA_RAMP = 2.0  # alpha = min(1, distance-to-background / 2): edge pixels are a 50 % mix
@@ -75,139 +64,6 @@ class SynthSample:
     def fg_ratio(self) -> float:
         """Fraction of the pixels that are foreground."""
         return float(self.mask.mean())
-
-
-@functools.lru_cache(maxsize=None)
-def load_source(name: str) -> np.ndarray:
-    """Load one bundled scikit-image picture by loader name (cached; never downloads).
-
-    Args:
-        name: one of :data:`SKIMAGE_SOURCES`.
-
-    Returns:
-        uint8 (h, w, 3) for colour pictures, (h, w) for grey ones, bool (h, w) for the horse
-        silhouette (True on the horse).
-    """
-    import skimage.data
-
-    check_choice("source", name, SKIMAGE_SOURCES)
-    if name == "horse":
-        return np.ascontiguousarray(~skimage.data.horse())  # the file is a black horse on white
-    if name == "stereo_motorcycle":
-        return np.ascontiguousarray(skimage.data.stereo_motorcycle()[0])  # (left, right, disparity)
-    return np.ascontiguousarray(getattr(skimage.data, name)(), dtype=np.uint8)
-
-
-# ----------------------------------------------------------------------------- silhouettes
-
-def _tight(m: np.ndarray) -> np.ndarray:
-    """Crop a bool mask to its bounding box."""
-    rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-    return m[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-
-
-def _largest_component(m: np.ndarray) -> np.ndarray:
-    """The largest 4-connected component of a bool mask (all False if the mask is empty)."""
-    from scipy import ndimage as ndi
-
-    labels, count = ndi.label(m)  # default structure: 4-connectivity
-    if count <= 1:
-        return m.copy()
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
-
-
-def _polygon_template(xs: np.ndarray, ys: np.ndarray, size: int = 256) -> np.ndarray:
-    """Rasterise a closed polygon given in [-1, 1] coordinates on a size x size canvas."""
-    import cv2
-
-    half = (size - 1) / 2
-    # cv2.fillPoly with 4 fractional bits: sub-pixel vertices, fast for hundreds of vertices
-    pts = np.rint(np.stack([half + xs * half * 0.98, half + ys * half * 0.98], axis=-1) * 16)
-    m = np.zeros((size, size), dtype=np.uint8)
-    cv2.fillPoly(m, [pts.astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
-    return m.astype(bool)
-
-
-def _shape_template(kind: str, rng: np.random.Generator) -> np.ndarray:
-    """A tight bool silhouette of the given kind, about 256 px on its longer side."""
-    from scipy import ndimage as ndi
-
-    theta = np.linspace(0.0, 2 * np.pi, 360, endpoint=False)
-    if kind == "blob":  # radial Fourier blob: r(theta) = 1 + sum_k a_k cos(k theta + phi_k)
-        k = np.arange(1, int(rng.integers(2, 7)) + 1)
-        a = rng.uniform(0.0, 1.0, k.size) / k ** 1.2
-        phi = rng.uniform(0.0, 2 * np.pi, k.size)
-        pert = (a[:, None] * np.cos(k[:, None] * theta + phi[:, None])).sum(0)  # (K, T) -> (T,)
-        r = 1.0 + pert * rng.uniform(0.15, 0.5) / max(np.abs(pert).max(), 1e-9)  # r >= 0.5
-        r /= r.max()
-        m = _polygon_template(r * np.cos(theta), r * np.sin(theta))
-    elif kind == "noise":  # smooth noise under a radial window, thresholded at a quantile
-        import cv2
-
-        field = ndi.gaussian_filter(rng.standard_normal((48, 48)), sigma=rng.uniform(1.5, 3.0),
-                                    mode="wrap")
-        field = cv2.resize(field.astype(np.float32), (192, 192), interpolation=cv2.INTER_CUBIC)
-        yy, xx = np.mgrid[-1:1:192j, -1:1:192j]
-        field = field / field.std() - 2.5 * (xx ** 2 + yy ** 2)
-        m = field > np.quantile(field, 1.0 - rng.uniform(0.25, 0.45))
-    elif kind == "ellipse":
-        m = _polygon_template(np.cos(theta), rng.uniform(0.35, 1.0) * np.sin(theta))
-    elif kind == "star":
-        spikes = int(rng.integers(5, 9))
-        t = np.linspace(0.0, 2 * np.pi, 2 * spikes, endpoint=False)
-        r = np.where(np.arange(2 * spikes) % 2 == 0, 1.0, rng.uniform(0.4, 0.7))
-        m = _polygon_template(r * np.cos(t), r * np.sin(t))
-    elif kind == "superellipse":  # |x|^p + |y|^p = 1: a rounded rectangle for p in [2.5, 6]
-        p = rng.uniform(2.5, 6.0)
-        c, s = np.cos(theta), np.sin(theta)
-        m = _polygon_template(np.sign(c) * np.abs(c) ** (2 / p),
-                              rng.uniform(0.4, 1.0) * np.sign(s) * np.abs(s) ** (2 / p))
-    elif kind == "polygon":
-        sides = int(rng.integers(3, 7))
-        t = np.linspace(0.0, 2 * np.pi, sides, endpoint=False) + rng.uniform(0.0, 2 * np.pi)
-        m = _polygon_template(np.cos(t), np.sin(t))
-    else:  # "horse": the bundled real silhouette, mirrored half of the time
-        m = load_source("horse")
-        if rng.random() < 0.5:
-            m = m[:, ::-1]
-    angle = rng.uniform(-20.0, 20.0) if kind == "horse" else rng.uniform(0.0, 360.0)
-    m = ndi.rotate(m.astype(np.float32), angle, reshape=True, order=1) > 0.5
-    return _tight(_largest_component(ndi.binary_fill_holes(m)))
-
-
-def _place(template: np.ndarray, height: int, width: int, area: float,
-           rng: np.random.Generator) -> tuple[np.ndarray, bool]:
-    """Scale a silhouette to cover about ``area`` pixels and drop it at a random place.
-
-    The scale is corrected twice against the measured visible area; objects larger than the
-    image are cut by its border. Returns the object's (H, W) bool support (one 4-connected
-    component) and whether the border cut it.
-    """
-    import cv2
-    from scipy import ndimage as ndi
-
-    th, tw = template.shape
-    aspect = tw / th * float(np.exp(rng.uniform(-0.35, 0.35)))
-    u_y, u_x = rng.uniform(size=2)  # relative position, kept while the scale is corrected
-    scale = float(np.sqrt(area / (template.mean() * aspect)))  # box height giving `area`
-    for _ in range(3):
-        bh = int(np.clip(round(scale), 4, round(1.4 * height)))
-        bw = int(np.clip(round(scale * aspect), 4, round(1.4 * width)))
-        interp = cv2.INTER_AREA if bh < th else cv2.INTER_LINEAR
-        obj = cv2.resize(template.astype(np.float32), (bw, bh), interpolation=interp) > 0.5
-        y0, x0 = int(round(u_y * (height - bh))), int(round(u_x * (width - bw)))  # < 0 if larger
-        ys, xs = slice(max(y0, 0), min(y0 + bh, height)), slice(max(x0, 0), min(x0 + bw, width))
-        support = np.zeros((height, width), dtype=bool)
-        support[ys, xs] = obj[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
-        truncated = bool(support.sum() < obj.sum())
-        support = _largest_component(ndi.binary_fill_holes(support))
-        visible = max(int(support.sum()), 1)
-        if abs(visible - area) <= 0.1 * area:
-            break
-        scale *= float(np.sqrt(area / visible))
-    return support, truncated
 
 
 # ----------------------------------------------------------------------------- appearance
@@ -313,11 +169,11 @@ def make_sample(rng: np.random.Generator, *, height: int, width: int,
     shapes: list[str] = []
     for share in shares:
         kind = str(rng.choice(SHAPE_KINDS, p=_SHAPE_PROBS))
-        template = _shape_template(kind, rng)
+        template = shape_template(kind, rng)
         taken = (ndi.binary_dilation(np.any(supports, axis=0), np.ones((3, 3), bool), iterations=_GAP)
                  if supports else None)
         for _ in range(20):
-            support, cut = _place(template, height, width, share * ratio * height * width, rng)
+            support, cut = place_silhouette(template, height, width, share * ratio * height * width, rng)
             if taken is None or not (support & taken).any():
                 supports.append(support)
                 truncated.append(cut)
