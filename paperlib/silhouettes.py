@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .skimage_sources import load_source
+from .validation import check_choice
 
 SHAPE_KINDS = ("blob", "noise", "ellipse", "star", "superellipse", "polygon", "horse")
 
@@ -64,7 +65,7 @@ def shape_template(kind: str, rng: np.random.Generator) -> np.ndarray:
     Not from the paper: the object shapes of the offline synthetic set.
 
     Args:
-        kind: one of :data:`SHAPE_KINDS` (any other value gives the horse).
+        kind: one of :data:`SHAPE_KINDS`.
         rng: the only source of randomness.
 
     Returns:
@@ -72,6 +73,7 @@ def shape_template(kind: str, rng: np.random.Generator) -> np.ndarray:
     """
     from scipy import ndimage as ndi
 
+    check_choice("kind", kind, SHAPE_KINDS)
     theta = np.linspace(0.0, 2 * np.pi, 360, endpoint=False)
     if kind == "blob":  # radial Fourier blob: r(theta) = 1 + sum_k a_k cos(k theta + phi_k)
         k = np.arange(1, int(rng.integers(2, 7)) + 1)

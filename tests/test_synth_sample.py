@@ -153,3 +153,14 @@ def test_every_source_is_bundled_and_loads_offline(monkeypatch):
 def test_load_source_rejects_unknown_names():
     with pytest.raises(InputError, match="source must be one of"):
         synth_sample.load_source("eagle")  # in skimage's registry, but a download: not a source
+
+
+def test_shape_template_refuses_an_unknown_kind():
+    from paperlib.silhouettes import shape_template
+
+    with pytest.raises(InputError, match="kind"):
+        shape_template("hexagon", np.random.default_rng(0))
+    for kind in synth_sample.SHAPE_KINDS:  # each known kind: one filled 4-connected component
+        m = shape_template(kind, np.random.default_rng(1))
+        assert m.dtype == bool and m.any() and ndi.label(m)[1] == 1
+        assert not (ndi.binary_fill_holes(m) & ~m).any()
