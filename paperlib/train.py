@@ -8,7 +8,8 @@ Named stages:
   teacher (:mod:`paperlib.crop_zoom`), :func:`paperlib.losses.sempart_loss`, one AdamW step;
 * :func:`validate`: IoU at 0.5 of the fine map on held-out images, polarity flipped per batch;
 * :func:`train`: the loop, with atomic checkpoints (``last.pt``, ``best.pt``; read back with
-  :func:`load_checkpoint`), exact resume, ``log.csv`` and ``val.csv``, and
+  :func:`load_checkpoint`; the files and RNG states are :mod:`paperlib.train_state`), exact
+  resume, ``log.csv`` and ``val.csv``, and
   DistributedDataParallel under ``torchrun`` (:mod:`paperlib.distributed`);
 * :func:`run_train` / :func:`main_train`: the ``paperlib train`` command (``python -m
   paperlib.train``, ``torchrun -m paperlib.train``).
@@ -35,28 +36,22 @@ writes files.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
-import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from .distributed import convert_sync_batchnorm, distributed_env, resolve_device
-from .images import atomic_path
 from .train_config import LOG_TERMS, TrainConfig, add_train_arguments, autocast_dtype, config_from_args
 from .train_data import AugmentedDataset, EvalDataset, SEED_CROP, epoch_batches, seeded_generator, split_indices
+from .train_state import (CHECKPOINT_FORMAT, RESUMABLE_FIELDS, check_resumable, load_checkpoint,  # noqa: F401 (re-exported)
+                          open_csv_log, open_tensorboard, rng_states, save_checkpoint, set_rng_states)
 from .validation import InputError, require
 
-# The checkpoint contract of :func:`paperlib.sempart.read_checkpoint` ("paperlib-sempart-1"):
-# format, config (plain dict with backbone / image_size / resize_short), model (the head's
-# state dict); the trainer adds optimizer, step, epoch, position, best_iou, rng, world_size.
-CHECKPOINT_FORMAT = "paperlib-sempart-1"
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,56 +186,6 @@ def validate(head: nn.Module, backbone, loader, *, amp: str = "off") -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# Checkpoints
-
-def _rng_states() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    states = {"torch": torch.get_rng_state(),
-              "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                        "has_gauss": int(has_gauss), "gauss": float(gauss)},
-              "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    n = states["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def _save(path: Path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a training checkpoint with ``torch.load(weights_only=True)``.
-
-    Returns:
-        The dictionary: format, config (dict), model (the head's state dict), optimizer, step,
-        epoch, position, best_iou, rng, world_size.
-    """
-    path = Path(path)
-    require(path.is_file(), f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    require(isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT,
-            f"{path}: not a paperlib training checkpoint of format {CHECKPOINT_FORMAT}")
-    return ckpt
-
-
-# Fields that may change when a run is resumed: they do not change the weights.
-RESUMABLE_FIELDS = ("data_root", "weights", "epochs", "max_steps", "checkpoint_every", "log_every",
-                    "device", "num_workers")
-
-
-
-# --------------------------------------------------------------------------------------------
 # The loop
 
 @dataclass(frozen=True)
@@ -257,32 +202,6 @@ class TrainResult:
     losses: tuple[StepLosses, ...] # every step of this call (rank 0's batch shard)
     head: nn.Module                # the trained head (unwrapped)
 
-
-
-def _open_csv(path: Path, header: Sequence[str], *, keep_through_step: int | None):
-    """Open a CSV log for appending; rows after ``keep_through_step`` (a crashed tail) are dropped."""
-    rows: list[list[str]] = []
-    if keep_through_step is not None and path.exists():
-        with open(path, newline="") as fh:
-            reader = csv.reader(fh)
-            next(reader, None)
-            rows = [r for r in reader if r and int(r[0]) <= keep_through_step]
-    # The kept rows go to a new file that replaces the old one whole: a crash while rewriting
-    # never loses the log. Later rows are appended to it.
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(header)
-        writer.writerows(rows)
-    fh = open(path, "a", newline="")
-    return fh, csv.writer(fh)
-
-
-def _tensorboard(out_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # tensorboard is optional
-        return None
-    return SummaryWriter(str(out_dir / "tensorboard"))
 
 
 def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> TrainResult:
@@ -317,11 +236,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     ckpt = None
     if resume:
         ckpt = load_checkpoint(last_path)
-        saved = ckpt["config"]
-        changed = [k for k, v in config.to_dict().items()
-                   if k not in RESUMABLE_FIELDS and k in saved and _plain(saved[k]) != _plain(v)]
-        require(not changed, f"resume: {', '.join(changed)} differ from the checkpoint's config in "
-                             f"{last_path}; only {', '.join(RESUMABLE_FIELDS)} may change")
+        check_resumable(config, ckpt["config"], last_path)
     else:
         require(not last_path.exists(), f"{last_path} exists: pass resume=True (--resume) to continue "
                                         f"it, or choose another output folder")
@@ -369,7 +284,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         head.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, epoch, position, best_iou = ckpt["step"], ckpt["epoch"], ckpt["position"], ckpt["best_iou"]
-        _set_rng_states(ckpt["rng"])
+        set_rng_states(ckpt["rng"])
     model: nn.Module = head
     if distributed:
         device_ids = [device.index] if device.type == "cuda" else None
@@ -379,20 +294,20 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     model.train()
 
     def checkpoint(path: Path) -> None:
-        _save(path, {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "model": head.state_dict(),
+        save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "model": head.state_dict(),
                      "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "position": position,
-                     "best_iou": best_iou, "rng": _rng_states(),
+                     "best_iou": best_iou, "rng": rng_states(),
                      "world_size": dist_info.world_size})
 
     log_fh = val_fh = tb = bar = None
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        log_fh, log_writer = _open_csv(out_dir / "log.csv", ("step", "epoch") + LOG_TERMS,
+        log_fh, log_writer = open_csv_log(out_dir / "log.csv", ("step", "epoch") + LOG_TERMS,
                                        keep_through_step=step if resume else None)
         if val_set is not None:
-            val_fh, val_writer = _open_csv(out_dir / "val.csv", ("step", "epoch", "iou", "split"),
+            val_fh, val_writer = open_csv_log(out_dir / "val.csv", ("step", "epoch", "iou", "split"),
                                            keep_through_step=step if resume else None)
-        tb = _tensorboard(out_dir)
+        tb = open_tensorboard(out_dir)
         if ckpt is None:
             checkpoint(out_dir / "init.pt")  # the untrained head: what training is compared with
         if progress:
@@ -457,11 +372,6 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     return TrainResult(out_dir=out_dir, step=step, epoch=epoch, last_checkpoint=last_path if is_main else None,
                        best_checkpoint=best_path if best_path.exists() else None, best_iou=best_iou,
                        val_iou=tuple(val_ious), losses=tuple(losses), head=head)
-
-
-def _plain(value):
-    return list(value) if isinstance(value, (tuple, list)) else value
-
 
 
 # --------------------------------------------------------------------------------------------
