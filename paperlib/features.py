@@ -3,7 +3,7 @@
 Paper section 3: a frozen feature extractor turns images into patch features for the head.
 A backbone takes **(B, 3, H, W) float RGB in [0, 1]** (H, W multiples of its patch size),
 applies its own normalisation and returns the last block's keys, the final tokens and the
-patch grid. :mod:`paperlib.backbones` (the ViTs, :func:`~paperlib.backbones.load_backbone`)
+patch grid. :mod:`paperlib.vit` (the ViTs, built by :func:`~paperlib.backbones.load_backbone`)
 and :mod:`paperlib.filterbank` (the offline filter bank) implement it.
 
 Public API:

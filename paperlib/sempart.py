@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, Backbone, load_backbone
+from .backbones import BACKBONES, Backbone, load_backbone
 from .head import HeadOutput, SempartHead
 from .tokencut import backbone_device
 from .validation import InputError, check_choice, require
+from .vit import IMAGENET_MEAN, IMAGENET_STD
 
 SEMPART_FORMAT = "paperlib-sempart-1"
 
