@@ -10,6 +10,10 @@ side with ratios to the first. For each it reports seconds per step, samples per
 memory, the achieved TFLOP/s, and the estimated wall time of the paper's 30 epochs on DUTS-TR
 (10,553 images; with the default 5 % held out for validation, 10,025 train: 37,590 steps of 8).
 
+It also measures how many images one DataLoader worker reads and augments per second, and so
+how many workers the fastest variant needs (``--num-workers`` of training; the default on CUDA
+is min(8, CPUs)).
+
 The arithmetic of one step is counted once with ``torch.utils.flop_counter`` (attention through
 the math kernel so that every matmul is seen), which is what the TFLOP/s figures divide. The
 backbone forward is also timed both ways, :meth:`Backbone.features` (all blocks) against
@@ -24,6 +28,7 @@ GPUs; pass --variants to time them here too).
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import time
 
@@ -82,18 +87,24 @@ def count_step_flops(backbone, config, images) -> float:
 
 
 def time_variant(backbone, config, images, steps: int) -> dict:
-    """Seconds per step and peak memory of ``steps`` train steps after two warm-up steps."""
+    """Seconds per step and peak memory of ``steps`` train steps after the warm-up steps.
+
+    Two warm-up steps (allocator, cuDNN autotuning); six with torch.compile, whose first
+    steps compile the two BatchNorm modes' graphs and then keep tuning (measured on a CPU:
+    10.3, 6.2, 2.6, 1.8, 1.7, 0.7 s for the first six bf16 steps at 64 px).
+    """
     from paperlib.train import train_step
 
     device = images.device
     head, optimizer = _fresh_head(backbone, config, device)
-    for step in range(2):   # warm-up: allocator, cuDNN autotuning, compilation (BN modes: 2 graphs)
+    warmup = 6 if config.compile else 2
+    for step in range(warmup):
         train_step(head, backbone, optimizer, images, config=config, step=step)
     _sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    for step in range(2, 2 + steps):
+    for step in range(warmup, warmup + steps):
         train_step(head, backbone, optimizer, images, config=config, step=step)
     _sync(device)
     return {"seconds_per_step": (time.perf_counter() - start) / steps, "peak_memory_gib": _peak_memory_gib(device)}
@@ -117,6 +128,30 @@ def time_backbone(backbone, images, amp_dtype, repeats: int = 3) -> dict:
     return out
 
 
+def time_augmentation(data_root: str | None, config, n: int = 48) -> float:
+    """Images per second one DataLoader worker reads and augments (SPEC "Training" augmentation).
+
+    From ``data_root``'s DUTS-TR when given, else from a synthetic DUTS-TR of ``n`` images.
+    """
+    import tempfile
+
+    from paperlib.data import open_dataset
+    from paperlib.synth import synthesize
+    from paperlib.train_data import AugmentedDataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if data_root is None:
+            synthesize(tmp, n=n, seed=0, split="tr", progress=False)
+        dataset = open_dataset("duts-tr", data_root or tmp)
+        augmented = AugmentedDataset(dataset, config, epoch=0)
+        augmented[0]   # imports and first-call set-up
+        count = min(n, len(dataset))
+        start = time.perf_counter()
+        for i in range(count):
+            augmented[i]
+        return count / (time.perf_counter() - start)
+
+
 def main() -> None:
     from paperlib.backbones import load_backbone
     from paperlib.train_config import autocast_dtype, config_from
@@ -126,7 +161,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default=",".join(VARIANTS) if cuda else "fp32",
                         help=f"comma-separated, from {', '.join(VARIANTS)} (default: all on CUDA, fp32 on CPU)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (after two warm-up steps)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (after the warm-up steps)")
     parser.add_argument("--backbone", default="dino_vits8")
     parser.add_argument("--weights", help="backbone checkpoint; default: random weights (timing only)")
     parser.add_argument("--crop", default="paper", choices=("paper", "official", "none"))
@@ -134,6 +169,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=320)
     parser.add_argument("--device", default="cuda" if cuda else "cpu")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count (one extra step)")
+    parser.add_argument("--data-root", help="folder with DUTS-TR/ for the data-loading rate (default: synthetic)")
     parser.add_argument("--json", help="write the results")
     args = parser.parse_args()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -170,6 +206,12 @@ def main() -> None:
     flops = None if args.no_flops else count_step_flops(backbone, base, images)
     result["step_tflop"] = None if flops is None else flops / 1e12
     result.update(time_backbone(backbone, images, autocast_dtype(VARIANTS[variants[-1]]["amp"], device)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # a DataLoader worker runs single-threaded
+    try:
+        result["augment_images_per_second_per_worker"] = time_augmentation(args.data_root, base)
+    finally:
+        torch.set_num_threads(threads)
 
     rows = []
     for name in variants:
@@ -181,10 +223,12 @@ def main() -> None:
                      "full_run_hours": steps_full * s / 3600,
                      "speedup": rows[0]["seconds_per_step"] / s if rows else 1.0})
     result["variants"] = rows
+    fastest = max(r["samples_per_second"] for r in rows)
+    result["workers_to_feed_fastest"] = math.ceil(fastest / result["augment_images_per_second_per_worker"])
 
     for key, value in result.items():
         if key != "variants":
-            print(f"{key:26s} {value:.4g}" if isinstance(value, float) else f"{key:26s} {value}")
+            print(f"{key:38s} {value:.4g}" if isinstance(value, float) else f"{key:38s} {value}")
     print(f"\n{'variant':18s} {'s/step':>8s} {'img/s':>8s} {'peak GiB':>9s} {'TFLOP/s':>8s} "
           f"{'30 ep (h)':>10s} {'speedup':>8s}")
     for r in rows:

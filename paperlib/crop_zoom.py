@@ -31,7 +31,8 @@ from typing import Callable, NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
-from .guided_filter import IMAGENET_MEAN, IMAGENET_STD, guided_filter, image_to_guide
+from .features import IMAGENET_MEAN, IMAGENET_STD
+from .guided_filter import guided_filter, image_to_guide
 from .losses import S_CLAMP, ncut_loss
 from .ncut import SEMPART_AFFINITY, AffinityParams, affinity
 from .validation import check_tensor, require

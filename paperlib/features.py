@@ -7,6 +7,7 @@ patch grid. :mod:`paperlib.vit` (the ViTs, built by :func:`~paperlib.backbones.l
 and :mod:`paperlib.filterbank` (the offline filter bank) implement it.
 
 Public API:
+    IMAGENET_MEAN, IMAGENET_STD, normalise   the ImageNet input normalisation.
     Features   NamedTuple (keys (B, D, h, w), tokens (B, N, D), grid (h, w)).
     Backbone   nn.Module base: validates the images, runs ``_extract`` (or ``_extract_keys`` for
                :meth:`Backbone.keys`) without gradients.
@@ -21,9 +22,21 @@ from torch import nn
 
 from .validation import check_tensor, require
 
+# ImageNet statistics of torchvision's and DINO's input normalisation, in R, G, B order; the
+# Sempart head sees images normalised with them whatever the backbone.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 # Inputs outside [-0.25, 1.25] are not [0, 1] images: they are 0..255 or already normalised.
 # The slack lets through the overshoot of a bicubic resize.
 _RANGE_SLACK = 0.25
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """ImageNet normalisation of (B, 3, H, W) images in [0, 1]: the Sempart head's image input."""
+    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (images - mean) / std
 
 
 class Features(NamedTuple):

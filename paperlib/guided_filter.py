@@ -37,9 +37,6 @@ from torch import nn
 
 from .validation import check_choice, check_positive, check_tensor, require
 
-# ImageNet statistics of torchvision's and DINO's input normalisation, in R, G, B order.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 BORDERS = ("count", "reflect", "reflect_101")
 
@@ -244,8 +241,8 @@ def image_to_guide(image: torch.Tensor, *, mean: Sequence[float] | None = None,
     Args:
         image: (B, 3, H, W) floating point; ImageNet-normalised when ``mean`` and ``std`` are
             given (it is un-normalised as image * std + mean), else already in [0, 1].
-        mean: 3 per-channel means (e.g. :data:`IMAGENET_MEAN`), or None together with ``std``.
-        std: 3 per-channel standard deviations (e.g. :data:`IMAGENET_STD`), all > 0, or None.
+        mean: 3 per-channel means (e.g. :data:`paperlib.features.IMAGENET_MEAN`), or None together with ``std``.
+        std: 3 per-channel standard deviations (e.g. :data:`paperlib.features.IMAGENET_STD`), all > 0, or None.
 
     Returns:
         guide: (B, 1, H, W) in [0, 1], dtype of ``image``.

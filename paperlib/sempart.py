@@ -25,7 +25,7 @@ from .backbones import BACKBONES, Backbone, load_backbone
 from .head import HeadOutput, SempartHead
 from .tokencut import backbone_device
 from .validation import InputError, check_choice, require
-from .vit import IMAGENET_MEAN, IMAGENET_STD
+from .features import normalise
 
 SEMPART_FORMAT = "paperlib-sempart-1"
 
@@ -138,10 +138,8 @@ class SempartModel(nn.Module):
             HeadOutput(fine (B, 1, S, S), coarse (B, 1, S / patch, S / patch)), logits.
         """
         keys = self.backbone.keys(images)                               # (B, D, h, w)
-        mean = images.new_tensor(IMAGENET_MEAN)[None, :, None, None]
-        std = images.new_tensor(IMAGENET_STD)[None, :, None, None]
         # The head sees the ImageNet-normalised image whatever the backbone's own normalisation.
-        return self.head(keys, (images - mean) / std)
+        return self.head(keys, normalise(images))
 
 
 def _checkpoint_error(path: Path, what: str) -> InputError:

@@ -46,7 +46,9 @@ import torch
 from torch import nn
 
 from .distributed import convert_sync_batchnorm, distributed_env, resolve_device
-from .train_config import LOG_TERMS, TrainConfig, add_train_arguments, autocast_dtype, config_from_args
+from .features import normalise
+from .train_config import (LOG_TERMS, TrainConfig, add_train_arguments, autocast_dtype, config_from_args,
+                           loader_workers)
 from .train_data import AugmentedDataset, EvalDataset, SEED_CROP, epoch_batches, seeded_generator, split_indices
 from .train_state import (CHECKPOINT_FORMAT, RESUMABLE_FIELDS, check_resumable, load_checkpoint,  # noqa: F401 (re-exported)
                           open_csv_log, open_tensorboard, rng_states, save_checkpoint, set_rng_states)
@@ -67,15 +69,6 @@ class StepLosses(NamedTuple):
     ncut_crop: float
     eq: float
     total: float
-
-
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    """ImageNet normalisation of (B, 3, H, W) images in [0, 1] (head input and fine GTV)."""
-    from .guided_filter import IMAGENET_MEAN, IMAGENET_STD
-
-    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (images - mean) / std
 
 
 def _set_batchnorm_training(module: nn.Module, mode: bool) -> None:
@@ -244,6 +237,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     dist_info = distributed_env()
     distributed = dist_info.world_size > 1
     device = resolve_device(config.device, dist_info)
+    workers = loader_workers(config.num_workers, device, processes=dist_info.world_size)
     if distributed and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -322,7 +316,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
             batches = epoch_batches(len(train_idx), seed=config.seed, epoch=epoch, batch_size=config.batch_size)
             shards = [b[dist_info.rank::dist_info.world_size] for b in batches[position:]]
             loader = torch.utils.data.DataLoader(AugmentedDataset(train_set, config, epoch), batch_sampler=shards,
-                                                 num_workers=config.num_workers)
+                                                 num_workers=workers, pin_memory=device.type == "cuda")
             for images in loader:
                 if step >= total_steps:
                     break
@@ -349,7 +343,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
             epoch, position = epoch + 1, 0
             if is_main and val_set is not None:
                 val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size,
-                                                         num_workers=config.num_workers)
+                                                         num_workers=workers)
                 iou = validate(head, backbone, val_loader, amp=config.amp)
                 val_ious.append(iou)
                 val_writer.writerow([step, epoch, f"{iou:.6f}", config.select_on])

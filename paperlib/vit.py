@@ -31,11 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .features import Backbone
+from .features import IMAGENET_MEAN, IMAGENET_STD, Backbone
 from .validation import check_choice, require
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # DINO's and timm's input normalisation
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 POS_INTERPOLATIONS = ("dino", "timm")  # see resample_pos_embed
 

@@ -17,7 +17,8 @@ from paperlib.crop_zoom import (
     sample_crop_paper,
     teacher_target,
 )
-from paperlib.guided_filter import IMAGENET_MEAN, IMAGENET_STD, guided_filter
+from paperlib.features import IMAGENET_MEAN, IMAGENET_STD
+from paperlib.guided_filter import guided_filter
 from paperlib.losses import ncut_loss
 from paperlib.ncut import SEMPART_AFFINITY, AffinityParams, affinity
 from paperlib.validation import InputError

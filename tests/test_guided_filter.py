@@ -12,7 +12,8 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from paperlib.guided_filter import (IMAGENET_MEAN, IMAGENET_STD, GuidedFilter, guided_filter,
+from paperlib.features import IMAGENET_MEAN, IMAGENET_STD
+from paperlib.guided_filter import (GuidedFilter, guided_filter,
                                     image_to_guide)
 from paperlib.validation import InputError
 

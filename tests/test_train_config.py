@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+import torch
 
 from paperlib.losses import LossWeights
 from paperlib.train_config import PRESETS, TrainConfig, add_train_arguments, config_from, config_from_args
@@ -72,3 +73,17 @@ def test_command_line_options_cover_every_field():
         config_from_args(parser.parse_args(["--out", "r", "--set", "epochs=many"]))
     with pytest.raises(InputError, match="bogus"):
         config_from_args(parser.parse_args(["--out", "r", "--set", "bogus=1"]))
+
+
+def test_loader_workers_default_by_device(monkeypatch):
+    from paperlib.train_config import loader_workers
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert loader_workers(None, cpu) == 0             # the CPU's cores train
+    assert loader_workers(None, cuda) == 8            # capped at 8
+    assert loader_workers(None, cuda, processes=4) == 4   # four ranks share 16 CPUs
+    assert loader_workers(None, cuda, processes=32) == 1
+    assert loader_workers(3, cuda) == 3 and loader_workers(0, cuda) == 0  # an explicit count wins
+    with pytest.raises(InputError, match="num_workers"):
+        config_from("smoke", num_workers=-1)
