@@ -46,3 +46,33 @@ def test_train_notebook_runs_under_papermill(tmp_path):
                                progress_bar=False)
     assert (tmp_path / "run" / "last.pt").is_file() and (tmp_path / "run" / "init.pt").is_file()
     assert (tmp_path / "figures" / "train_smoke_losses.png").is_file()
+
+
+def _run(name: str, tmp_path: Path, parameters: dict) -> None:
+    import jupytext
+    import papermill
+
+    source = tmp_path / f"{name}.ipynb"
+    jupytext.write(jupytext.read(NOTEBOOKS[0].parent / f"{name}.py"), source)
+    papermill.execute_notebook(str(source), str(tmp_path / f"{name}.out.ipynb"), cwd=str(tmp_path),
+                               parameters=parameters, progress_bar=False)
+
+
+def test_gf_explorer_runs_offline_and_on_your_own_files(tmp_path):
+    from PIL import Image
+
+    from paperlib.explore import explorer_sample
+
+    _run("gf_explorer", tmp_path, {"size": 128, "radii": [2, 9], "eps_values": [1e-3]})
+    assert (tmp_path / "figures" / "gf_explorer_paper_setting.png").is_file()
+    assert (tmp_path / "figures" / "gf_explorer_grid.png").is_file()
+    # Your own image and mask, no ground truth: the panels, no grid.
+    ex = explorer_sample(0, size=96)
+    Image.fromarray(ex.image).save(tmp_path / "photo.jpg")
+    Image.fromarray((ex.mask * 255).astype("uint8")).save(tmp_path / "photo_mask.png")
+    own = tmp_path / "own"
+    own.mkdir()
+    _run("gf_explorer", own, {"image_path": str(tmp_path / "photo.jpg"),
+                              "mask_path": str(tmp_path / "photo_mask.png")})
+    assert (own / "figures" / "gf_explorer_paper_setting.png").is_file()
+    assert not (own / "figures" / "gf_explorer_grid.png").exists()

@@ -1,0 +1,190 @@
+"""Trick 1 by hand: the guided filter's radius and epsilon on one image, as numbers, plots and widgets.
+
+Paper Sec. 4 ("Guided Filtering"): the predicted mask is filtered with the image as guide; the
+window radius r sets how far an edge can pull the mask, epsilon how strong an edge must be to
+keep one (a window whose guide variance is well below epsilon is smoothed flat, one well above
+it keeps the guide's edges). :class:`GFExplorer` runs exactly what ``paperlib refine`` runs
+(:func:`paperlib.refine.refine_mask`) on one image and mask, so the settings found here carry
+over to the command.
+
+Public API:
+
+* :class:`GFExplorer` -- ``refine(radius, eps)``, ``scores(radius, eps)``,
+  ``grid(radii, eps_values)``, ``figure(radius, eps)``, ``grid_figure(...)``, ``widget()``;
+* :func:`explorer_sample` -- an offline image, its exact mask and a degraded prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .validation import check_choice, check_positive, require
+
+# The paper's setting at 320 x 320 (SPEC "Guided filter").
+PAPER_RADIUS, PAPER_EPS = 9, 1e-3
+
+
+@dataclass(frozen=True)
+class GFExplorer:
+    """One image, a soft mask to refine and (optionally) its ground truth.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB, the guide.
+        mask: (H, W) float in [0, 1], the prediction to refine (any method's).
+        truth: (H, W) ground truth in [0, 1] (binarised at 0.5), or None.
+        border: the guided filter's border rule (:data:`paperlib.guided_filter.BORDERS`).
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    truth: np.ndarray | None = None
+    border: str = "count"
+
+    def __post_init__(self) -> None:
+        from .guided_filter import BORDERS
+
+        image, mask = np.asarray(self.image), np.asarray(self.mask, dtype=np.float32)
+        require(image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8,
+                f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
+        require(mask.shape == image.shape[:2], f"mask must be {image.shape[:2]} like the image, got {mask.shape}")
+        require(bool(np.isfinite(mask).all()) and mask.min() >= 0 and mask.max() <= 1,
+                "mask must hold finite values in [0, 1]")
+        if self.truth is not None:
+            require(np.shape(self.truth) == image.shape[:2],
+                    f"truth must be {image.shape[:2]} like the image, got {np.shape(self.truth)}")
+        check_choice("border", self.border, BORDERS)
+        object.__setattr__(self, "mask", mask)
+
+    def refine(self, radius: int, eps: float) -> np.ndarray:
+        """The guided-filtered mask, (H, W) float32 in [0, 1] (what ``paperlib refine`` writes)."""
+        from .refine import RefineSettings, refine_mask
+
+        return refine_mask(self.image, self.mask, RefineSettings("gf", radius=radius, eps=eps, border=self.border))
+
+    def scores(self, radius: int, eps: float) -> dict[str, float]:
+        """IoU and MAE of the mask before and after the filter (needs ``truth``).
+
+        Returns:
+            {'iou_before', 'iou_after', 'mae_before', 'mae_after'}, with the definitions of
+            :mod:`paperlib.metrics` (IoU of pred > 0.5).
+        """
+        require(self.truth is not None, "scores need a ground truth: GFExplorer(..., truth=...)")
+        after = self.refine(radius, eps)
+        out = {}
+        for name, pred in (("before", self.mask), ("after", after)):
+            s = self._score(pred)
+            out[f"iou_{name}"], out[f"mae_{name}"] = s.iou, s.mae
+        return out
+
+    def _score(self, pred: np.ndarray):
+        from .metrics import SaliencyMetrics
+
+        return SaliencyMetrics().update(pred, np.asarray(self.truth, dtype=np.float32))  # ImageScores
+
+    def grid(self, radii=(1, 2, 4, 9, 16, 32), eps_values=(1e-6, 1e-4, 1e-3, 1e-2, 1e-1)):
+        """IoU after the filter over a (radius, eps) grid (needs ``truth``).
+
+        Returns:
+            pandas DataFrame, index radius, columns eps, values IoU; ``attrs['iou_before']``
+            holds the unfiltered mask's IoU.
+        """
+        import pandas as pd
+
+        require(self.truth is not None, "the grid scores need a ground truth: GFExplorer(..., truth=...)")
+        for r in radii:
+            require(isinstance(r, (int, np.integer)) and r >= 1, f"radii must be ints >= 1, got {r!r}")
+        for e in eps_values:
+            check_positive("eps", e)
+        table = pd.DataFrame([[self._score(self.refine(int(r), float(e))).iou for e in eps_values] for r in radii],
+                             index=pd.Index(list(radii), name="radius"),
+                             columns=pd.Index(list(eps_values), name="eps"))
+        table.attrs["iou_before"] = self._score(self.mask).iou
+        return table
+
+    def figure(self, radius: int = PAPER_RADIUS, eps: float = PAPER_EPS):
+        """Image, mask, filtered mask and what the filter changed, side by side (matplotlib Figure)."""
+        import matplotlib.pyplot as plt
+
+        after = self.refine(radius, eps)
+        fig, axes = plt.subplots(1, 4, figsize=(14, 3.8), layout="constrained")
+        panels = (("image (the guide)", self.image, None), ("mask", self.mask, "gray"),
+                  (f"guided filter r={radius}, eps={eps:.0e}", after, "gray"),
+                  ("after - before", after - self.mask, "coolwarm"))
+        for ax, (title, data, cmap) in zip(axes, panels):
+            kwargs = {} if cmap is None else dict(cmap=cmap, vmin=-1 if cmap == "coolwarm" else 0, vmax=1)
+            ax.imshow(data, **kwargs)
+            ax.set_title(title, fontsize=10)
+            ax.set_axis_off()
+        if self.truth is not None:
+            s = self.scores(radius, eps)
+            axes[1].set_title(f"mask: IoU {s['iou_before']:.3f}", fontsize=10)
+            axes[2].set_title(f"r={radius}, eps={eps:.0e}: IoU {s['iou_after']:.3f}", fontsize=10)
+        return fig
+
+    def grid_figure(self, grid=None):
+        """Heat map of :meth:`grid` (IoU gain over the unfiltered mask); matplotlib Figure."""
+        import matplotlib.pyplot as plt
+
+        grid = self.grid() if grid is None else grid
+        gain = grid - grid.attrs["iou_before"]
+        fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+        limit = max(float(np.abs(gain.to_numpy()).max()), 1e-6)
+        im = ax.imshow(gain.to_numpy(), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+        ax.set_xticks(range(gain.shape[1]), [f"{e:.0e}" for e in gain.columns])
+        ax.set_yticks(range(gain.shape[0]), [str(r) for r in gain.index])
+        ax.set_xlabel("eps")
+        ax.set_ylabel("radius r")
+        for (i, j), v in np.ndenumerate(gain.to_numpy()):
+            ax.text(j, i, f"{v:+.3f}", ha="center", va="center", fontsize=8)
+        ax.set_title(f"IoU gain of the guided filter (unfiltered IoU {grid.attrs['iou_before']:.3f})", fontsize=10)
+        fig.colorbar(im, ax=ax)
+        return fig
+
+    def widget(self, *, radius: int = PAPER_RADIUS, eps: float = PAPER_EPS, max_radius: int = 64):
+        """Sliders for r and log10(eps) redrawing :meth:`figure` (an ipywidgets VBox).
+
+        The sliders are ``widget.children[0]`` (radius) and ``[1]`` (eps); ``[2]`` is the output.
+        """
+        import ipywidgets as widgets
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        r_slider = widgets.IntSlider(value=radius, min=1, max=max_radius, description="radius r",
+                                     continuous_update=False)
+        e_slider = widgets.FloatLogSlider(value=eps, base=10, min=-6, max=0, step=0.25, description="eps",
+                                          readout_format=".0e", continuous_update=False)
+        out = widgets.Output()
+
+        def redraw(change=None) -> None:
+            with out:
+                out.clear_output(wait=True)
+                fig = self.figure(r_slider.value, e_slider.value)
+                display(fig)
+                plt.close(fig)
+
+        r_slider.observe(redraw, names="value")
+        e_slider.observe(redraw, names="value")
+        redraw()
+        return widgets.VBox([r_slider, e_slider, out])
+
+
+def explorer_sample(seed: int = 0, *, size: int = 320, degradation: str = "blocky16"):
+    """An offline image with its exact mask and a degraded copy standing in for a prediction.
+
+    Args:
+        seed: the synthetic sample's seed (:func:`paperlib.synth_sample.make_sample`).
+        size: image side in pixels.
+        degradation: how the prediction is spoiled (:data:`paperlib.gf_sweep.DEGRADATIONS`;
+            'blocky16' looks like a ViT-S/16 TokenCut mask).
+
+    Returns:
+        :class:`GFExplorer` with image, mask = the degraded truth, truth.
+    """
+    from .gf_sweep import degrade_mask
+    from .synth_sample import make_sample
+
+    sample = make_sample(np.random.default_rng(seed), height=size, width=size)
+    truth = sample.mask.astype(np.float32)
+    return GFExplorer(sample.image, np.clip(degrade_mask(truth, degradation), 0, 1), truth)

@@ -1,0 +1,96 @@
+"""Tests of paperlib.explore: the guided-filter explorer behind the notebook's sliders."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from paperlib.explore import GFExplorer, explorer_sample
+from paperlib.validation import InputError
+
+
+@pytest.fixture(scope="module")
+def ex():
+    return explorer_sample(1, size=128)
+
+
+def _iou(pred, truth):
+    p, t = pred > 0.5, truth > 0.5
+    return (p & t).sum() / (p | t).sum()
+
+
+def test_sample_is_seeded_and_degraded(ex):
+    again = explorer_sample(1, size=128)
+    assert np.array_equal(ex.image, again.image) and np.array_equal(ex.mask, again.mask)
+    assert set(np.unique(ex.truth)) == {0.0, 1.0}
+    assert 0.3 < _iou(ex.mask, ex.truth) < 1.0   # spoilt, but still the object
+
+
+def test_scores_are_the_iou_and_mae_of_the_masks(ex):
+    s = ex.scores(4, 1e-3)
+    after = ex.refine(4, 1e-3)
+    assert s["iou_before"] == pytest.approx(_iou(ex.mask, ex.truth), abs=1e-12)
+    assert s["iou_after"] == pytest.approx(_iou(after, ex.truth), abs=1e-12)
+    assert s["mae_after"] == pytest.approx(np.abs(after - ex.truth).mean(), abs=1e-6)
+
+
+def test_huge_eps_is_a_double_box_filter():
+    # eps >> var(I): a = cov / (var + eps) -> 0 and b -> mean(p), so q = box(box(p)). With the
+    # 'reflect' border (OpenCV's BORDER_REFLECT, scipy's 'reflect') scipy computes the same.
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    mask = rng.random((40, 50)).astype(np.float32)
+    ex = GFExplorer(image, mask, border="reflect")
+    r = 3
+    expected = ndi.uniform_filter(ndi.uniform_filter(mask.astype(np.float64), 2 * r + 1, mode="reflect"),
+                                  2 * r + 1, mode="reflect")
+    np.testing.assert_allclose(ex.refine(r, 1e8), expected, atol=1e-5)
+
+
+def test_grid_matches_single_scores(ex):
+    grid = ex.grid(radii=(1, 4), eps_values=(1e-4, 1e-2))
+    assert list(grid.index) == [1, 4] and list(grid.columns) == [1e-4, 1e-2]
+    assert grid.loc[4, 1e-2] == pytest.approx(ex.scores(4, 1e-2)["iou_after"], abs=1e-12)
+    assert grid.attrs["iou_before"] == pytest.approx(_iou(ex.mask, ex.truth), abs=1e-12)
+    with pytest.raises(InputError, match="radii"):
+        ex.grid(radii=(0,))
+    with pytest.raises(InputError, match="eps"):
+        ex.grid(eps_values=(-1.0,))
+
+
+def test_figures_show_the_scores(ex):
+    fig = ex.figure(4, 1e-3)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 4 and f"IoU {ex.scores(4, 1e-3)['iou_after']:.3f}" in titles[2]
+    grid_fig = ex.grid_figure(ex.grid(radii=(1, 2), eps_values=(1e-3,)))
+    assert "IoU gain" in grid_fig.axes[0].get_title()
+
+
+def test_widget_redraws_on_each_slider(ex, monkeypatch):
+    calls = []
+    original = GFExplorer.figure
+    monkeypatch.setattr(GFExplorer, "figure", lambda self, r, e: calls.append((r, e)) or original(self, r, e))
+    box = ex.widget(radius=5, eps=1e-2)
+    r_slider, e_slider, _ = box.children
+    assert (r_slider.min, r_slider.max, r_slider.value) == (1, 64, 5)
+    r_slider.value = 7
+    e_slider.value = 1e-4
+    assert calls[0] == (5, pytest.approx(1e-2)) and calls[1][0] == 7 and calls[2] == (7, pytest.approx(1e-4))
+
+
+def test_bad_inputs_name_the_parameter(ex):
+    with pytest.raises(InputError, match="mask must be"):
+        GFExplorer(ex.image, ex.mask[:-1])
+    with pytest.raises(InputError, match="\\[0, 1\\]"):
+        GFExplorer(ex.image, ex.mask * 2)
+    with pytest.raises(InputError, match="border"):
+        GFExplorer(ex.image, ex.mask, border="wrap")
+    with pytest.raises(InputError, match="ground truth"):
+        GFExplorer(ex.image, ex.mask).scores(9, 1e-3)
+    with pytest.raises(InputError, match="uint8"):
+        GFExplorer(ex.image.astype(np.float32), ex.mask)
