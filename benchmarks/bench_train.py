@@ -179,9 +179,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True   # what a float32 run on an H100 would use
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = True   # as paperlib.train.train sets it (fixed shapes)
     base = config_from("paper", backbone=args.backbone, crop=args.crop, batch_size=args.batch_size,
                        image_size=args.image_size, device=args.device)
     if args.weights:

@@ -18,8 +18,8 @@ and texture statistics per patch (:mod:`paperlib.filterbank`), so the whole pipe
 
 Public API: :data:`BACKBONES` (the registry), :class:`BackboneInfo`, :func:`load_backbone`,
 :func:`multiple_size`, :func:`resize_to_multiple`. Re-exported from their homes:
-:class:`ViTBackbone`, :func:`resample_pos_embed` and ``IMAGENET_MEAN`` / ``IMAGENET_STD`` from
-:mod:`paperlib.vit`; :func:`read_state_dict` and :func:`file_sha256` from :mod:`paperlib.weights`;
+:class:`ViTBackbone` and :func:`resample_pos_embed` from :mod:`paperlib.vit`, ``IMAGENET_MEAN`` /
+``IMAGENET_STD`` from :mod:`paperlib.features`; :func:`read_state_dict` and :func:`file_sha256` from :mod:`paperlib.weights`;
 the interface :class:`Backbone` / :class:`Features` from :mod:`paperlib.features`; the offline
 :class:`FilterBank` from :mod:`paperlib.filterbank`.
 """

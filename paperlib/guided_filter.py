@@ -37,7 +37,6 @@ from torch import nn
 
 from .validation import check_choice, check_positive, check_tensor, require
 
-
 BORDERS = ("count", "reflect", "reflect_101")
 
 

@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from .backbones import BACKBONES, Backbone, load_backbone
+from .features import normalise
 from .head import HeadOutput, SempartHead
 from .tokencut import backbone_device
 from .validation import InputError, check_choice, require
-from .features import normalise
 
 SEMPART_FORMAT = "paperlib-sempart-1"
 

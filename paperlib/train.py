@@ -14,7 +14,7 @@ Named stages:
 * :func:`run_train` / :func:`main_train`: the ``paperlib train`` command (``python -m
   paperlib.train``, ``torchrun -m paperlib.train``).
 
-Public API: :class:`StepLosses`, :func:`normalise`, :func:`train_step`, :func:`validate`,
+Public API: :class:`StepLosses`, :func:`train_step`, :func:`validate`,
 :data:`CHECKPOINT_FORMAT`, :func:`load_checkpoint`, :data:`RESUMABLE_FIELDS`,
 :class:`TrainResult`, :func:`train`, :func:`run_train`, :func:`main_train`.
 
@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -53,7 +54,6 @@ from .train_data import AugmentedDataset, EvalDataset, SEED_CROP, epoch_batches,
 from .train_state import (CHECKPOINT_FORMAT, RESUMABLE_FIELDS, check_resumable, load_checkpoint,  # noqa: F401 (re-exported)
                           open_csv_log, open_tensorboard, rng_states, save_checkpoint, set_rng_states)
 from .validation import InputError, require
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def train_step(head: nn.Module, backbone, optimizer: torch.optim.Optimizer, imag
     optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
     optimizer.step()
-    return StepLosses(*(float(t.detach()) for t in terms))
+    return StepLosses(*torch.stack([t.detach().float() for t in terms]).tolist())  # one device sync
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,7 +196,6 @@ class TrainResult:
     head: nn.Module                # the trained head (unwrapped)
 
 
-
 def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train the Sempart head (paper Sec. 5) and write checkpoints and logs under ``out_dir``.
 
@@ -237,10 +236,13 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     dist_info = distributed_env()
     distributed = dist_info.world_size > 1
     device = resolve_device(config.device, dist_info)
-    workers = loader_workers(config.num_workers, device, processes=dist_info.world_size)
+    # torchrun sets LOCAL_WORLD_SIZE: the ranks on this machine share its CPUs.
+    workers = loader_workers(config.num_workers, device,
+                             processes=int(os.environ.get("LOCAL_WORLD_SIZE", dist_info.world_size)))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # also where DataLoader's pin-memory thread pins
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
     if distributed and not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     require(config.batch_size % dist_info.world_size == 0,
             f"batch_size {config.batch_size} must be divisible by the number of processes {dist_info.world_size}")

@@ -58,7 +58,7 @@ class TrainConfig:
                                        # 'train' (released code: batch statistics, running stats updated)
     seed: int = 0                      # seeds the head's init, the split, the data order, augmentations, crops
     num_workers: int | None = None     # DataLoader worker processes; None: min(8, CPUs) on CUDA (one
-                                       # augments ~110 images/s; the GPU wants more), 0 on CPU
+                                       # augments ~120 images/s; the GPU wants more), 0 on CPU
     val_fraction: float = 0.05         # our choice: held-out part of the training set for validation
     select_on: str = "val"             # 'val' (held-out train images), 'test' (released code's DUTS-TE
                                        # selection, a labelled option), 'none' (no validation)
@@ -131,24 +131,42 @@ class TrainConfig:
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of an ``amp`` mode on ``device``: bfloat16, or None for float32.
 
-    'auto' is bf16 on CUDA only: on a CPU, float32 keeps runs bit-reproducible and bf16 pays
-    only where the CPU has bf16 units (``benchmarks/bench_train.py`` measures it); 'bf16'
+    'auto' is bf16 on CUDA GPUs with native bf16 (Ampere and later; float32 on older ones,
+    where bf16 is emulated) and float32 on a CPU, where float32 keeps runs bit-reproducible and
+    bf16 pays only on CPUs with bf16 units (``benchmarks/bench_train.py`` measures it). 'bf16'
     forces it on any device, which is also how the CPU tests run the GPU code path.
+
+    Args:
+        amp: a mode of :data:`AMP_MODES`.
+        device: where the step runs.
+
+    Returns:
+        ``torch.bfloat16``, or None for no autocast.
     """
     check_choice("amp", amp, AMP_MODES)
-    if amp == "bf16" or (amp == "auto" and torch.device(device).type == "cuda"):
+    if amp == "bf16":
         return torch.bfloat16
+    if amp == "auto" and torch.device(device).type == "cuda":
+        native = not torch.cuda.is_available() or torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else None
     return None
 
 
 def loader_workers(num_workers: int | None, device: torch.device, *, processes: int = 1) -> int:
     """DataLoader worker processes for ``num_workers`` on ``device`` (None: the default above).
 
-    ``processes`` training processes on the machine (DDP ranks) share its CPUs.
+    On CUDA, data loading in the main process would stall the GPU: one core reads and augments
+    about 120 images/s (``benchmarks/bench_train.py`` on the DUTS-TR sample), so a batch of 8
+    costs about 70 ms, more than the 48 ms a step may take for the 30-minute aim. On a CPU the
+    cores are the training's own.
 
-    On CUDA, data loading in the main process would stall the GPU: the augmentation of one
-    image costs about 9 ms on one core (measured on the DUTS-TR sample), a step of 8 about
-    70 ms, several times a GPU step. On a CPU the cores are the training's own.
+    Args:
+        num_workers: the config's value; an int is returned as it is.
+        device: where training runs.
+        processes: training processes on this machine (DDP ranks), which share its CPUs.
+
+    Returns:
+        The worker count for ``torch.utils.data.DataLoader``.
     """
     if num_workers is not None:
         return num_workers

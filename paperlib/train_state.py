@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import random
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -27,12 +27,16 @@ import torch
 from .images import atomic_path
 from .validation import require
 
+if TYPE_CHECKING:
+    from .train_config import TrainConfig
+
 # The checkpoint contract of :func:`paperlib.sempart.read_checkpoint` ("paperlib-sempart-1"):
 # format, config (plain dict with backbone / image_size / resize_short), model (the head's
 # state dict); the trainer adds optimizer, step, epoch, position, best_iou, rng, world_size.
 CHECKPOINT_FORMAT = "paperlib-sempart-1"
 
-# Fields that may change when a run is resumed: they do not change the weights.
+# Fields that may change when a run is resumed: they do not change the arithmetic of a step
+# (moving a CPU run to CUDA does: with amp='auto' it continues under bf16 autocast).
 RESUMABLE_FIELDS = ("data_root", "weights", "epochs", "max_steps", "checkpoint_every", "log_every",
                     "device", "num_workers")
 
@@ -81,7 +85,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def check_resumable(config, saved: dict[str, Any], path: str | Path) -> None:
+def check_resumable(config: "TrainConfig", saved: dict[str, Any], path: str | Path) -> None:
     """Refuse to resume ``saved`` (a checkpoint's config dict) with a config that changes the weights.
 
     Args:
@@ -89,6 +93,9 @@ def check_resumable(config, saved: dict[str, Any], path: str | Path) -> None:
         saved: the checkpoint's ``config``.
         path: the checkpoint, named in the error.
     """
+    saved = dict(saved)
+    if isinstance(saved.get("amp"), bool):  # checkpoints of paperlib 0.1 before amp became a mode
+        saved["amp"] = "auto" if saved["amp"] else "off"
     changed = [k for k, v in config.to_dict().items()
                if k not in RESUMABLE_FIELDS and k in saved and _plain(saved[k]) != _plain(v)]
     require(not changed, f"resume: {', '.join(changed)} differ from the checkpoint's config in "

@@ -20,7 +20,7 @@ Public API:
     ViTBackbone(name, model, *, patch_size, weights_id, ...)   the :class:`~paperlib.features.Backbone`.
     resample_pos_embed(pos_embed, grid, *, style="dino")       (1, 1 + g * g, D) -> (1, 1 + h * w, D).
     POS_INTERPOLATIONS                                         the two rules, 'dino' and 'timm'.
-    IMAGENET_MEAN, IMAGENET_STD                                the input normalisation of the weights.
+    (the default input normalisation, IMAGENET_MEAN / IMAGENET_STD, is paperlib.features'.)
 """
 
 from __future__ import annotations
