@@ -20,7 +20,10 @@ from .cli_masks import format_scores
 
 def _add_method_options(p, *, refine_default: str) -> None:
     """Options shared by segment, eval and corloc: which method, backbone and weights."""
-    p.add_argument("--method", default="tokencut", help="segmentation method (default tokencut)")
+    p.add_argument("--method", default="tokencut",
+                   help="tokencut (default), sempart (--checkpoint), or masks (--masks: another method's "
+                        "saved masks, one PNG per image stem)")
+    p.add_argument("--masks", type=Path, help="folder of predicted masks for --method masks")
     p.add_argument("--backbone", default="dino_vits16",
                    help="dino_vits8, dino_vits16 (default, TokenCut's), dino_vitb8, dino_vitb16, "
                         "ibot_vits16, dinov2_vits14, or filterbank / filterbank16 (offline, no weights)")
@@ -58,8 +61,9 @@ def _method_from_args(args):
     from .methods import build_method
     from .validation import require
 
-    require(args.method != "sempart" or args.cache is None,
-            "--cache holds backbone keys for tokencut; sempart recomputes them (drop --cache)")
+    require(args.method == "tokencut" or args.cache is None,
+            f"--cache holds backbone keys for tokencut; {args.method} does not use them (drop --cache)")
+    require(args.method == "masks" or args.masks is None, f"--masks is for --method masks, not {args.method}")
 
     options = ({"tau": args.tau, "max_side": args.max_side or None} if args.method == "tokencut"
                else {})
@@ -68,11 +72,14 @@ def _method_from_args(args):
                         protocol=args.protocol,
                         protocol_options={"bn_mode": args.bn_mode, "polarity": args.polarity,
                                           "resolution": args.resolution,
-                                          "refine_at": args.refine_at}, **options)
+                                          "refine_at": args.refine_at},
+                        masks=None if args.masks is None else str(args.masks), **options)
 
 
 def _method_label(method, args) -> str:
-    """'tokencut/dino_vits16', or the backbone a Sempart checkpoint names."""
+    """'tokencut/dino_vits16', 'masks/DIR', or the backbone a Sempart checkpoint names."""
+    if method.name == "masks":
+        return f"masks/{method.folder}"
     backbone = getattr(getattr(method, "model", None), "backbone", None)
     name = getattr(backbone, "name", None) or args.backbone
     protocol = getattr(method, "protocol", None)

@@ -2,7 +2,8 @@
 
 A method turns an RGB image into a :class:`Prediction`: a soft or hard mask at the image's
 size (before any refinement) and, where the method defines one, its own object box for CorLoc.
-TokenCut is here; the trained Sempart head joins as ``sempart`` with ``--checkpoint FILE``.
+TokenCut is here; the trained Sempart head joins as ``sempart`` with ``--checkpoint FILE``, and
+any other method's saved masks as ``masks`` with ``--masks DIR`` (:mod:`paperlib.mask_method`).
 
     build_method(name, backbone=..., weights=..., device=...)   -> a method
     method.predict(image)                                        -> Prediction
@@ -149,13 +150,13 @@ class _CachedBackbone:
                         grid=tuple(keys.shape[-2:]))
 
 
-METHODS = ("tokencut", "sempart")
+METHODS = ("tokencut", "sempart", "masks")
 
 
 def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | None = None,
                  device: str | None = None, cache_dir: str | None = None,
                  checkpoint: str | None = None, protocol: str = "default",
-                 protocol_options: dict | None = None, **options) -> Method:
+                 protocol_options: dict | None = None, masks: str | None = None, **options) -> Method:
     """A method by name, with its backbone loaded (see :func:`paperlib.backbones.load_backbone`).
 
     Args:
@@ -169,12 +170,19 @@ def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | Non
         protocol: 'sempart' only: evaluation protocol, 'default' or 'official' (SPEC).
         protocol_options: 'sempart' only: fields of the protocol to change (bn_mode, polarity,
             resolution, batch_size); None values are ignored.
+        masks: 'masks' only: the folder of another method's predicted masks, one per image
+            stem (:class:`paperlib.mask_method.MaskFolder`); no backbone is loaded.
         options: method options (TokenCut: tau, eps, solver).
     """
     from .backbones import load_backbone
     from .feature_cache import FeatureCache
 
     check_choice("method", name, METHODS)
+    if name == "masks":
+        from .mask_method import MaskFolder
+
+        require(masks is not None, "method 'masks' needs --masks DIR (a folder of predicted masks)")
+        return MaskFolder(masks)
     if name == "sempart":
         from .sempart import PROTOCOLS, load_sempart
         from .sempart_method import SempartMethod
