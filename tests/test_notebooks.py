@@ -76,3 +76,18 @@ def test_gf_explorer_runs_offline_and_on_your_own_files(tmp_path):
                               "mask_path": str(tmp_path / "photo_mask.png")})
     assert (own / "figures" / "gf_explorer_paper_setting.png").is_file()
     assert not (own / "figures" / "gf_explorer_grid.png").exists()
+
+
+def test_table5_notebook_runs_offline(tmp_path):
+    import pandas as pd
+
+    _run("table5_gf_vs_bf", tmp_path, {"max_images": 4})
+    table = pd.read_csv(tmp_path / "figures" / "table5_smoke.csv", header=[0, 1], index_col=[0, 1])
+    assert table.shape == (6, 3)   # TokenCut, + GF, + BF; ours and the paper's; DUTS-TE acc / iou / max F
+    assert (tmp_path / "figures" / "table5_smoke.png").is_file()
+
+
+def test_theory_notebook_runs_offline(tmp_path):
+    _run("theory", tmp_path, {"size": 160})
+    names = {p.name for p in (tmp_path / "figures").iterdir()}
+    assert names == {f"theory_{n}.png" for n in ("affinity", "fiedler", "ncut_loss", "guided_filter", "crop_zoom")}

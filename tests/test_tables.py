@@ -1,0 +1,104 @@
+"""Tests of paperlib.tables: our scores as the paper's tables, beside the paper's numbers."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from paperlib.metrics import SaliencyMetrics
+from paperlib.paper_results import paper_table
+from paperlib.tables import beside_paper, gains, plot_gains, read_eval_json, scores_table, write_table
+from paperlib.validation import InputError
+
+
+def _scores(seed: int):
+    rng = np.random.default_rng(seed)
+    metrics = SaliencyMetrics()
+    for _ in range(3):
+        gt = rng.random((20, 30)) > 0.6
+        metrics.update(np.clip(gt + rng.normal(0, 0.4, gt.shape), 0, 1), gt)
+    return metrics.compute()
+
+
+@pytest.fixture(scope="module")
+def results():
+    return {"TokenCut": {"duts-te": _scores(0), "ecssd": _scores(1)},
+            "TokenCut + GF": {"duts-te": _scores(2)}}
+
+
+def test_scores_table_lays_out_rows_by_dataset_and_metric(results):
+    table = scores_table(results)
+    assert list(table.index) == ["TokenCut", "TokenCut + GF"]
+    assert list(table.columns) == [(d, m) for d in ("duts-te", "ecssd") for m in ("acc", "iou", "max_fbeta")]
+    assert table.loc["TokenCut", ("ecssd", "iou")] == results["TokenCut"]["ecssd"].iou
+    assert np.isnan(table.loc["TokenCut + GF", ("ecssd", "acc")])  # not scored there
+    # The JSON-ready dicts give the same table.
+    as_dicts = {k: {d: s.as_dict() for d, s in v.items()} for k, v in results.items()}
+    pd.testing.assert_frame_equal(scores_table(as_dicts), table)
+
+
+def test_read_eval_json_of_the_eval_command(tmp_path):
+    from paperlib.cli import main
+    from paperlib.data import open_dataset
+    from paperlib.synth import synthesize
+
+    synthesize(tmp_path, n=3, seed=0, split="te", progress=False)
+    masks = tmp_path / "DUTS-TE" / "DUTS-TE-Mask"
+    out = tmp_path / "e.json"
+    assert main(["-q", "eval", "--method", "masks", "--masks", str(masks), "--dataset", "duts-te",
+                 "--root", str(tmp_path), "--refine", "none,gf", "--json", str(out)]) == 0
+    scores = read_eval_json(out)
+    assert set(scores) == {"none", "gf"}
+    table = scores_table({"exact": {"duts-te": scores["none"]}})
+    assert table.loc["exact", ("duts-te", "iou")] == pytest.approx(1.0)
+    assert len(open_dataset("duts-te", tmp_path)) == scores["none"]["n_images"]
+    (tmp_path / "bad.json").write_text(json.dumps({"iou": 1}))
+    with pytest.raises(InputError, match="bad.json"):
+        read_eval_json(tmp_path / "bad.json")
+
+
+def test_beside_paper_puts_the_papers_cells_under_ours(results):
+    table = beside_paper(scores_table(results), 5)
+    assert list(table.index) == [("TokenCut", "ours"), ("TokenCut", "paper"),
+                                 ("TokenCut + GF", "ours"), ("TokenCut + GF", "paper")]
+    assert table.loc[("TokenCut + GF", "paper"), ("duts-te", "iou")] == paper_table(5).loc["TokenCut + GF",
+                                                                                           ("duts-te", "iou")]
+    mine = beside_paper(scores_table({"Mine": results["TokenCut"]}), 5)
+    assert mine.loc[("Mine", "paper")].isna().all()     # a row the paper does not have
+    with pytest.raises(InputError, match="indexed by"):
+        beside_paper(scores_table(results), 3)           # the ablation tables are indexed by switches
+
+
+def test_gains_are_differences_to_the_base_row(results):
+    table = scores_table(results)
+    g = gains(table, "TokenCut")
+    assert list(g.index) == ["TokenCut + GF"]
+    assert g.loc["TokenCut + GF", ("duts-te", "iou")] == pytest.approx(
+        results["TokenCut + GF"]["duts-te"].iou - results["TokenCut"]["duts-te"].iou)
+    with pytest.raises(InputError, match="base row"):
+        gains(table, "MOVE")
+    with pytest.raises(InputError, match="not in the table"):
+        gains(table, "TokenCut", ["MOVE + GF"])
+
+
+def test_plot_and_write(results, tmp_path):
+    table = scores_table(results)
+    ours = gains(table, "TokenCut")
+    fig = plot_gains(ours, gains(paper_table(5).reindex(columns=table.columns), "TokenCut", ["TokenCut + GF"]))
+    assert len(fig.axes) == 3                                   # acc, iou, max_fbeta
+    assert len(fig.axes[1].containers) == 2                     # ours and the paper's bars
+    write_table(beside_paper(table, 5), tmp_path / "t.csv")
+    back = pd.read_csv(tmp_path / "t.csv", header=[0, 1], index_col=[0, 1])
+    assert back.shape == (4, 6)
+    md = (tmp_path / "t.md").read_text().splitlines()
+    assert md[0].startswith("| method | source | duts-te acc") and len(md) == 2 + 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.md"]   # no temporary files
+    with pytest.raises(InputError, match=".csv"):
+        write_table(table, tmp_path / "t.txt")
