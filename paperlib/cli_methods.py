@@ -183,30 +183,45 @@ def add_corloc(sub) -> None:
     p.set_defaults(run=_run_corloc)
 
 
+def _corloc_predictors(method, refine: str, settings):
+    """(predict_box_fn, batch options) for corloc_evaluate: boxes of the raw or refined masks."""
+    from .methods import refined_box
+
+    batched = {}
+    if hasattr(method, "predict_batch"):   # Sempart: polarity and BatchNorm decided per batch
+        batched = dict(batch_size=method.protocol.batch_size,
+                       predict_batch_fn=lambda images, _ids: [
+                           refined_box(image, p, refine=refine, settings=settings)
+                           for image, p in zip(images, method.predict_batch(images))])
+    if refine == "none":
+        return (lambda image, image_id: method.discover(image, image_id=image_id)), batched
+    return (lambda image, image_id: refined_box(image, method.predict(image, image_id=image_id),
+                                                refine=refine, settings=settings)), batched
+
+
 def _run_corloc(args) -> int:
     from .validation import require
 
-    require(args.refine == "none", "--refine does not apply to corloc: boxes come from the raw mask")
+    from .validation import check_choice
+
+    check_choice("--refine", args.refine, ("none", "gf", "bf"))
     from .box_datasets import CORLOC_DATASETS, open_corloc_dataset
     from .corloc import corloc_evaluate
     from .evaluate import write_csv, write_json
 
     dataset = open_corloc_dataset(args.dataset, args.root)
     method = _method_from_args(args)
-    batched = {}
-    if hasattr(method, "predict_batch"):   # Sempart: polarity and BatchNorm decided per batch
-        batched = dict(batch_size=method.protocol.batch_size,
-                       predict_batch_fn=lambda images, _ids: [p.box for p in method.predict_batch(images)])
-    result = corloc_evaluate(dataset, lambda image, image_id: method.discover(image, image_id=image_id),
-                             progress=not args.quiet, limit=args.limit, **batched)
+    predict_box, batched = _corloc_predictors(method, args.refine, _refine_settings(args))
+    result = corloc_evaluate(dataset, predict_box, progress=not args.quiet, limit=args.limit, **batched)
     expected = CORLOC_DATASETS[args.dataset].n_images
+    refined = "" if args.refine == "none" else f" + {args.refine.upper()}"
     print(f"{args.dataset}: CorLoc {100 * result.corloc:.1f} ({result.n_hits}/{result.n_images}) "
-          f"with {_method_label(method, args)}")
+          f"with {_method_label(method, args)}{refined}")
     if expected and result.n_images < expected:
         print(f"note: {result.n_images} of the {expected} images of {args.dataset} were scored")
     if args.json:
         write_json(args.json, {"dataset": args.dataset, "method": _method_label(method, args),
-                               "corloc": result.corloc, "n_images": result.n_images,
+                               "refine": args.refine, "corloc": result.corloc, "n_images": result.n_images,
                                "n_hits": result.n_hits})
     if args.per_image:
         write_csv(args.per_image, [row._asdict() for row in result.rows])

@@ -248,3 +248,37 @@ def predict_refined(method: Method, image: np.ndarray, *, refine: str = "none",
     require(image.ndim == 3 and image.shape[2] == 3, f"image must be (H, W, 3), got {image.shape}")
     pred = method.predict(image, image_id=image_id)
     return pred, refine_prediction(image, pred, refine=refine, settings=settings)
+
+
+def refined_box(image: np.ndarray, pred: Prediction, *, refine: str = "none",
+                settings: RefineSettings | None = None) -> np.ndarray | None:
+    """The CorLoc box of a prediction after trick 1 (paper Table 4's GF rows).
+
+    With ``refine='none'`` it is the method's own box (TokenCut: the seed's component; Sempart:
+    the largest component of its patch-resolution mask). Otherwise the refined mask
+    (:func:`refine_prediction`) is averaged over the prediction's patch grid (``patch_mask``'s
+    shape; the pixel grid when there is none) and boxed like Sempart's: threshold 0.5, largest
+    4-connected component, scaled to the image (:func:`paperlib.corloc.mask_to_box`).
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        pred: the method's Prediction for ``image``.
+        refine: 'none', 'gf' or 'bf'.
+        settings: filter parameters (default: the paper's).
+
+    Returns:
+        (4,) float64 xyxy box in the image's pixels, or None when nothing is foreground.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .corloc import mask_to_box
+
+    check_choice("refine", refine, REFINEMENTS)
+    H, W = image.shape[:2]
+    if refine == "none" and pred.box is not None:
+        return pred.box
+    mask = refine_prediction(image, pred, refine=refine, settings=settings)     # (H, W)
+    h, w = pred.patch_mask.shape if pred.patch_mask is not None else (H, W)
+    cells = F.adaptive_avg_pool2d(torch.from_numpy(mask)[None, None], (h, w))[0, 0].numpy()  # (h, w)
+    return mask_to_box(cells, patch_size=(H / h, W / w), image_size=(H, W), threshold=0.5)
