@@ -69,24 +69,30 @@ def read_eval_json(path: str | Path) -> dict[str, dict]:
 
 
 def beside_paper(ours: pd.DataFrame, table: int) -> pd.DataFrame:
-    """Our rows and the paper's rows of the same names, on our columns.
+    """Our rows and the paper's rows of the same keys, on our columns.
 
     Args:
-        ours: from :func:`scores_table`, rows named as in the paper's table.
+        ours: rows keyed as in the paper's table: by method name (Tables 1, 2, 5; from
+            :func:`scores_table`) or by the ablation's switches (Tables 3, 4: (backbone,) crop, gf).
         table: the paper's table number (:func:`paperlib.paper_results.paper_table`).
 
     Returns:
-        DataFrame indexed by (method, source) with source 'ours' / 'paper' (NaN where the paper
-        has no such row or cell), columns as ``ours``.
+        DataFrame indexed by ours' keys plus a last level ``source`` ('ours' / 'paper'; NaN
+        where the paper has no such row or cell), columns as ``ours``.
     """
     from .paper_results import paper_table
 
     paper = paper_table(table)
-    require(paper.index.nlevels == 1, f"table {table} is indexed by {list(paper.index.names)}, not by method")
+    require(list(paper.index.names) == list(ours.index.names),
+            f"table {table} is indexed by {list(paper.index.names)}, ours by {list(ours.index.names)}")
     paper = paper.reindex(index=ours.index, columns=ours.columns)
-    both = pd.concat({"ours": ours, "paper": paper}, names=["source", "method"])
-    return both.swaplevel().sort_index(level="method", sort_remaining=False).reindex(
-        pd.MultiIndex.from_product([list(ours.index), ["ours", "paper"]], names=["method", "source"]))
+    keys, rows = [], []
+    for key in ours.index:
+        for source, frame in (("ours", ours), ("paper", paper)):
+            keys.append((*key, source) if isinstance(key, tuple) else (key, source))
+            rows.append(frame.loc[key].to_numpy())
+    index = pd.MultiIndex.from_tuples(keys, names=[*ours.index.names, "source"])
+    return pd.DataFrame(rows, index=index, columns=ours.columns)
 
 
 def gains(table: pd.DataFrame, base: str, rows: Sequence[str] | None = None) -> pd.DataFrame:

@@ -91,3 +91,18 @@ def test_theory_notebook_runs_offline(tmp_path):
     _run("theory", tmp_path, {"size": 160})
     names = {p.name for p in (tmp_path / "figures").iterdir()}
     assert names == {f"theory_{n}.png" for n in ("affinity", "fiedler", "ncut_loss", "guided_filter", "crop_zoom")}
+
+
+def test_ablation_notebooks_share_their_runs(tmp_path):
+    import pandas as pd
+
+    params = {"max_steps": 2, "out_dir": str(tmp_path / "runs")}
+    _run("tables_1_3_saliency", tmp_path, params)
+    t1 = pd.read_csv(tmp_path / "figures" / "table1_smoke.csv", header=[0, 1], index_col=[0, 1])
+    t3 = pd.read_csv(tmp_path / "figures" / "table3_smoke.csv", header=[0, 1], index_col=[0, 1, 2, 3])
+    assert t1.shape == (8, 3) and t3.shape == (8, 1)       # 4 rows x (ours, paper); 4 switch rows x 2
+    logged = (tmp_path / "runs" / "filterbank-crop_paper" / "log.csv").read_text()
+    _run("tables_2_4_corloc", tmp_path, params)              # reuses the two finished runs
+    assert (tmp_path / "runs" / "filterbank-crop_paper" / "log.csv").read_text() == logged
+    t4 = pd.read_csv(tmp_path / "figures" / "table4_smoke.csv", header=[0, 1], index_col=[0, 1, 2])
+    assert t4.shape == (8, 1)

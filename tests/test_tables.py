@@ -74,6 +74,12 @@ def test_beside_paper_puts_the_papers_cells_under_ours(results):
     assert mine.loc[("Mine", "paper")].isna().all()     # a row the paper does not have
     with pytest.raises(InputError, match="indexed by"):
         beside_paper(scores_table(results), 3)           # the ablation tables are indexed by switches
+    switches = pd.DataFrame({("duts-te", "iou"): [0.5, 0.6]},
+                            index=pd.MultiIndex.from_tuples([("dino_vits8", False, False), ("dino_vits8", True, True)],
+                                                            names=["backbone", "crop", "gf"]))
+    table3 = beside_paper(switches, 3)
+    assert table3.loc[("dino_vits8", True, True, "paper"), ("duts-te", "iou")] == 0.787
+    assert table3.loc[("dino_vits8", False, False, "ours"), ("duts-te", "iou")] == 0.5
 
 
 def test_gains_are_differences_to_the_base_row(results):

@@ -1,0 +1,194 @@
+"""The paper's experiments as functions the table notebooks call (Tables 1-4).
+
+Tables 1-4 compare heads trained without and with trick 2 (the crop-zoom loss), each scored
+without and with trick 1 (the guided filter at evaluation). So an experiment is: one training
+run per (backbone, crop) -- :func:`ablation_runs`, which resumes or reuses what is already on
+disk -- then every run scored once per dataset with all refinements from one prediction --
+:func:`saliency_ablation` (Acc, IoU, max F-beta) and :func:`corloc_ablation` (CorLoc) -- and
+the rows of each table picked from those scores -- :func:`table1_rows`, :func:`table3_frame`,
+:func:`table2_rows`, :func:`table4_frame`.
+
+Our reading where the paper is terse: "Sempart*" is the head trained without the crop and
+scored raw; "Ours" is trained with the crop and scored after the guided filter (Table 3's
+last row per backbone equals Table 1's "Ours"); "+ BF" replaces the guided filter by the
+bilateral solver on the same head.
+
+Public API: :data:`CROPS`, :func:`run_dir`, :func:`ablation_runs`, :func:`saliency_ablation`,
+:func:`corloc_ablation`, :func:`table1_rows`, :func:`table2_rows`, :func:`table3_frame`,
+:func:`table4_frame`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from .validation import check_choice, require
+
+# Trick 2 off ('none': Sempart*) and on ('paper': the 80 px crop zoomed x4).
+CROPS = ("none", "paper")
+
+
+def run_dir(out_dir: str | Path, backbone: str, crop: str) -> Path:
+    """The run folder of one (backbone, crop) under ``out_dir``: ``<backbone>-crop_<crop>``."""
+    return Path(out_dir) / f"{backbone}-crop_{crop}"
+
+
+def ablation_runs(data_root: str | Path, out_dir: str | Path, *, backbones: Sequence[str] = ("dino_vits8",),
+                  crops: Sequence[str] = CROPS, preset: str = "paper", weights: Mapping[str, str] | None = None,
+                  progress: bool = True, **overrides) -> dict[tuple[str, str], Path]:
+    """Train one head per (backbone, crop), or continue / reuse the run already in ``out_dir``.
+
+    A run folder holding ``last.pt`` is resumed (:func:`paperlib.train.train` with
+    ``resume=True``): a finished run returns at once, an interrupted one continues to the same
+    weights, and a run whose config differs is refused (delete the folder to retrain).
+
+    Args:
+        data_root: folder holding DUTS-TR/.
+        out_dir: parent of the run folders (:func:`run_dir`).
+        backbones: backbone registry names (paper Table 3: dino_vits8, dino_vits16, ibot_vits16).
+        crops: from :data:`CROPS`.
+        preset: the TrainConfig preset ('paper', 'official' or 'smoke').
+        weights: backbone name -> its official checkpoint file (None: $PAPERLIB_WEIGHTS_DIR / hub).
+        progress: progress bars.
+        **overrides: other TrainConfig fields, the same for every run (e.g. max_steps).
+
+    Returns:
+        (backbone, crop) -> the run's ``last.pt``.
+    """
+    from .train import train
+    from .train_config import config_from
+
+    require(len(backbones) > 0 and len(crops) > 0, "ablation_runs needs at least one backbone and one crop")
+    for crop in crops:
+        check_choice("crop", crop, CROPS)
+    out = {}
+    for backbone in backbones:
+        for crop in crops:
+            config = config_from(preset, data_root=str(data_root), backbone=backbone, crop=crop,
+                                 weights=(weights or {}).get(backbone), **overrides)
+            folder = run_dir(out_dir, backbone, crop)
+            result = train(config, folder, resume=(folder / "last.pt").is_file(), progress=progress)
+            out[(backbone, crop)] = result.last_checkpoint
+    return out
+
+
+def _sempart(checkpoint, weights, device, protocol):
+    from .methods import build_method
+
+    return build_method("sempart", checkpoint=str(checkpoint), weights=weights, device=device, protocol=protocol)
+
+
+def saliency_ablation(checkpoints: Mapping[tuple[str, str], str | Path], datasets: Sequence[str],
+                      data_root: str | Path, *, weights: Mapping[str, str] | None = None,
+                      refines: Sequence[str] = ("none", "gf", "bf"), protocol: str = "default",
+                      device: str | None = None, limit: int | None = None, progress: bool = True) -> dict:
+    """Score every run on every saliency dataset, each refinement from one prediction.
+
+    Args:
+        checkpoints: (backbone, crop) -> trained head (from :func:`ablation_runs`).
+        datasets: saliency dataset names ('dut-omron', 'duts-te', 'ecssd').
+        data_root: folder holding them.
+        weights: backbone name -> official checkpoint file.
+        refines: refinements scored ('none', 'gf', 'bf').
+        protocol: the Sempart evaluation protocol ('default' or 'official').
+        device: where to run (None: CUDA when available).
+        limit: score only the first ``limit`` images of each dataset (a quick look).
+        progress: progress bars.
+
+    Returns:
+        {(backbone, crop, refine): {dataset: SaliencyScores}}.
+    """
+    from .data import open_dataset
+    from .segment import evaluate_dataset
+
+    results: dict = {}
+    for (backbone, crop), checkpoint in checkpoints.items():
+        method = _sempart(checkpoint, (weights or {}).get(backbone), device, protocol)
+        for name in datasets:
+            by_refine = evaluate_dataset(open_dataset(name, data_root), method, refines=refines,
+                                         limit=limit, progress=progress)
+            for refine, result in by_refine.items():
+                results.setdefault((backbone, crop, refine), {})[name] = result.scores
+    return results
+
+
+def corloc_ablation(checkpoints: Mapping[tuple[str, str], str | Path], datasets: Sequence[str],
+                    data_root: str | Path, *, weights: Mapping[str, str] | None = None,
+                    refines: Sequence[str] = ("none", "gf"), protocol: str = "default",
+                    device: str | None = None, limit: int | None = None, progress: bool = True) -> dict:
+    """CorLoc of every run on every detection dataset, raw and refined (:func:`paperlib.methods.refined_box`).
+
+    Each batch is predicted once; every refinement boxes its own refined masks.
+
+    Returns:
+        {(backbone, crop, refine): {dataset: {'corloc': percent, 'n_images': n}}}.
+    """
+    from .box_datasets import open_corloc_dataset
+    from .corloc import CorLoc
+    from .images import read_image
+    from .methods import refined_box
+
+    results: dict = {}
+    for (backbone, crop), checkpoint in checkpoints.items():
+        method = _sempart(checkpoint, (weights or {}).get(backbone), device, protocol)
+        step = method.protocol.batch_size
+        for name in datasets:
+            dataset = open_corloc_dataset(name, data_root)
+            n = len(dataset) if limit is None else min(limit, len(dataset))
+            scores = {r: CorLoc() for r in refines}
+            for start in range(0, n, step):
+                items = [dataset[i] for i in range(start, min(n, start + step))]
+                images = [read_image(item.image_path) for item in items]
+                for image, item, pred in zip(images, items, method.predict_batch(images)):
+                    for r in refines:
+                        scores[r].update(refined_box(image, pred, refine=r), item.boxes)
+            for r in refines:
+                results.setdefault((backbone, crop, r), {})[name] = {"corloc": 100.0 * scores[r].value,
+                                                                     "n_images": scores[r].n_images}
+    return results
+
+
+def table1_rows(results: Mapping, backbone: str = "dino_vits8") -> dict:
+    """Table 1's reproducible rows from :func:`saliency_ablation`'s results (missing ones left out)."""
+    wanted = {"Sempart*": ("none", "none"), "Ours": ("paper", "gf"),
+              "Sempart* + BF": ("none", "bf"), "Ours + BF": ("paper", "bf")}
+    return {row: results[(backbone, crop, refine)] for row, (crop, refine) in wanted.items()
+            if (backbone, crop, refine) in results}
+
+
+def table2_rows(results: Mapping, backbone: str = "dino_vits8") -> dict:
+    """Table 2's reproducible rows (Sempart*, Ours) from :func:`corloc_ablation`'s results."""
+    wanted = {"Sempart*": ("none", "none"), "Ours": ("paper", "gf")}
+    return {row: results[(backbone, crop, refine)] for row, (crop, refine) in wanted.items()
+            if (backbone, crop, refine) in results}
+
+
+def _ablation_frame(results: Mapping, metric: str, backbone_level: bool) -> pd.DataFrame:
+    rows = {}
+    for (backbone, crop, refine), per_dataset in results.items():
+        if refine not in ("none", "gf"):
+            continue
+        key = (backbone, crop != "none", refine == "gf") if backbone_level else (crop != "none", refine == "gf")
+        rows[key] = {(d, metric): float(s[metric] if isinstance(s, Mapping) else getattr(s, metric))
+                     for d, s in per_dataset.items()}
+    require(len(rows) > 0, "no raw or guided-filtered results to tabulate")
+    names = ["backbone", "crop", "gf"] if backbone_level else ["crop", "gf"]
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=names)
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["dataset", "metric"])
+    # The paper's row order: per backbone, (crop, gf) = (F, F), (T, F), (F, T), (T, T).
+    order = sorted(frame.index, key=lambda k: (k[:-2], k[-1], k[-2]))
+    return frame.loc[order]
+
+
+def table3_frame(results: Mapping) -> pd.DataFrame:
+    """Table 3 (IoU by backbone, crop, GF) from :func:`saliency_ablation`'s results."""
+    return _ablation_frame(results, "iou", backbone_level=True)
+
+
+def table4_frame(results: Mapping, backbone: str = "dino_vits8") -> pd.DataFrame:
+    """Table 4 (CorLoc by crop, GF; one backbone) from :func:`corloc_ablation`'s results."""
+    return _ablation_frame({k: v for k, v in results.items() if k[0] == backbone}, "corloc", backbone_level=False)

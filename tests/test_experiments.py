@@ -1,0 +1,88 @@
+"""Tests of paperlib.experiments: the ablation runs and their scores, checked against the commands."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from paperlib.cli import main
+from paperlib.experiments import (ablation_runs, corloc_ablation, run_dir, saliency_ablation, table1_rows,
+                                  table2_rows, table3_frame, table4_frame)
+from paperlib.validation import InputError
+
+TINY = dict(image_size=32, resize_short=36, batch_size=4, max_steps=3, val_fraction=0.1)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from paperlib.synth import synthesize
+
+    root = tmp_path_factory.mktemp("data")
+    synthesize(root, n=12, seed=0, split="tr", progress=False)
+    synthesize(root, n=8, seed=1, split="te", progress=False)
+    out = tmp_path_factory.mktemp("runs")
+    runs = ablation_runs(root, out, backbones=("filterbank",), preset="smoke", progress=False, **TINY)
+    return root, out, runs
+
+
+def _log_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_one_run_per_crop_and_finished_runs_are_reused(setup):
+    root, out, runs = setup
+    assert set(runs) == {("filterbank", "none"), ("filterbank", "paper")}
+    for (backbone, crop), path in runs.items():
+        assert path == run_dir(out, backbone, crop) / "last.pt" and path.is_file()
+        rows = _log_rows(path.parent / "log.csv")
+        assert len(rows) == 3
+        assert (float(rows[0]["eq"]) > 0) == (crop == "paper")   # trick 2 on in one run only
+    again = ablation_runs(root, out, backbones=("filterbank",), preset="smoke", progress=False, **TINY)
+    assert again == runs
+    assert len(_log_rows(runs[("filterbank", "none")].parent / "log.csv")) == 3   # not retrained
+    with pytest.raises(InputError, match="lr"):   # a different config is refused, not mixed in
+        ablation_runs(root, out, backbones=("filterbank",), preset="smoke", progress=False, lr=0.5, **TINY)
+    with pytest.raises(InputError, match="crop"):
+        ablation_runs(root, out, crops=("official",))
+
+
+def test_saliency_scores_equal_the_eval_command(setup, tmp_path):
+    root, _, runs = setup
+    results = saliency_ablation(runs, ["duts-te"], root, progress=False)
+    assert set(results) == {(b, c, r) for (b, c) in runs for r in ("none", "gf", "bf")}
+    out = tmp_path / "e.json"
+    assert main(["-q", "eval", "--method", "sempart", "--checkpoint", str(runs[("filterbank", "paper")]),
+                 "--dataset", "duts-te", "--root", str(root), "--refine", "none,gf", "--json", str(out)]) == 0
+    command = json.loads(out.read_text())["scores"]
+    for refine in ("none", "gf"):
+        ours = results[("filterbank", "paper", refine)]["duts-te"]
+        assert ours.iou == pytest.approx(command[refine]["iou"], abs=1e-12)
+        assert ours.max_fbeta == pytest.approx(command[refine]["max_fbeta"], abs=1e-12)
+    rows = table1_rows(results, backbone="filterbank")
+    assert list(rows) == ["Sempart*", "Ours", "Sempart* + BF", "Ours + BF"]
+    assert rows["Ours"] is results[("filterbank", "paper", "gf")]
+    frame = table3_frame(results)
+    assert list(frame.index) == [("filterbank", False, False), ("filterbank", True, False),
+                                 ("filterbank", False, True), ("filterbank", True, True)]
+    assert frame.loc[("filterbank", True, True), ("duts-te", "iou")] == results[("filterbank", "paper", "gf")][
+        "duts-te"].iou
+
+
+def test_corloc_equals_the_corloc_command(setup, tmp_path):
+    root, _, runs = setup
+    results = corloc_ablation(runs, ["synth"], root, progress=False)
+    for refine in ("none", "gf"):
+        out = tmp_path / f"{refine}.json"
+        assert main(["-q", "corloc", "--method", "sempart", "--checkpoint", str(runs[("filterbank", "none")]),
+                     "--dataset", "synth", "--root", str(root), "--refine", refine, "--json", str(out)]) == 0
+        command = json.loads(out.read_text())
+        ours = results[("filterbank", "none", refine)]["synth"]
+        assert ours["corloc"] == pytest.approx(100 * command["corloc"]) and ours["n_images"] == 8
+    assert list(table2_rows(results, backbone="filterbank")) == ["Sempart*", "Ours"]
+    frame = table4_frame(results, backbone="filterbank")
+    assert list(frame.index) == [(False, False), (True, False), (False, True), (True, True)]
+    with pytest.raises(InputError, match="no raw"):
+        table4_frame(results, backbone="dino_vits8")
