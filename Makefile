@@ -66,6 +66,8 @@ results/notebooks/%.ipynb: notebooks/%.py $(STAMP)
 	mkdir -p results/notebooks
 	$(BIN)/jupytext --quiet --to ipynb -o results/notebooks/$*.source.ipynb $<
 	$(BIN)/papermill --progress-bar results/notebooks/$*.source.ipynb $@ $(PARAMS)
+# Tables 2 and 4 score the runs that Tables 1 and 3 train (same out_dir): never both at once under -j.
+results/notebooks/tables_2_4_corloc.ipynb: results/notebooks/tables_1_3_saliency.ipynb
 
 # Whole suite on CPU; real-data tests read $(DATA) and skip when it is absent.
 test: $(STAMP)
