@@ -1,4 +1,5 @@
-"""Tests of paperlib.crop_explorer: one crop-zoom box of a training step, shown map by map."""
+"""Tests of paperlib.crop_explorer and its predictors (paperlib.crop_predictors): one crop-zoom
+box of a training step, shown map by map."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import pytest
 import torch
 
 from paperlib.backbones import load_backbone
-from paperlib.crop_explorer import (CropZoomExplorer, ImageFunction, MaskSource, SempartPredictor,
-                                    crop_explorer_sample, open_crop_explorer)
+from paperlib.crop_explorer import CropZoomExplorer, crop_explorer_sample, open_crop_explorer
+from paperlib.crop_predictors import ImageFunction, MaskSource, SempartPredictor
 from paperlib.crop_zoom import CropBox, crop_consistency_loss, crop_zoom, teacher_target
 from paperlib.features import normalise
 from paperlib.gf_sweep import degrade_mask
