@@ -242,11 +242,11 @@ class CropZoomExplorer:
 
         ``widget.children``: [0] top, [1] left, [2] crop side (square boxes), [3] the sampler
         (changing it shows its box for the current step), [4] the resample button (the box of
-        the next training step), [5] the output.
+        the next training step), [5] the figure (an ``ipywidgets.Image``, PNG).
         """
         import ipywidgets as widgets
-        import matplotlib.pyplot as plt
-        from IPython.display import display
+
+        from .explore import figure_png
 
         S = self.size
         box = self.sample_box(0) if box is None else self._check_box(box)
@@ -260,17 +260,13 @@ class CropZoomExplorer:
         samplers = [name for name in CROP_SAMPLERS if name != "official" or S >= 240]
         sampler = widgets.Dropdown(options=samplers, value=self.sampler, description="sampler")
         resample = widgets.Button(description="resample (step 1)")
-        out = widgets.Output()
+        out = widgets.Image(format="png")
         state = {"step": 0, "hold": False}
 
         def redraw(change=None) -> None:
             if state["hold"]:
                 return
-            with out:
-                out.clear_output(wait=True)
-                fig = self.figure(CropBox(top.value, left.value, side.value, side.value))
-                display(fig)
-                plt.close(fig)
+            out.value = figure_png(self.figure(CropBox(top.value, left.value, side.value, side.value)))
 
         def on_side(change) -> None:
             held, state["hold"] = state["hold"], True   # the new limits may move top / left: one redraw

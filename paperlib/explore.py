@@ -11,7 +11,8 @@ Public API:
 
 * :class:`GFExplorer` -- ``refine(radius, eps)``, ``scores(radius, eps)``,
   ``grid(radii, eps_values)``, ``figure(radius, eps)``, ``grid_figure(...)``, ``widget()``;
-* :func:`explorer_sample` -- an offline image, its exact mask and a degraded prediction.
+* :func:`explorer_sample` -- an offline image, its exact mask and a degraded prediction;
+* :func:`figure_png` -- a figure as PNG bytes for the explorers' Image widgets.
 """
 
 from __future__ import annotations
@@ -145,29 +146,42 @@ class GFExplorer:
     def widget(self, *, radius: int = PAPER_RADIUS, eps: float = PAPER_EPS, max_radius: int = 64):
         """Sliders for r and log10(eps) redrawing :meth:`figure` (an ipywidgets VBox).
 
-        The sliders are ``widget.children[0]`` (radius) and ``[1]`` (eps); ``[2]`` is the output.
+        The sliders are ``widget.children[0]`` (radius) and ``[1]`` (eps); ``[2]`` is an
+        ``ipywidgets.Image`` holding the figure as PNG (:func:`figure_png`).
         """
         import ipywidgets as widgets
-        import matplotlib.pyplot as plt
-        from IPython.display import display
 
         r_slider = widgets.IntSlider(value=radius, min=1, max=max_radius, description="radius r",
                                      continuous_update=False)
         e_slider = widgets.FloatLogSlider(value=eps, base=10, min=-6, max=0, step=0.25, description="eps",
                                           readout_format=".0e", continuous_update=False)
-        out = widgets.Output()
+        out = widgets.Image(format="png")
 
         def redraw(change=None) -> None:
-            with out:
-                out.clear_output(wait=True)
-                fig = self.figure(r_slider.value, e_slider.value)
-                display(fig)
-                plt.close(fig)
+            out.value = figure_png(self.figure(r_slider.value, e_slider.value))
 
         r_slider.observe(redraw, names="value")
         e_slider.observe(redraw, names="value")
         redraw()
         return widgets.VBox([r_slider, e_slider, out])
+
+
+def figure_png(fig, *, dpi: int = 90) -> bytes:
+    """A matplotlib figure as PNG bytes, the figure closed: what the explorers' Image widgets show.
+
+    An ``ipywidgets.Image`` is updated by one message; drawing into an ``Output`` widget instead
+    goes through the kernel's display capture, which papermill runs have been seen to hang on.
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 def explorer_sample(seed: int = 0, *, size: int = 320, degradation: str = "blocky16"):

@@ -203,8 +203,10 @@ def test_widget_redraws_once_per_change(ex, monkeypatch):
     original = CropZoomExplorer.figure
     monkeypatch.setattr(CropZoomExplorer, "figure", lambda self, box: calls.append(box) or original(self, box))
     box = ex.widget(CropBox(10, 70, 24, 24))
-    top, left, side, sampler, resample, _ = box.children
+    top, left, side, sampler, resample, image = box.children
     assert calls == [CropBox(10, 70, 24, 24)] and (left.max, side.max) == (72, 96)
+    first = bytes(image.value)
+    assert first.startswith(b"\x89PNG")
     assert list(sampler.options) == ["paper"]                # 'official' needs S >= 240
     top.value = 12
     assert calls[-1] == CropBox(12, 70, 24, 24)
@@ -214,6 +216,7 @@ def test_widget_redraws_once_per_change(ex, monkeypatch):
     assert calls[-1] == ex.sample_box(1) and len(calls) == 4
     resample.click()
     assert calls[-1] == ex.sample_box(2) and len(calls) == 5
+    assert bytes(image.value) != first
 
 
 def test_notebook_runs_offline(tmp_path):
@@ -224,7 +227,7 @@ def test_notebook_runs_offline(tmp_path):
     source = tmp_path / "crop_zoom_explorer.ipynb"
     notebooks = Path(__file__).resolve().parents[1] / "notebooks"
     jupytext.write(jupytext.read(notebooks / "crop_zoom_explorer.py"), source)
-    papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), cwd=str(tmp_path),
+    papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), execution_timeout=300,
                                parameters={"size": 128, "n_boxes": 3, "n_grid": 2}, progress_bar=False)
     assert (tmp_path / "figures" / "crop_zoom_explorer.png").is_file()
     assert (tmp_path / "figures" / "crop_zoom_explorer_grid.png").is_file()

@@ -76,11 +76,14 @@ def test_widget_redraws_on_each_slider(ex, monkeypatch):
     original = GFExplorer.figure
     monkeypatch.setattr(GFExplorer, "figure", lambda self, r, e: calls.append((r, e)) or original(self, r, e))
     box = ex.widget(radius=5, eps=1e-2)
-    r_slider, e_slider, _ = box.children
+    r_slider, e_slider, image = box.children
     assert (r_slider.min, r_slider.max, r_slider.value) == (1, 64, 5)
+    first = bytes(image.value)
+    assert first.startswith(b"\x89PNG")                   # the figure itself, as PNG
     r_slider.value = 7
     e_slider.value = 1e-4
     assert calls[0] == (5, pytest.approx(1e-2)) and calls[1][0] == 7 and calls[2] == (7, pytest.approx(1e-4))
+    assert bytes(image.value) != first
 
 
 def test_bad_inputs_name_the_parameter(ex):

@@ -40,7 +40,7 @@ def test_train_notebook_runs_under_papermill(tmp_path):
     notebook = jupytext.read(NOTEBOOKS[0].parent / "train.py")
     source = tmp_path / "train.ipynb"
     jupytext.write(notebook, source)
-    papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), cwd=str(tmp_path),
+    papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), execution_timeout=300,
                                parameters={"max_steps": 4, "out_dir": str(tmp_path / "run"),
                                            "data_root": str(tmp_path / "data")},
                                progress_bar=False)
@@ -54,7 +54,7 @@ def _run(name: str, tmp_path: Path, parameters: dict) -> None:
 
     source = tmp_path / f"{name}.ipynb"
     jupytext.write(jupytext.read(NOTEBOOKS[0].parent / f"{name}.py"), source)
-    papermill.execute_notebook(str(source), str(tmp_path / f"{name}.out.ipynb"), cwd=str(tmp_path),
+    papermill.execute_notebook(str(source), str(tmp_path / f"{name}.out.ipynb"), cwd=str(tmp_path), execution_timeout=300,
                                parameters=parameters, progress_bar=False)
 
 

@@ -292,7 +292,7 @@ def _run(tmp_path: Path, parameters: dict) -> None:
     source = Path(__file__).resolve().parents[1] / "notebooks" / "figs_6_8_iou_by_size.py"
     notebook = tmp_path / "figs_6_8_iou_by_size.ipynb"
     jupytext.write(jupytext.read(source), notebook)
-    papermill.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), cwd=str(tmp_path),
+    papermill.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), execution_timeout=300,
                                parameters=parameters, progress_bar=False)
 
 
