@@ -67,7 +67,7 @@ from paperlib.data import open_dataset
 from paperlib.methods import build_method
 from paperlib.segment import evaluate_dataset
 from paperlib.size_figures import is_synthetic, plot_iou_by_size_datasets, size_table
-from paperlib.synth import synthesize
+from paperlib.synth import synthesize_missing
 
 # %% [markdown]
 # ## The scores
@@ -76,9 +76,8 @@ from paperlib.synth import synthesize
 
 # %%
 if results is None:
-    # Same count and seed as notebooks/train.py, so both notebooks write identical files.
-    if "duts-te" in datasets and not (Path(data_root) / "DUTS-TE").exists():
-        synthesize(data_root, n=24, seed=1, split="te", progress=False)
+    if "duts-te" in datasets:
+        synthesize_missing(data_root, splits=("te",))   # the notebooks' shared offline set
     method = build_method("tokencut", backbone=backbone, weights=weights, device=device)
     sources = {}
     for name in datasets:

@@ -59,12 +59,12 @@ from paperlib.methods import build_method
 from paperlib.paper_results import paper_table
 from paperlib.refine import RefineSettings
 from paperlib.segment import evaluate_dataset
-from paperlib.synth import synthesize
+from paperlib.synth import synthesize_missing
 from paperlib.tables import beside_paper, gains, plot_gains, scores_table, write_table
 
 # %%
-if synth_if_missing and not (Path(data_root) / "DUTS-TE").exists():
-    synthesize(data_root, n=24, seed=1, split="te", progress=False)
+if synth_if_missing:
+    synthesize_missing(data_root, splits=("te",))
 tokencut = build_method("tokencut", backbone=backbone, weights=weights, device=device)
 settings = RefineSettings(radius=radius, eps=eps)
 rows = {"TokenCut": {}, "TokenCut + GF": {}, "TokenCut + BF": {}}

@@ -60,23 +60,18 @@ from pathlib import Path
 
 from IPython.display import display
 
-from paperlib.experiments import ablation_runs, saliency_ablation, table1_rows, table3_frame
-from paperlib.synth import synthesize
+from paperlib.experiments import resolve_runs, saliency_ablation, table1_rows, table3_frame
+from paperlib.synth import synthesize_missing
 from paperlib.tables import beside_paper, gains, plot_gains, scores_table, write_table
 
 # %% [markdown]
 # ## The runs
 
 # %%
-if synth_if_missing and not (Path(data_root) / "DUTS-TR").exists():
-    synthesize(data_root, n=48, seed=0, split="tr", progress=False)
-if synth_if_missing and not (Path(data_root) / "DUTS-TE").exists():
-    synthesize(data_root, n=24, seed=1, split="te", progress=False)
-if checkpoints is None:
-    runs = ablation_runs(data_root, out_dir, backbones=backbones, preset=preset, weights=weights,
-                         max_steps=max_steps)
-else:
-    runs = {tuple(key.split("/")): Path(path) for key, path in checkpoints.items()}
+if synth_if_missing:
+    synthesize_missing(data_root)
+runs = resolve_runs(checkpoints, data_root, out_dir, backbones=backbones, preset=preset, weights=weights,
+                    max_steps=max_steps)
 runs
 
 # %%

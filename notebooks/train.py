@@ -77,7 +77,7 @@ import pandas as pd
 from paperlib.data import open_dataset
 from paperlib.methods import build_method
 from paperlib.segment import evaluate_dataset, overlay
-from paperlib.synth import synthesize
+from paperlib.synth import synthesize_missing
 from paperlib.train import train
 from paperlib.train_config import TrainConfig, config_from
 
@@ -87,9 +87,8 @@ from paperlib.train_config import TrainConfig, config_from
 # %%
 fields = list(TrainConfig.__dataclass_fields__)
 overrides = {name: value for name, value in globals().items() if name in fields and value is not None}
-if synth_if_missing and not (Path(data_root) / "DUTS-TR").exists():
-    synthesize(data_root, n=48, seed=0, split="tr", progress=False)
-    synthesize(data_root, n=24, seed=1, split="te", progress=False)
+if synth_if_missing:
+    synthesize_missing(data_root)
 config = config_from(preset, **overrides)
 pd.Series(config.to_dict(), name=preset).to_frame()
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .crop_predictors import PREDICTORS, ImageFunction, MaskSource, SempartPredictor, _resize
-from .crop_zoom import CROP_SAMPLERS, CropBox, crop_consistency_loss, crop_zoom, teacher_target
+from .crop_zoom import CROP_SAMPLERS, CropBox, check_box, crop_consistency_loss, crop_zoom, teacher_target
 from .features import normalise
 from .validation import check_choice, require
 
@@ -128,14 +128,7 @@ class CropZoomExplorer:
                 else CROP_SAMPLERS["official"](g, image_size=S))
 
     def _check_box(self, box) -> CropBox:
-        S = self.size
-        require(isinstance(box, Sequence) and len(box) == 4 and all(_is_int(v) for v in box),
-                f"box must be a CropBox of 4 ints (top, left, height, width), got {box!r}")
-        box = CropBox(*(int(v) for v in box))
-        require(box.height >= 1 and box.width >= 1, f"box must have a positive height and width, got {box}")
-        require(box.top >= 0 and box.left >= 0 and box.top + box.height <= S and box.left + box.width <= S,
-                f"box {tuple(box)} must lie inside the {S} x {S} training input (the image resized to size={S})")
-        return box
+        return check_box(box, self.size, self.size)   # the S x S training input
 
     # ---------------------------------------------------------------- numbers
 

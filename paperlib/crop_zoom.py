@@ -54,7 +54,8 @@ class CropBox(NamedTuple):
     width: int
 
 
-def _check_box(box, H: int, W: int) -> CropBox:
+def check_box(box, H: int, W: int) -> CropBox:
+    """``box`` as a :class:`CropBox` of ints inside an H x W image, or an InputError naming it."""
     require(isinstance(box, Sequence) and len(box) == 4
             and all(isinstance(v, Integral) and not isinstance(v, bool) for v in box),
             f"box must be a CropBox of 4 ints (top, left, height, width), got {box!r}")
@@ -89,7 +90,7 @@ def crop_zoom(x: torch.Tensor, box: CropBox, size: int | tuple[int, int]) -> tor
         (B, C, H_out, W_out), dtype of ``x``.
     """
     check_tensor("x", x, ndim=4, floating=True)
-    box = _check_box(box, x.shape[2], x.shape[3])
+    box = check_box(box, x.shape[2], x.shape[3])
     size = _check_size(size)
     crop = x[:, :, box.top:box.top + box.height, box.left:box.left + box.width]  # (B, C, height, width)
     return F.interpolate(crop, size=size, mode="bilinear", align_corners=False)

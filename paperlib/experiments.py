@@ -13,7 +13,7 @@ scored raw; "Ours" is trained with the crop and scored after the guided filter (
 last row per backbone equals Table 1's "Ours"); "+ BF" replaces the guided filter by the
 bilateral solver on the same head.
 
-Public API: :data:`CROPS`, :func:`run_dir`, :func:`ablation_runs`, :func:`saliency_ablation`,
+Public API: :data:`CROPS`, :func:`run_dir`, :func:`ablation_runs`, :func:`resolve_runs`, :func:`saliency_ablation`,
 :func:`corloc_ablation`, :func:`table1_rows`, :func:`table2_rows`, :func:`table3_frame`,
 :func:`table4_frame`.
 """
@@ -73,6 +73,29 @@ def ablation_runs(data_root: str | Path, out_dir: str | Path, *, backbones: Sequ
             result = train(config, folder, resume=(folder / "last.pt").is_file(), progress=progress)
             out[(backbone, crop)] = result.last_checkpoint
     return out
+
+
+def resolve_runs(checkpoints: Mapping[str, str] | None, data_root: str | Path, out_dir: str | Path,
+                 **kwargs) -> dict[tuple[str, str], Path]:
+    """The heads a table scores: the given ones, or :func:`ablation_runs` trains them.
+
+    Args:
+        checkpoints: {"<backbone>/<crop>": path} (keys a papermill parameter can hold), or None.
+        data_root, out_dir, **kwargs: for :func:`ablation_runs` when ``checkpoints`` is None.
+
+    Returns:
+        (backbone, crop) -> checkpoint path.
+    """
+    if checkpoints is None:
+        return ablation_runs(data_root, out_dir, **kwargs)
+    runs = {}
+    for key, path in checkpoints.items():
+        parts = str(key).split("/")
+        require(len(parts) == 2 and parts[1] in CROPS,
+                f"checkpoints keys are '<backbone>/<crop>' with crop in {CROPS}, got {key!r}")
+        require(Path(path).is_file(), f"checkpoint {path} (for {key}) does not exist")
+        runs[(parts[0], parts[1])] = Path(path)
+    return runs
 
 
 def _sempart(checkpoint, weights, device, protocol):

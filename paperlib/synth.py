@@ -18,6 +18,8 @@ min_contrast=60.0, progress=True) -> SynthReport``
     what was written: folder, count, per-image foreground ratios and object counts, histogram.
 ``size_histogram(ratios, *, bins=SIZE_BINS) -> tuple[int, ...]``
     foreground ratios counted in equal bins of [0, 1].
+``synthesize_missing(root, *, splits=("tr", "te")) -> list[str]``, ``NOTEBOOK_SETS``
+    the notebooks' offline sets, written only where missing.
 ``SYNTH_VERSION``, ``MARKER``, ``SIZE_BINS``
     generator version (in the marker), the marker's file name, the histogram's bin count.
 
@@ -210,3 +212,28 @@ def synthesize(out: str | Path, *, n: int, seed: int, split: str = "te",
     marker.update(complete=True, size_histogram=list(report.size_histogram))
     _write_bytes(root / MARKER, json.dumps(marker, indent=2).encode() + b"\n")
     return report
+
+
+# The offline sets the notebooks share (results/notebooks/data by default): one definition, so
+# that notebooks run one after another (or under make -j) write byte-identical files.
+NOTEBOOK_SETS = {"tr": dict(n=48, seed=0), "te": dict(n=24, seed=1)}
+
+
+def synthesize_missing(root: str | Path, *, splits: tuple[str, ...] = ("tr", "te")) -> list[str]:
+    """Write the notebooks' synthetic DUTS-TR / DUTS-TE under ``root`` where they are missing.
+
+    Args:
+        root: the data root; a split whose ``DUTS-TR`` / ``DUTS-TE`` folder exists is left alone
+            (real data or an earlier run).
+        splits: 'tr' and / or 'te' (sizes and seeds: :data:`NOTEBOOK_SETS`).
+
+    Returns:
+        The splits written.
+    """
+    written = []
+    for split in splits:
+        require(split in NOTEBOOK_SETS, f"split must be one of {sorted(NOTEBOOK_SETS)}, got {split!r}")
+        if not (Path(root) / f"DUTS-{split.upper()}").exists():
+            synthesize(root, split=split, progress=False, **NOTEBOOK_SETS[split])
+            written.append(split)
+    return written

@@ -238,7 +238,7 @@ def test_notebook_runs_offline(tmp_path):
 
 def test_bad_inputs_name_the_parameter(ex, tmp_path):
     S = 96
-    with pytest.raises(InputError, match="inside the 96 x 96 training input"):
+    with pytest.raises(InputError, match="inside the 96 x 96 image"):
         ex.views(CropBox(80, 0, 24, 24))
     with pytest.raises(InputError, match="box must be a CropBox"):
         ex.views((1.0, 2, 3, 4))

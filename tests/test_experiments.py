@@ -86,3 +86,17 @@ def test_corloc_equals_the_corloc_command(setup, tmp_path):
     assert list(frame.index) == [(False, False), (True, False), (False, True), (True, True)]
     with pytest.raises(InputError, match="no raw"):
         table4_frame(results, backbone="dino_vits8")
+
+
+def test_resolve_runs_takes_given_checkpoints_or_trains(setup, tmp_path):
+    from paperlib.experiments import resolve_runs
+
+    root, out, runs = setup
+    given = {"filterbank/paper": str(runs[("filterbank", "paper")])}
+    assert resolve_runs(given, root, tmp_path / "unused") == {("filterbank", "paper"): runs[("filterbank", "paper")]}
+    assert not (tmp_path / "unused").exists()
+    assert resolve_runs(None, root, out, backbones=("filterbank",), preset="smoke", progress=False, **TINY) == runs
+    with pytest.raises(InputError, match="<backbone>/<crop>"):
+        resolve_runs({"filterbank": "x.pt"}, root, out)
+    with pytest.raises(InputError, match="does not exist"):
+        resolve_runs({"filterbank/none": str(tmp_path / "x.pt")}, root, out)

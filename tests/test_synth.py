@@ -203,3 +203,17 @@ def test_size_histogram_bins():
     # 0 and 0.049 in bin 0, 0.05 in bin 1, 0.999 and 1.0 in the last bin
     assert size_histogram([0.0, 0.049, 0.05, 0.999, 1.0]) == (2, 1) + (0,) * 17 + (2,)
     assert size_histogram([], bins=4) == (0, 0, 0, 0)
+
+
+def test_synthesize_missing_writes_only_what_is_absent(tmp_path):
+    from paperlib.synth import NOTEBOOK_SETS, synthesize_missing
+
+    assert synthesize_missing(tmp_path, splits=("te",)) == ["te"]
+    te = sorted((tmp_path / "DUTS-TE" / "DUTS-TE-Image").iterdir())
+    assert len(te) == NOTEBOOK_SETS["te"]["n"]
+    stamp = te[0].stat().st_mtime_ns
+    assert synthesize_missing(tmp_path) == ["tr"]             # DUTS-TE exists: left alone
+    assert te[0].stat().st_mtime_ns == stamp
+    assert len(list((tmp_path / "DUTS-TR" / "DUTS-TR-Image").iterdir())) == NOTEBOOK_SETS["tr"]["n"]
+    with pytest.raises(InputError, match="split"):
+        synthesize_missing(tmp_path, splits=("val",))
