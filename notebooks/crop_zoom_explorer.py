@@ -77,6 +77,7 @@ from IPython.display import display
 
 from paperlib.crop_explorer import open_crop_explorer
 from paperlib.paper_results import TABLE_CAPTIONS, paper_table
+from paperlib.images import save_figure
 
 # %% [markdown]
 # ## The paper's ablations (Tables 3 and 4)
@@ -108,14 +109,14 @@ display(losses)
 Path(figures_dir).mkdir(parents=True, exist_ok=True)
 box = explorer.sample_box(int(losses.loc[losses.l_eq.idxmax(), "step"]))
 fig = explorer.figure(box)
-fig.savefig(Path(figures_dir) / "crop_zoom_explorer.png", dpi=110)
+save_figure(fig, Path(figures_dir) / "crop_zoom_explorer.png", dpi=110)
 
 # %% [markdown]
 # ## Several training steps
 
 # %%
 fig = explorer.grid_figure(range(n_grid))
-fig.savefig(Path(figures_dir) / "crop_zoom_explorer_grid.png", dpi=90)
+save_figure(fig, Path(figures_dir) / "crop_zoom_explorer_grid.png", dpi=90)
 
 # %% [markdown]
 # ## Try it

@@ -64,6 +64,7 @@ from pathlib import Path
 import pandas as pd
 
 from paperlib.data import open_dataset
+from paperlib.images import atomic_path
 from paperlib.methods import build_method
 from paperlib.segment import evaluate_dataset
 from paperlib.size_figures import is_synthetic, plot_iou_by_size_datasets, size_table
@@ -98,7 +99,8 @@ suffix = "_smoke" if smoke else ""
 table = pd.concat([size_table(by_name, dataset=name) for name, by_name in sources.items()],
                   ignore_index=True)
 Path(figures_dir).mkdir(parents=True, exist_ok=True)
-table.to_csv(Path(figures_dir) / f"figs_6_8_iou_by_size{suffix}.csv", index=False)
+with atomic_path(Path(figures_dir) / f"figs_6_8_iou_by_size{suffix}.csv") as tmp:
+    table.to_csv(tmp, index=False)
 names = list(dict.fromkeys(table["name"]))
 wide = table.pivot(index=["dataset", "bin", "lo", "hi"], columns="name", values="mean_iou")[names]
 wide.round(3)

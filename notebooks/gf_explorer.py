@@ -57,7 +57,7 @@ from pathlib import Path
 from IPython.display import display
 
 from paperlib.explore import GFExplorer, explorer_sample
-from paperlib.images import read_image, read_mask, resize_mask
+from paperlib.images import read_image, read_mask, resize_mask, save_figure
 
 # %% [markdown]
 # ## The image and its mask
@@ -73,7 +73,7 @@ else:
     explorer = GFExplorer(image, mask, truth, border=border)
 Path(figures_dir).mkdir(parents=True, exist_ok=True)
 fig = explorer.figure(radius, eps)
-fig.savefig(Path(figures_dir) / "gf_explorer_paper_setting.png", dpi=110)
+save_figure(fig, Path(figures_dir) / "gf_explorer_paper_setting.png", dpi=110)
 
 # %% [markdown]
 # ## IoU over (r, eps)
@@ -84,7 +84,7 @@ fig.savefig(Path(figures_dir) / "gf_explorer_paper_setting.png", dpi=110)
 if explorer.truth is not None:
     grid = explorer.grid(radii=radii, eps_values=eps_values)
     fig = explorer.grid_figure(grid)
-    fig.savefig(Path(figures_dir) / "gf_explorer_grid.png", dpi=110)
+    save_figure(fig, Path(figures_dir) / "gf_explorer_grid.png", dpi=110)
     display(grid.round(4))
 
 # %% [markdown]

@@ -61,6 +61,7 @@ from paperlib.refine import RefineSettings
 from paperlib.segment import evaluate_dataset
 from paperlib.synth import synthesize_missing
 from paperlib.tables import beside_paper, gains, plot_gains, scores_table, write_table
+from paperlib.images import save_figure
 
 # %%
 if synth_if_missing:
@@ -104,4 +105,4 @@ ours_gain = gains(ours, "TokenCut", figure_rows)
 paper_gain = gains(paper.reindex(columns=ours.columns), "TokenCut", figure_rows)
 display(ours_gain.round(3))
 fig = plot_gains(ours_gain, paper_gain, title=f"Table 5, TokenCut ({backbone}): gain over TokenCut [{tag}]")
-fig.savefig(Path("figures") / f"table5_{tag}.png", dpi=110)
+save_figure(fig, Path("figures") / f"table5_{tag}.png", dpi=110)

@@ -63,6 +63,7 @@ from IPython.display import display
 from paperlib.experiments import resolve_runs, saliency_ablation, table1_rows, table3_frame
 from paperlib.synth import synthesize_missing
 from paperlib.tables import beside_paper, gains, plot_gains, scores_table, write_table
+from paperlib.images import save_figure
 
 # %% [markdown]
 # ## The runs
@@ -105,4 +106,4 @@ if {"Sempart*", "Ours"} <= set(table1.index):
     ours_gain = gains(table1, "Sempart*", ["Ours"])
     paper_gain = gains(paper_table(1).reindex(columns=table1.columns), "Sempart*", ["Ours"])
     fig = plot_gains(ours_gain, paper_gain, title=f"Table 1: Ours - Sempart* [{tag}]")
-    fig.savefig(Path("figures") / f"table1_{tag}.png", dpi=110)
+    save_figure(fig, Path("figures") / f"table1_{tag}.png", dpi=110)

@@ -47,11 +47,11 @@ from IPython.display import display
 from paperlib.backbones import load_backbone
 from paperlib.crop_zoom import CropBox, crop_zoom
 from paperlib.explore import explorer_sample
+from paperlib.features import normalise
 from paperlib.graph_tv import gtv_coarse, gtv_fine
 from paperlib.guided_filter import guided_filter, image_to_guide
-from paperlib.images import resize_mask
+from paperlib.images import resize_mask, save_figure
 from paperlib.ncut import affinity, ncut_of_partition, ncut_value, second_smallest_eigenvector
-from paperlib.features import normalise
 
 Path(figures_dir).mkdir(parents=True, exist_ok=True)
 
@@ -83,7 +83,7 @@ axes[3].imshow(W[0, outside].reshape(h, w), cmap="gray")
 axes[3].set_title("W row of a background patch")
 for ax in axes:
     ax.set_axis_off()
-fig.savefig(Path(figures_dir) / "theory_affinity.png", dpi=100)
+save_figure(fig, Path(figures_dir) / "theory_affinity.png", dpi=100)
 
 # %% [markdown]
 # ## 2. The normalized cut and its spectral relaxation (paper eq. 1; TokenCut)
@@ -114,7 +114,7 @@ axes[1].imshow(split, cmap="gray")
 axes[1].set_title("split at its mean")
 for ax in axes:
     ax.set_axis_off()
-fig.savefig(Path(figures_dir) / "theory_fiedler.png", dpi=100)
+save_figure(fig, Path(figures_dir) / "theory_fiedler.png", dpi=100)
 
 # %% [markdown]
 # ## 3. The cut as a loss (paper eq. 3)
@@ -132,7 +132,7 @@ curve = pd.DataFrame({"alpha": alphas,
                       "Ncut(1 - s)": [float(ncut_value(W, 1 - s)) for s in soft]})
 ax = curve.plot(x="alpha", y=["Ncut(s)", "Ncut(1 - s)"], style=["-", "--"], figsize=(5, 3.2))
 ax.set_xlabel("s = (1 - alpha) 0.5 + alpha * true mask")
-ax.figure.savefig(Path(figures_dir) / "theory_ncut_loss.png", dpi=100)
+save_figure(ax.figure, Path(figures_dir) / "theory_ncut_loss.png", dpi=100)
 
 # %% [markdown]
 # ## 4. Graph total variation (paper eqs. 5-7)
@@ -175,7 +175,7 @@ for eps_value in (1e-4, 1e-2):
     profiles[f"guided filter r=9, eps={eps_value:g}"] = q[0, 0, row].numpy()
 ax = profiles.plot(figsize=(10, 3.4), style=["-", "-", "--", "-", "-"], alpha=0.9)
 ax.set_xlabel(f"column (row {row})")
-ax.figure.savefig(Path(figures_dir) / "theory_guided_filter.png", dpi=100)
+save_figure(ax.figure, Path(figures_dir) / "theory_guided_filter.png", dpi=100)
 
 # %% [markdown]
 # ## 6. Trick 2: crop-zoom consistency (paper Sec. 4)
@@ -203,4 +203,4 @@ for ax, (title, data) in zip(axes, (("image and the box", framed),
     ax.imshow(data, cmap="gray", vmin=0, vmax=1)
     ax.set_title(title)
     ax.set_axis_off()
-fig.savefig(Path(figures_dir) / "theory_crop_zoom.png", dpi=100)
+save_figure(fig, Path(figures_dir) / "theory_crop_zoom.png", dpi=100)

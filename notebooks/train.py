@@ -80,6 +80,7 @@ from paperlib.segment import evaluate_dataset, overlay
 from paperlib.synth import synthesize_missing
 from paperlib.train import train
 from paperlib.train_config import TrainConfig, config_from
+from paperlib.images import save_figure
 
 # %% [markdown]
 # ## The run's configuration
@@ -108,7 +109,7 @@ axes = log.plot(x="step", y=terms, subplots=True, layout=(2, 4), figsize=(14, 5)
                 title=terms, sharex=True)
 plt.tight_layout()
 Path("figures").mkdir(exist_ok=True)
-plt.savefig(f"figures/train_{preset}_losses.png", dpi=110)
+save_figure(plt.gcf(), f"figures/train_{preset}_losses.png", dpi=110)
 
 # %% [markdown]
 # ## The untrained and trained heads on the test split

@@ -108,6 +108,14 @@ def write_mask_png(path: str | Path, mask: np.ndarray) -> None:
         Image.fromarray(arr).save(tmp, format="PNG")
 
 
+def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:
+    """Save a matplotlib figure to ``path`` atomically (format from the suffix); returns the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
+    return path
+
+
 def write_image(path: str | Path, image: np.ndarray, *, quality: int = 95) -> None:
     """Write an RGB uint8 image (H, W, 3) atomically; the format follows the suffix."""
     from PIL import Image

@@ -94,3 +94,24 @@ def test_list_images_prefers_the_declared_suffix(tmp_path):
     Image.new("RGB", (2, 2)).save(tmp_path / "b.jpg")
     found = list_images(tmp_path, prefer=".png")
     assert found == {"a": tmp_path / "a.png", "b": tmp_path / "b.jpg"}
+
+
+def test_save_figure_is_atomic_and_takes_the_format_from_the_suffix(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from paperlib.images import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    assert save_figure(fig, tmp_path / "f" / "a.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "f" / "b.svg").name == save_figure(fig, tmp_path / "f" / "b.svg").name
+    assert "<svg" in (tmp_path / "f" / "b.svg").read_text()[:400]
+    # A failure while drawing leaves neither a partial file nor a temporary one.
+    monkeypatch.setattr(fig, "savefig", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk full")))
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_figure(fig, tmp_path / "f" / "c.png")
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["a.png", "b.svg"]
+    plt.close(fig)
