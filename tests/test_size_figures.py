@@ -299,9 +299,9 @@ def _run(tmp_path: Path, parameters: dict) -> None:
 def test_notebook_offline_writes_a_smoke_figure(tmp_path):
     _run(tmp_path, {"max_images": 5, "data_root": str(tmp_path / "data")})
     figures = tmp_path / "figures"
-    assert sorted(p.name for p in figures.iterdir()) == ["figs_6_8_iou_by_size_smoke.csv",
-                                                         "figs_6_8_iou_by_size_smoke.png"]
-    table = pd.read_csv(figures / "figs_6_8_iou_by_size_smoke.csv")
+    assert sorted(p.name for p in figures.iterdir()) == ["figs_6_8_iou_by_size_tokencut_filterbank16_smoke.csv",
+                                                         "figs_6_8_iou_by_size_tokencut_filterbank16_smoke.png"]
+    table = pd.read_csv(figures / "figs_6_8_iou_by_size_tokencut_filterbank16_smoke.csv")
     assert list(table["name"].unique()) == ["TokenCut", "TokenCut + GF"]
     assert table.groupby("name")["count"].sum().tolist() == [5, 5]
     assert (tmp_path / "data" / "DUTS-TE" / "SYNTHETIC.json").is_file()
