@@ -15,8 +15,8 @@
 # # Tables 2 and 4: single-object discovery (CorLoc), and the ablation of the two tricks
 #
 # **Claims (paper Sec. 5.3 and 5.4):** the tricks raise CorLoc over Sempart* on VOC07, VOC12
-# and COCO20K (Table 2: +2.7, +1.1, +2.1); unlike saliency, it is the crop-zoom loss that
-# brings the gain here, the guided filter barely moves the boxes (Table 4).
+# and COCO20K (Table 2's arrows); unlike saliency, it is the crop-zoom loss that brings the
+# gain here, the guided filter barely moves the boxes (Table 4).
 #
 # A box is the largest 4-connected component of the mask at patch resolution (thresholded at
 # 0.5), scaled to the image; a hit has IoU >= 0.5 with any ground-truth box. With the guided
@@ -28,10 +28,12 @@
 #
 # ```bash
 # papermill notebooks/tables_2_4_corloc.ipynb out.ipynb -p preset paper -p max_steps None \
-#     -p data_root ~/datasets -p out_dir runs/ablation -p backbones '["dino_vits8"]' \
-#     -p weights '{"dino_vits8": "~/weights/dino_deitsmall8_pretrain.pth"}' \
-#     -p datasets '["voc07", "voc12", "coco20k"]' -p limit None -p tag paper
+#     -p data_root ~/datasets -p synth_if_missing False -p out_dir runs/ablation -p tag paper \
+#     -y 'backbones: [dino_vits8]' -y 'weights: {dino_vits8: ~/weights/dino_deitsmall8_pretrain.pth}' \
+#     -y 'datasets: [voc07, voc12, coco20k]' -p limit None
 # ```
+#
+# (lists and mappings go with `-y`; `-p` would pass them as strings.)
 #
 # Defaults: the offline smoke runs, CorLoc on the synthetic set's object boxes (`synth`) --
 # smoke numbers, not the paper's.
@@ -56,7 +58,7 @@ from pathlib import Path
 
 from IPython.display import display
 
-from paperlib.experiments import corloc_ablation, resolve_runs, table2_rows, table4_frame
+from paperlib.experiments import corloc_ablation, main_backbone, resolve_runs, table2_rows, table4_frame
 from paperlib.synth import synthesize_missing
 from paperlib.tables import beside_paper, scores_table, write_table
 
@@ -72,7 +74,7 @@ results = corloc_ablation(runs, datasets, data_root, weights=weights, protocol=p
 # ## Table 2 (the reproducible rows; CorLoc in %)
 
 # %%
-table2 = scores_table(table2_rows(results, backbone=backbones[0]), metrics=("corloc",))
+table2 = scores_table(table2_rows(results, backbone=main_backbone(runs)), metrics=("corloc",))
 write_table(beside_paper(table2, 2), Path("figures") / f"table2_{tag}.csv", digits=1)
 display(beside_paper(table2, 2).round(1))
 
@@ -80,6 +82,6 @@ display(beside_paper(table2, 2).round(1))
 # ## Table 4: each trick alone and both
 
 # %%
-table4 = table4_frame(results, backbone=backbones[0])
+table4 = table4_frame(results, backbone=main_backbone(runs))
 write_table(beside_paper(table4, 4), Path("figures") / f"table4_{tag}.csv", digits=1)
 display(beside_paper(table4, 4).round(1))

@@ -200,10 +200,10 @@ def load_backbone(name: str, *, weights: str | Path | None = None,
         model, weights_id = timm.create_model(info.timm_name, pretrained=False, **kwargs), "random-init"
     else:
         if weights is None and os.environ.get(WEIGHTS_DIR_ENV):
-            candidate = Path(os.environ[WEIGHTS_DIR_ENV]) / info.weights_file
+            candidate = Path(os.environ[WEIGHTS_DIR_ENV]).expanduser() / info.weights_file
             weights = candidate if candidate.is_file() else None
         if weights is not None and str(weights) != "hub":
-            path = Path(weights)
+            path = Path(weights).expanduser()
             require(path.is_file(), f"weights file {path} does not exist (for {name}, download "
                                     f"{info.weights_url})")
             with torch.device("meta"):  # no random init to throw away: the file fills every parameter

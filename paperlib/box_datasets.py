@@ -316,7 +316,7 @@ def open_corloc_dataset(name: str, root: str | Path) -> Sequence[CorLocItem]:
     """
     key = str(name).lower()
     check_choice("dataset", key, CORLOC_DATASETS)
-    root = Path(root)
+    root = Path(root).expanduser()
     if not root.is_dir():
         raise _missing(key, root, "pass the folder holding the dataset as --root")
     return CORLOC_DATASETS[key].open(root)

@@ -11,9 +11,14 @@ the rows of each table picked from those scores -- :func:`table1_rows`, :func:`t
 Our reading where the paper is terse: "Sempart*" is the head trained without the crop and
 scored raw; "Ours" is trained with the crop and scored after the guided filter (Table 3's
 last row per backbone equals Table 1's "Ours"); "+ BF" replaces the guided filter by the
-bilateral solver on the same head.
+bilateral solver on the same head. Training without the crop (``crop='none'``) drops both of
+trick 2's terms, L_eq and the Ncut loss on the crop: Sempart* has no crop-zoom at all.
 
-Public API: :data:`CROPS`, :func:`run_dir`, :func:`ablation_runs`, :func:`resolve_runs`, :func:`saliency_ablation`,
+Parameters that arrive from papermill are checked for their kind: ``-p`` passes a JSON list
+or dict as a string, which would otherwise be read letter by letter (use ``-y``).
+
+Public API: :data:`CROPS`, :func:`run_dir`, :func:`ablation_runs`, :func:`resolve_runs`, :func:`main_backbone`,
+:func:`saliency_ablation`,
 :func:`corloc_ablation`, :func:`table1_rows`, :func:`table2_rows`, :func:`table3_frame`,
 :func:`table4_frame`.
 """
@@ -25,7 +30,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from .validation import check_choice, require
+from .validation import check_choice, check_mapping, check_names, require
 
 # Trick 2 off ('none': Sempart*) and on ('paper': the 80 px crop zoomed x4).
 CROPS = ("none", "paper")
@@ -61,6 +66,8 @@ def ablation_runs(data_root: str | Path, out_dir: str | Path, *, backbones: Sequ
     from .train import train
     from .train_config import config_from
 
+    backbones, crops = check_names("backbones", backbones), check_names("crops", crops)
+    weights = check_mapping("weights", weights)
     require(len(backbones) > 0 and len(crops) > 0, "ablation_runs needs at least one backbone and one crop")
     for crop in crops:
         check_choice("crop", crop, CROPS)
@@ -68,7 +75,7 @@ def ablation_runs(data_root: str | Path, out_dir: str | Path, *, backbones: Sequ
     for backbone in backbones:
         for crop in crops:
             config = config_from(preset, data_root=str(data_root), backbone=backbone, crop=crop,
-                                 weights=(weights or {}).get(backbone), **overrides)
+                                 weights=weights.get(backbone), **overrides)
             folder = run_dir(out_dir, backbone, crop)
             result = train(config, folder, resume=(folder / "last.pt").is_file(), progress=progress)
             out[(backbone, crop)] = result.last_checkpoint
@@ -86,16 +93,32 @@ def resolve_runs(checkpoints: Mapping[str, str] | None, data_root: str | Path, o
     Returns:
         (backbone, crop) -> checkpoint path.
     """
+    from .sempart import read_checkpoint
+
     if checkpoints is None:
         return ablation_runs(data_root, out_dir, **kwargs)
     runs = {}
-    for key, path in checkpoints.items():
+    for key, path in check_mapping("checkpoints", checkpoints).items():
         parts = str(key).split("/")
         require(len(parts) == 2 and parts[1] in CROPS,
                 f"checkpoints keys are '<backbone>/<crop>' with crop in {CROPS}, got {key!r}")
-        require(Path(path).is_file(), f"checkpoint {path} (for {key}) does not exist")
-        runs[(parts[0], parts[1])] = Path(path)
+        path = Path(path).expanduser()
+        require(path.is_file(), f"checkpoint {path} (for {key}) does not exist")
+        config = read_checkpoint(path)["config"]
+        require(config.get("backbone") == parts[0],
+                f"checkpoint {path} was trained on {config.get('backbone')!r}, not on {parts[0]!r} as {key!r} says")
+        if "crop" in config:
+            require(config["crop"] == parts[1] or (parts[1] == "paper" and config["crop"] == "official"),
+                    f"checkpoint {path} was trained with crop={config['crop']!r}, not {parts[1]!r} as {key!r} says")
+        runs[(parts[0], parts[1])] = path
     return runs
+
+
+def main_backbone(runs: Mapping[tuple[str, str], object]) -> str:
+    """The backbone of Tables 1, 2 and 4: DINO ViT-S/8 when among the runs, else the first run's."""
+    backbones = [backbone for backbone, _ in runs]
+    require(len(backbones) > 0, "no runs")
+    return "dino_vits8" if "dino_vits8" in backbones else backbones[0]
 
 
 def _sempart(checkpoint, weights, device, protocol):
@@ -127,9 +150,10 @@ def saliency_ablation(checkpoints: Mapping[tuple[str, str], str | Path], dataset
     from .data import open_dataset
     from .segment import evaluate_dataset
 
+    datasets, weights = check_names("datasets", datasets), check_mapping("weights", weights)
     results: dict = {}
     for (backbone, crop), checkpoint in checkpoints.items():
-        method = _sempart(checkpoint, (weights or {}).get(backbone), device, protocol)
+        method = _sempart(checkpoint, weights.get(backbone), device, protocol)
         for name in datasets:
             by_refine = evaluate_dataset(open_dataset(name, data_root), method, refines=refines,
                                          limit=limit, progress=progress)
@@ -147,27 +171,34 @@ def corloc_ablation(checkpoints: Mapping[tuple[str, str], str | Path], datasets:
     Each batch is predicted once; every refinement boxes its own refined masks.
 
     Returns:
-        {(backbone, crop, refine): {dataset: {'corloc': percent, 'n_images': n}}}.
+        {(backbone, crop, refine): {dataset: {'corloc': percent (0-100, as the paper prints it;
+        the ``corloc`` command's JSON holds the fraction), 'n_images': n}}}.
     """
+    from tqdm.auto import tqdm
+
     from .box_datasets import open_corloc_dataset
     from .corloc import CorLoc
     from .images import read_image
     from .methods import refined_box
 
+    datasets, weights = check_names("datasets", datasets), check_mapping("weights", weights)
     results: dict = {}
     for (backbone, crop), checkpoint in checkpoints.items():
-        method = _sempart(checkpoint, (weights or {}).get(backbone), device, protocol)
+        method = _sempart(checkpoint, weights.get(backbone), device, protocol)
         step = method.protocol.batch_size
         for name in datasets:
             dataset = open_corloc_dataset(name, data_root)
             n = len(dataset) if limit is None else min(limit, len(dataset))
             scores = {r: CorLoc() for r in refines}
+            bar = tqdm(total=n, desc=f"corloc {backbone}/{crop} {name}", disable=not progress, unit="img")
             for start in range(0, n, step):
                 items = [dataset[i] for i in range(start, min(n, start + step))]
                 images = [read_image(item.image_path) for item in items]
                 for image, item, pred in zip(images, items, method.predict_batch(images)):
                     for r in refines:
                         scores[r].update(refined_box(image, pred, refine=r), item.boxes)
+                bar.update(len(items))
+            bar.close()
             for r in refines:
                 results.setdefault((backbone, crop, r), {})[name] = {"corloc": 100.0 * scores[r].value,
                                                                      "n_images": scores[r].n_images}
@@ -202,8 +233,10 @@ def _ablation_frame(results: Mapping, metric: str, backbone_level: bool) -> pd.D
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index = pd.MultiIndex.from_tuples(frame.index, names=names)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["dataset", "metric"])
-    # The paper's row order: per backbone, (crop, gf) = (F, F), (T, F), (F, T), (T, T).
-    order = sorted(frame.index, key=lambda k: (k[:-2], k[-1], k[-2]))
+    # The paper's row order: backbones as given (ViT-S/8, ViT-S/16, iBOT in the paper), then
+    # (crop, gf) = (F, F), (T, F), (F, T), (T, T).
+    first_seen = {key[:-2]: i for i, key in reversed(list(enumerate(frame.index)))}
+    order = sorted(frame.index, key=lambda k: (first_seen[k[:-2]], k[-1], k[-2]))
     return frame.loc[order]
 
 

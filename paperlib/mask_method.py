@@ -33,7 +33,7 @@ class MaskFolder:
     def __init__(self, folder: str | Path):
         from .images import list_images
 
-        self.folder = Path(folder)
+        self.folder = Path(folder).expanduser()
         require(self.folder.is_dir(), f"masks folder {self.folder} does not exist")
         self.files = list_images(self.folder, prefer=".png")
         require(len(self.files) > 0, f"masks folder {self.folder} holds no image files")

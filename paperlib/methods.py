@@ -255,10 +255,13 @@ def refined_box(image: np.ndarray, pred: Prediction, *, refine: str = "none",
     """The CorLoc box of a prediction after trick 1 (paper Table 4's GF rows).
 
     With ``refine='none'`` it is the method's own box (TokenCut: the seed's component; Sempart:
-    the largest component of its patch-resolution mask). Otherwise the refined mask
-    (:func:`refine_prediction`) is averaged over the prediction's patch grid (``patch_mask``'s
-    shape; the pixel grid when there is none) and boxed like Sempart's: threshold 0.5, largest
-    4-connected component, scaled to the image (:func:`paperlib.corloc.mask_to_box`).
+    the largest component of its patch-resolution mask). Otherwise the refined mask is averaged
+    over the prediction's patch grid and boxed like Sempart's raw box: threshold 0.5, largest
+    4-connected component, scaled to the image (:func:`paperlib.corloc.mask_to_box`). Where the
+    prediction has a model frame (Sempart: the 320 x 320 input), the filter runs there and its
+    output is pooled over that frame's exact patches, as the raw box pools the raw mask;
+    otherwise the refined mask at the image's size is averaged onto ``patch_mask``'s grid (the
+    pixel grid when there is none).
 
     Args:
         image: (H, W, 3) uint8 RGB.
@@ -278,7 +281,12 @@ def refined_box(image: np.ndarray, pred: Prediction, *, refine: str = "none",
     H, W = image.shape[:2]
     if refine == "none" and pred.box is not None:
         return pred.box
-    mask = refine_prediction(image, pred, refine=refine, settings=settings)     # (H, W)
     h, w = pred.patch_mask.shape if pred.patch_mask is not None else (H, W)
+    if pred.refine_frame is not None:
+        frame_image, frame_mask = pred.refine_frame
+        mask = (frame_mask if refine == "none"                                  # (S, S)
+                else refine_mask(frame_image, frame_mask, replace(settings or RefineSettings(), method=refine)))
+    else:
+        mask = refine_prediction(image, pred, refine=refine, settings=settings)  # (H, W)
     cells = F.adaptive_avg_pool2d(torch.from_numpy(mask)[None, None], (h, w))[0, 0].numpy()  # (h, w)
     return mask_to_box(cells, patch_size=(H / h, W / w), image_size=(H, W), threshold=0.5)

@@ -49,7 +49,8 @@ def paper_results(table: int | None = None) -> pd.DataFrame:
 
     Returns:
         DataFrame with columns table (int), method (str; 'Sempart*' is the authors' own
-        implementation, 'Ours' it with both tricks), backbone (registry name or ''), crop, gf
+        implementation, 'Ours' it with both tricks; the ablations' other rows are 'Sempart* +
+        crop' and 'Sempart* + GF'), backbone (registry name or ''), crop, gf
         (bool in Tables 3-4, None elsewhere), dataset (registry name), metric ('acc', 'iou',
         'max_fbeta' as fractions, 'corloc' in %), value (float), in the paper's row order.
     """

@@ -165,7 +165,7 @@ def read_checkpoint(checkpoint: str | Path) -> dict:
     Returns:
         The checkpoint dict, with ``config["head"]`` filled in.
     """
-    path = Path(checkpoint)
+    path = Path(checkpoint).expanduser()
     require(path.exists(), f"checkpoint {path} does not exist")
     require(path.is_file(), f"checkpoint {path} is not a file")
     try:

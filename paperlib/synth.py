@@ -223,17 +223,22 @@ def synthesize_missing(root: str | Path, *, splits: tuple[str, ...] = ("tr", "te
     """Write the notebooks' synthetic DUTS-TR / DUTS-TE under ``root`` where they are missing.
 
     Args:
-        root: the data root; a split whose ``DUTS-TR`` / ``DUTS-TE`` folder exists is left alone
-            (real data or an earlier run).
+        root: the data root; a split present there in either layout (``root/DUTS-TE`` or the
+            official ``root/DUTS/DUTS-TE``) is left alone: real data or an earlier run.
         splits: 'tr' and / or 'te' (sizes and seeds: :data:`NOTEBOOK_SETS`).
 
     Returns:
         The splits written.
     """
+    from .data import DATASETS
+
+    root = Path(root).expanduser()
     written = []
     for split in splits:
         require(split in NOTEBOOK_SETS, f"split must be one of {sorted(NOTEBOOK_SETS)}, got {split!r}")
-        if not (Path(root) / f"DUTS-{split.upper()}").exists():
+        spec = DATASETS[f"duts-{split}"]
+        top = Path(spec.image_dir).parts[0]                                  # DUTS-TE
+        if not any((base / top).exists() for base in [root] + [root / p for p in spec.parents]):
             synthesize(root, split=split, progress=False, **NOTEBOOK_SETS[split])
             written.append(split)
     return written

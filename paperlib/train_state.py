@@ -77,7 +77,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         The dictionary: format, config (dict), model (the head's state dict), optimizer, step,
         epoch, position, best_iou, rng, world_size.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     require(path.is_file(), f"checkpoint {path} does not exist")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     require(isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT,

@@ -62,7 +62,32 @@ def check_choice(name: str, value: str, choices: Iterable[str]) -> None:
 
 def check_dir(name: str, path: str | Path) -> Path:
     """Return ``path`` as a Path if it is an existing folder, else raise naming it."""
-    path = Path(path)
+    path = Path(path).expanduser()
     require(path.exists(), f"{name}: folder {path} does not exist")
     require(path.is_dir(), f"{name}: {path} is not a folder")
     return path
+
+
+_PAPERMILL_HINT = " (papermill's -p passes lists and mappings as strings: use -y)"
+
+
+def check_names(name: str, value) -> list[str]:
+    """``value`` as a list of strings (a list or tuple of them), or an InputError naming ``name``.
+
+    A single string is refused rather than read letter by letter: that is what a JSON list
+    given to papermill with ``-p`` becomes.
+    """
+    require(isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value),
+            f"{name} must be a list of names, got {value!r}" + (_PAPERMILL_HINT if isinstance(value, str) else ""))
+    return list(value)
+
+
+def check_mapping(name: str, value) -> dict:
+    """``value`` as a dict (None gives {}), or an InputError naming ``name`` (see :func:`check_names`)."""
+    from collections.abc import Mapping
+
+    if value is None:
+        return {}
+    require(isinstance(value, Mapping),
+            f"{name} must be a mapping, got {value!r}" + (_PAPERMILL_HINT if isinstance(value, str) else ""))
+    return dict(value)

@@ -60,7 +60,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     Returns:
         The state dict, key names as in timm's VisionTransformer.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     require(path.is_file(), f"weights file {path} does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

@@ -21,7 +21,7 @@ def setup(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("data")
     synthesize(root, n=12, seed=0, split="tr", progress=False)
-    synthesize(root, n=8, seed=1, split="te", progress=False)
+    synthesize(root, n=12, seed=1, split="te", progress=False)   # batches of 8: one full, one partial
     out = tmp_path_factory.mktemp("runs")
     runs = ablation_runs(root, out, backbones=("filterbank",), preset="smoke", progress=False, **TINY)
     return root, out, runs
@@ -80,7 +80,7 @@ def test_corloc_equals_the_corloc_command(setup, tmp_path):
                      "--dataset", "synth", "--root", str(root), "--refine", refine, "--json", str(out)]) == 0
         command = json.loads(out.read_text())
         ours = results[("filterbank", "none", refine)]["synth"]
-        assert ours["corloc"] == pytest.approx(100 * command["corloc"]) and ours["n_images"] == 8
+        assert ours["corloc"] == pytest.approx(100 * command["corloc"]) and ours["n_images"] == 12
     assert list(table2_rows(results, backbone="filterbank")) == ["Sempart*", "Ours"]
     frame = table4_frame(results, backbone="filterbank")
     assert list(frame.index) == [(False, False), (True, False), (False, True), (True, True)]
@@ -100,3 +100,26 @@ def test_resolve_runs_takes_given_checkpoints_or_trains(setup, tmp_path):
         resolve_runs({"filterbank": "x.pt"}, root, out)
     with pytest.raises(InputError, match="does not exist"):
         resolve_runs({"filterbank/none": str(tmp_path / "x.pt")}, root, out)
+
+
+def test_papermill_strings_and_mislabelled_checkpoints_are_refused(setup, tmp_path):
+    from paperlib.experiments import resolve_runs
+
+    root, out, runs = setup
+    with pytest.raises(InputError, match="-y"):     # `-p backbones '["dino_vits8"]'` arrives as a string
+        ablation_runs(root, out, backbones='["filterbank"]')
+    with pytest.raises(InputError, match="weights must be a mapping"):
+        saliency_ablation(runs, ["duts-te"], root, weights='{"filterbank": "x"}')
+    with pytest.raises(InputError, match="trained on 'filterbank', not on 'dino_vits8'"):
+        resolve_runs({"dino_vits8/paper": str(runs[("filterbank", "paper")])}, root, out)
+
+
+def test_main_backbone_and_the_paper_order_of_table3():
+    from paperlib.experiments import main_backbone
+
+    assert main_backbone({("ibot_vits16", "none"): 1, ("dino_vits8", "none"): 2}) == "dino_vits8"
+    assert main_backbone({("filterbank", "none"): 1}) == "filterbank"
+    # Backbones keep the order they were given in (ViT-S/8 before ViT-S/16, not alphabetical).
+    results = {(b, c, r): {"duts-te": {"iou": 0.1}} for b in ("dino_vits8", "dino_vits16")
+               for c in ("none", "paper") for r in ("none", "gf")}
+    assert [k[0] for k in table3_frame(results).index] == ["dino_vits8"] * 4 + ["dino_vits16"] * 4

@@ -80,3 +80,24 @@ def test_corloc_command_scores_refined_boxes(synth_root, tmp_path, method, capsy
     assert "+ GF" in capsys.readouterr().out
     assert main(["-q", "corloc", "--dataset", "synth", "--root", str(synth_root), "--refine", "none,gf",
                  *extra]) == 2
+
+
+def test_a_model_frame_is_filtered_and_pooled_on_its_own_patches(scene):
+    # Sempart's predictions carry their 320-px frame: the filter runs there and the refined
+    # frame is pooled over its exact 8 x 8 patches, as the raw box pools the raw fine map.
+    from paperlib.refine import RefineSettings, refine_mask
+
+    image, pred = scene                                    # image 64 x 96
+    frame_image = image[:, 16:80].copy()                   # a 64 x 64 "model input"
+    frame_mask = pred.mask[:, 16:80].copy()
+    framed = Prediction(mask=pred.mask, patch_mask=np.zeros((8, 8), np.float32), box=None,
+                        refine_frame=(frame_image, frame_mask))
+    refined = refine_mask(frame_image, frame_mask, RefineSettings("gf"))
+    cells = refined.reshape(8, 8, 8, 8).mean(axis=(1, 3))
+    np.testing.assert_allclose(refined_box(image, framed, refine="gf"),
+                               _largest_component_box(cells, 64 / 8, 96 / 8))
+    raw_cells = frame_mask.reshape(8, 8, 8, 8).mean(axis=(1, 3))
+    np.testing.assert_allclose(refined_box(image, framed), _largest_component_box(raw_cells, 8.0, 12.0))
+    empty = Prediction(mask=pred.mask * 0, patch_mask=np.zeros((8, 8), np.float32), box=None,
+                       refine_frame=(frame_image, frame_mask * 0))
+    assert refined_box(image, empty) is None and refined_box(image, empty, refine="gf") is None

@@ -217,3 +217,8 @@ def test_synthesize_missing_writes_only_what_is_absent(tmp_path):
     assert len(list((tmp_path / "DUTS-TR" / "DUTS-TR-Image").iterdir())) == NOTEBOOK_SETS["tr"]["n"]
     with pytest.raises(InputError, match="split"):
         synthesize_missing(tmp_path, splits=("val",))
+    # Real data in the official layout (root/DUTS/DUTS-TE) is left alone: nothing is written beside it.
+    official = tmp_path / "official"
+    (official / "DUTS" / "DUTS-TE" / "DUTS-TE-Image").mkdir(parents=True)
+    assert synthesize_missing(official, splits=("te",)) == []
+    assert sorted(p.name for p in official.iterdir()) == ["DUTS"]
