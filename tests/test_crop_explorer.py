@@ -1,5 +1,5 @@
-"""Tests of paperlib.crop_explorer and its predictors (paperlib.crop_predictors): one crop-zoom
-box of a training step, shown map by map."""
+"""paperlib.crop_explorer: one crop-zoom box of a training step, shown map by map, with each
+predictor of paperlib.crop_predictors as f (ImageFunction's own test is in test_crop_predictors.py)."""
 
 from __future__ import annotations
 
@@ -95,16 +95,6 @@ def test_identity_box_gives_the_image_and_a_zero_loss_for_a_consistent_predictor
         flat = CropZoomExplorer(ex.image, predictor, size=S)
         assert flat.views(whole).l_eq < 1e-12
         assert flat.views(CropBox(5, 7, 24, 24)).l_eq < 1e-12
-
-
-def test_image_function_runs_on_the_crop():
-    # A pointwise linear map of the colours commutes with the bilinear crop-zoom, so the
-    # teacher f(I_c) is CU(f(I)) up to the uint8 rounding of I_c (half a grey level).
-    image = photo(64, 64, seed=3)
-    gray = ImageFunction(lambda im: im.mean(axis=2) / 255.0, name="grey")
-    v = CropZoomExplorer(image, gray, size=64).views(CropBox(10, 12, 16, 16))
-    assert np.abs(v.teacher - v.student_crop).max() <= 0.5 / 255 + 1e-5
-    np.testing.assert_allclose(v.student, image.mean(axis=2) / 255.0, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------

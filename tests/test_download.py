@@ -1,94 +1,27 @@
-"""paperlib.download: resumable fetch, checksums, layout (verification is in test_verify.py, the
-registry in test_sources.py, safe extraction in test_archive.py).
+"""paperlib.download: layout, idempotence, checksums and resumption as download() uses them
+(the fetch itself is in test_fetch.py, digests in test_checksums.py, verification in
+test_verify.py, the registry in test_sources.py, safe extraction in test_archive.py).
 
-Nothing here touches the internet: files are served by a local http.server on 127.0.0.1 in a
-thread that shuts itself down after a bounded time, and downloads go through ``mirror=``.
+Nothing here touches the internet: files come from the local server of local_server.py and
+downloads go through ``mirror=``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import re
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from paperlib.data import DATASETS, Download, open_dataset
-from paperlib.download import LEDGER_NAME, DownloadError, check_digest, download, fetch
+from paperlib.data import DATASETS, open_dataset
+from paperlib.download import LEDGER_NAME, download
+from paperlib.fetch import DownloadError
 from paperlib.validation import InputError
 from archive_builders import make_tar, make_zip
-
-
-# ---------------------------------------------------------------- a local HTTP server
-
-
-class _State:
-    def __init__(self):
-        self.files: dict[str, bytes] = {}
-        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
-        self.cut_after: int | None = None  # send this many body bytes once, then drop the connection
-        self.ignore_range = False
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        state: _State = self.server.state
-        name, wanted = self.path.lstrip("/"), self.headers.get("Range")
-        state.requests.append((name, wanted))
-        data = state.files.get(name)
-        if data is None:
-            self.send_error(404)
-            return
-        start = 0
-        if wanted and not state.ignore_range:
-            start = int(re.fullmatch(r"bytes=(\d+)-", wanted)[1])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if state.cut_after is not None:
-            body, state.cut_after = body[:state.cut_after], None
-            self.close_connection = True
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    """A file server on 127.0.0.1 (a daemon thread; a timer stops it after 60 s in any case)."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.state = _State()
-    httpd.state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    watchdog = threading.Timer(60.0, httpd.shutdown)
-    thread.start()
-    watchdog.start()
-    yield httpd.state
-    watchdog.cancel()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
-
-
-def payload(n: int, seed: int = 0) -> bytes:
-    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+from local_server import server, sha  # noqa: F401 (server is a fixture)
 
 
 # ---------------------------------------------------------------- images and layouts built in the tests
@@ -113,98 +46,6 @@ def saliency_members(image_dir: str, mask_dir: str, stems, hw=(8, 10)) -> dict[s
     images = {f"{image_dir}/{s}.jpg": jpeg_bytes(hw) for s in stems}
     masks = {f"{mask_dir}/{s}.png": png_bytes(hw, mode="L", seed=i) for i, s in enumerate(stems)}
     return images, masks
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-# ---------------------------------------------------------------- fetch
-
-
-def test_fetch_resumes_after_an_interrupted_transfer(server, tmp_path):
-    data = payload(300_000)
-    server.files["f.bin"] = data
-    server.cut_after = 100_000
-    dest = tmp_path / "f.bin"
-    with pytest.raises(DownloadError, match=r"got 100000 of 300000 bytes.*run again to resume"):
-        fetch(f"{server.url}/f.bin", dest, progress=False)
-    part = tmp_path / "f.bin.part"
-    assert not dest.exists() and part.read_bytes() == data[:100_000]
-    assert fetch(f"{server.url}/f.bin", dest, progress=False) == f"{server.url}/f.bin"
-    assert dest.read_bytes() == data and not part.exists()
-    assert server.requests == [("f.bin", None), ("f.bin", "bytes=100000-")]
-
-
-def test_fetch_restarts_when_the_server_ignores_range(server, tmp_path):
-    data = payload(50_000, seed=1)
-    server.files["f.bin"] = data
-    server.ignore_range = True
-    (tmp_path / "f.bin.part").write_bytes(data[:20_000])
-    fetch(f"{server.url}/f.bin", tmp_path / "f.bin", progress=False)
-    assert server.requests == [("f.bin", "bytes=20000-")]  # asked to resume, got 200: started over
-    assert (tmp_path / "f.bin").read_bytes() == data
-
-
-def test_fetch_finishes_a_complete_part_and_discards_an_oversized_one(server, tmp_path):
-    data = payload(4_000, seed=2)
-    server.files["f.bin"] = data
-    (tmp_path / "a.part").write_bytes(data)  # complete already: the server answers 416
-    fetch(f"{server.url}/f.bin", tmp_path / "a", progress=False)
-    assert (tmp_path / "a").read_bytes() == data and server.requests[-1] == ("f.bin", "bytes=4000-")
-    (tmp_path / "b.part").write_bytes(payload(5_000, seed=3))  # longer than the known size
-    fetch(f"{server.url}/f.bin", tmp_path / "b", size=len(data), progress=False)
-    assert (tmp_path / "b").read_bytes() == data and server.requests[-1] == ("f.bin", None)
-
-
-def test_fetch_tries_mirrors_in_order_and_reports_failures(server, tmp_path):
-    server.files["ok.bin"] = b"hello"
-    used = fetch([f"{server.url}/gone.bin", f"{server.url}/ok.bin"], tmp_path / "x", progress=False)
-    assert used.endswith("/ok.bin") and (tmp_path / "x").read_bytes() == b"hello"
-    with pytest.raises(DownloadError, match=r"gone.bin: HTTP 404"):
-        fetch(f"{server.url}/gone.bin", tmp_path / "y", progress=False)
-    assert not (tmp_path / "y").exists()
-
-
-# ---------------------------------------------------------------- checksums
-
-
-def _item(data: bytes, **kw) -> Download:
-    return Download(urls=("http://example.invalid/f",), filename="f.bin", places=(("f.bin", "f.bin"),), **kw)
-
-
-def test_check_digest_against_published_sha256_and_md5(tmp_path):
-    data = b"dataset bytes"
-    path, ledger = tmp_path / "f.bin", tmp_path / LEDGER_NAME
-    path.write_bytes(data)
-    check = check_digest(path, _item(data, sha256=sha(data), md5=hashlib.md5(data).hexdigest(), size=len(data)),
-                         ledger=ledger, key="x/f.bin")
-    assert check == (sha(data), "published")
-    assert json.loads(ledger.read_text())["files"]["x/f.bin"]["sha256"] == sha(data)
-    for bad, message in ((dict(sha256="0" * 64), "does not match the published 000"),
-                         (dict(md5="0" * 32), "MD5 .* does not match the published 000"),
-                         (dict(size=len(data) + 1), f"{len(data)} bytes, expected {len(data) + 1}")):
-        path.write_bytes(data)
-        with pytest.raises(DownloadError, match=message + ".*the file was deleted"):
-            check_digest(path, _item(data, **bad), ledger=ledger, key="x/f.bin")
-        assert not path.exists()
-
-
-def test_check_digest_trusts_on_first_use_then_holds_to_it(tmp_path):
-    path, ledger = tmp_path / "f.bin", tmp_path / LEDGER_NAME
-    path.write_bytes(b"first")
-    assert check_digest(path, _item(b""), ledger=ledger, key="k", url="http://u").against.startswith("recorded now")
-    entry = json.loads(ledger.read_text())["files"]["k"]
-    assert entry["sha256"] == sha(b"first") and entry["url"] == "http://u" and entry["size"] == 5
-    assert check_digest(path, _item(b""), ledger=ledger, key="k") == (sha(b"first"), "recorded")
-    path.write_bytes(b"changed")
-    with pytest.raises(DownloadError, match="does not match the recorded"):
-        check_digest(path, _item(b""), ledger=ledger, key="k")
-    path.write_bytes(b"changed")  # an override wins over the record (and replaces it)
-    assert check_digest(path, _item(b""), ledger=ledger, key="k", sha256=sha(b"changed").upper()).against == "--sha256"
-    assert json.loads(ledger.read_text())["files"]["k"]["sha256"] == sha(b"changed")
-    with pytest.raises(InputError, match="64 hex digits"):
-        check_digest(path, _item(b""), ledger=ledger, key="k", sha256="abc")
 
 
 # ---------------------------------------------------------------- download: layout and idempotence
