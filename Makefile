@@ -8,7 +8,7 @@ SYNTH  := $(DEMO)/data/DUTS-TE
 DATA   ?= ../shared/data
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench sweep train-sample notebooks clean distclean help
+.PHONY: demo test bench sweep train-sample notebooks notebook book clean distclean help
 .DEFAULT_GOAL := help
 
 help:
@@ -17,7 +17,9 @@ help:
 	@echo "make bench  speed of the guided filter and metrics beside OpenCV, kornia, pysodmetrics"
 	@echo "make sweep  guided-filter study on the real DUTS-TE sample (DATA=$(DATA))"
 	@echo "make train-sample  train on the real DUTS-TR sample (filterbank), score on DUTS-TE (~35 min)"
-	@echo "make notebooks  execute every notebook with papermill into results/notebooks/"
+	@echo "make notebooks  run every notebook at its offline defaults into results/notebooks/smoke/"
+	@echo "make notebook NB=name ARGS='-p k v'  run one notebook with parameters (always runs)"
+	@echo "make book   the executed notebooks of results/notebooks/\$$(TAG) as a static site (TAG=smoke)"
 	@echo "make clean  remove results and caches (keeps .venv)"
 
 # The environment is rebuilt when missing or older than pyproject.toml.
@@ -56,18 +58,23 @@ demo: $(STAMP)
 	$(BIN)/paperlib data photos --out $(DEMO)/photos
 	$(BIN)/paperlib -q segment $(DEMO)/photos --out figures/demo --backbone filterbank --refine gf
 
-# Notebooks: the jupytext percent sources in notebooks/ are the truth; papermill executes them
-# into results/notebooks/ (build outputs, not in git). `make notebooks PARAMS="-p preset paper ..."`.
-NOTEBOOKS := $(wildcard notebooks/*.py)
-EXECUTED  := $(patsubst notebooks/%.py,results/notebooks/%.ipynb,$(NOTEBOOKS))
-PARAMS ?=
-notebooks: $(EXECUTED)
-results/notebooks/%.ipynb: notebooks/%.py $(STAMP)
-	mkdir -p results/notebooks
-	$(BIN)/jupytext --quiet --to ipynb -o results/notebooks/$*.source.ipynb $<
-	$(BIN)/papermill --progress-bar results/notebooks/$*.source.ipynb $@ $(PARAMS)
-# Tables 2 and 4 score the runs that Tables 1 and 3 train (same out_dir): never both at once under -j.
-results/notebooks/tables_2_4_corloc.ipynb: results/notebooks/tables_1_3_saliency.ipynb
+# Notebooks: `paperlib notebook run NAME` builds each from its jupytext source in notebooks/, checks
+# its parameters, and executes it from the repository root into results/notebooks/<tag>/NAME.ipynb
+# with a provenance record beside it. `make notebooks` runs every one at its offline defaults (tag
+# smoke); `make notebook NB=train ARGS="--tag paper -p preset paper ..."` runs one, always.
+NOTEBOOKS := $(patsubst notebooks/%.py,%,$(wildcard notebooks/*.py))
+SMOKE_RUNS := $(patsubst %,results/notebooks/smoke/%.ipynb,$(NOTEBOOKS))
+PACKAGE := $(wildcard paperlib/*.py)
+notebooks: $(SMOKE_RUNS)
+results/notebooks/smoke/%.ipynb: notebooks/%.py $(PACKAGE) $(STAMP)
+	$(BIN)/paperlib -q notebook run $* --tag smoke
+# Tables 2 and 4 score the runs that Tables 1 and 3 train: never both at once under -j.
+results/notebooks/smoke/tables_2_4_corloc.ipynb: results/notebooks/smoke/tables_1_3_saliency.ipynb
+NB ?=
+ARGS ?=
+notebook: $(STAMP)
+	@test -n "$(NB)" || { echo "make notebook NB=<name> [ARGS='-p name value ...']; names: $(NOTEBOOKS)" >&2; exit 2; }
+	$(BIN)/paperlib notebook run $(NB) $(ARGS)
 
 # Whole suite on CPU; real-data tests read $(DATA) and skip when it is absent.
 test: $(STAMP)
@@ -108,3 +115,8 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) *.egg-info
+
+# The browsable paper: the executed notebooks of results/notebooks/$(TAG) as a static, offline site.
+TAG ?= smoke
+book: $(if $(filter smoke,$(TAG)),notebooks) $(STAMP)
+	$(BIN)/paperlib book --executed results/notebooks/$(TAG) --out results/book/$(TAG)

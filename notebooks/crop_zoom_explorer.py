@@ -30,11 +30,22 @@
 # * the same network on the crop is the teacher: $\hat s_c = f(I_c)$, guided-filtered with the
 #   gray $I_c$ as guide ($r = 9$, $\epsilon = 10^{-3}$), clamped to $[10^{-6}, 1 - 10^{-6}]$, and
 #   detached: $s_{target} = SG[GF(\hat s_c)]$. The stop-gradient keeps the pair from collapsing;
-# * $\mathcal{L}_{eq} = \frac{1}{hw}\,\lVert s_c - s_{target} \rVert_2^2$, added to the loss as
-#   $\lambda_{eq} \mathcal{L}_{eq}$ with $\lambda_{eq} = 0.01$;
+# * $\mathcal{L}_{eq} = \frac{1}{hw}\,\lVert s_c - s_{target} \rVert_2^2$, $h \times w$ the size
+#   of the masks: in the code (`paperlib.crop_zoom.crop_consistency_loss`) the mean over the
+#   $S \times S$ pixels and the batch;
 # * the crop pass also trains the network through its own normalised cut,
-#   $\lambda_{Ncut\text{-}crop}\,\mathcal{L}_{Ncut}(I_c)$ with the crop's own feature affinity
-#   ($\lambda = 0.01$; not drawn here: it needs the backbone's keys, not just the masks).
+#   $\mathcal{L}_{Ncut}(I_c)$: eq. (3) on the crop's coarse map with the crop's own feature
+#   affinity (not drawn here: it needs the backbone's keys, not just the masks).
+#
+# Both are added to Sempart's objective, paper eq. (8), which trains the head without the crop
+# ($\mathcal{L}_\text{SR}$ is eq. 4, $\lVert \text{down}(S_\text{fine}) - S_\text{coarse} \rVert_2^2$;
+# the GTV terms are eqs. 5-7):
+#
+# $$\mathcal{L} = \underbrace{\mathcal{L}_\text{Ncut} + \lambda_\text{GTV-coarse}\, \mathcal{L}_\text{GTV-coarse} + \lambda_\text{GTV-fine}\, \mathcal{L}_\text{GTV-fine} + \lambda_\text{SR}\, \mathcal{L}_\text{SR}}_{\mathcal{L}_\text{sempart},\ \text{eq. (8)}} + \lambda_{eq}\, \mathcal{L}_{eq} + \lambda_\text{Ncut-Crop}\, \mathcal{L}_\text{Ncut}(I_c),$$
+#
+# with $\lambda_\text{GTV-coarse} = \lambda_\text{GTV-fine} = \lambda_\text{SR} = 1$ and
+# $\lambda_{eq} = \lambda_\text{Ncut-Crop} = 0.01$ (paper Sec. 5.1; `paperlib.losses.LossWeights`).
+# `notebooks/theory.py` derives each term.
 #
 # Below: one box and its eight maps, several boxes of consecutive training steps with their
 # $\mathcal{L}_{eq}$, and sliders to place a box by hand. Box $k$ is exactly the box training
@@ -52,23 +63,33 @@
 # is then the student's own crop-zoom and L_eq measures only what GF changes.
 #
 # ```bash
-# papermill notebooks/crop_zoom_explorer.ipynb out.ipynb -p checkpoint runs/last.pt -p image_path photo.jpg
+# paperlib notebook run crop_zoom_explorer --tag trained -p checkpoint results/notebooks/smoke/train_run/last.pt \
+#     -p image_path photo.jpg
 # ```
 
 # %% tags=["parameters"]
-checkpoint = None           # a trained Sempart head (paperlib-sempart-1 .pt); None: the mask source
-weights = None              # its backbone's weights file; None: $PAPERLIB_WEIGHTS_DIR or the hub
-bn_mode = "eval"            # checkpoint BatchNorm: 'eval' (running statistics) or 'train' (this image's)
-image_path = None           # your image; None: the offline synthetic sample
-mask_path = None            # without checkpoint: a mask of image_path for the mask source
-degradation = "blocky16"    # the mask source's D (paperlib.gf_sweep.DEGRADATIONS or 'none')
-sample_seed = 1             # the offline sample (paperlib.explore.explorer_sample)
-sampler = "paper"           # 'paper' (S/4 box, x4) or 'official' (160 px at row 80, x2; size >= 240)
-seed = 0                    # the training run's seed: box k is the box of its step k
-size = 320                  # S, the training input side (paper: 320)
-n_boxes = 8                 # training steps whose boxes are scored
-n_grid = 4                  # of which the first n_grid are drawn
-figures_dir = "figures"
+from typing import Optional
+
+checkpoint: Optional[str] = None    # a trained Sempart head (paperlib-sempart-1 .pt); None: the mask source
+weights: Optional[str] = None       # its backbone's weights file; None: $PAPERLIB_WEIGHTS_DIR or the hub
+bn_mode: str = "eval"               # checkpoint BatchNorm: eval (running statistics) or train (this image's)
+image_path: Optional[str] = None    # your image; None: the offline synthetic sample
+mask_path: Optional[str] = None     # without checkpoint: a mask of image_path for the mask source
+degradation: str = "blocky16"       # the mask source's D (paperlib.gf_sweep.DEGRADATIONS or none)
+sample_seed: int = 1                # the offline sample (paperlib.explore.explorer_sample)
+sampler: str = "paper"              # paper (a box of side S/4, zoomed x4) or official (160 px at row 80, x2; needs size 240 or more)
+seed: int = 0                       # the training run's seed: box k is the box of its step k
+size: int = 320                     # S, the training input side (paper: 320)
+n_boxes: int = 8                    # training steps whose boxes are scored
+n_grid: int = 4                     # of which the first n_grid are drawn
+figures_dir: str = "figures"        # where the figures go
+tag: str = "smoke"                  # smoke (the offline defaults): figures/crop_zoom_explorer*.png; any other tag: ..._<tag>.png
+
+# %%
+from paperlib.notebook_session import start
+
+run = start("crop_zoom_explorer", globals())
+suffix = "" if tag == "smoke" else f"_{tag}"   # the offline illustrations are kept in git unsuffixed
 
 # %%
 from pathlib import Path
@@ -77,7 +98,6 @@ from IPython.display import display
 
 from paperlib.crop_explorer import open_crop_explorer
 from paperlib.paper_results import TABLE_CAPTIONS, paper_table
-from paperlib.images import save_figure
 
 # %% [markdown]
 # ## The paper's ablations (Tables 3 and 4)
@@ -87,6 +107,17 @@ print(TABLE_CAPTIONS[4])
 display(paper_table(4))
 print(TABLE_CAPTIONS[3])
 display(paper_table(3))
+
+# %% [markdown]
+# **Reading the paper's tables.** Each ablation row switches the crop-zoom loss (`crop`) and the
+# guided filter at evaluation (`gf`) on or off; the first row of each block is Sempart*, the
+# last both tricks. In Table 4 compare the `crop = True, gf = False` row with the first: the crop
+# alone carries the CorLoc gain on all three sets, while the filter alone leaves CorLoc where it
+# was -- a box drawn around the largest component barely moves when the mask's edges are
+# sharpened. In Table 3 (IoU) it depends on the backbone: for DINO ViT-S/8 and iBOT the filter
+# alone brings more than the crop alone, for DINO ViT-S/16 (16 px patches, coarser masks) the
+# crop does. These are the paper's numbers; this notebook does not reproduce them (the table
+# notebooks do).
 
 # %% [markdown]
 # ## The boxes of the first training steps and their L_eq
@@ -100,25 +131,47 @@ losses = explorer.losses(range(n_boxes))
 display(losses)
 
 # %% [markdown]
+# **Reading the table.** One row per training step: the box (`top`, `left`, `height`, `width`
+# in pixels of the $S \times S$ input), its `zoom` and its $\mathcal{L}_{eq}$. The loss is
+# (close to) 0 for a box that holds no edge of the mask -- all background or all object --
+# because student and teacher agree there; it is largest for a box across the object's
+# outline, where the teacher's finer mask and the student's zoomed one disagree. Multiplied by
+# $\lambda_{eq} = 0.01$, it is a small term of the total loss.
+
+# %% [markdown]
 # ## One box, every map
 # The box of largest L_eq among those steps: the input with the box (red), the zoomed crop
 # I_c, the student's map and its crop-zoom, the teacher's map on I_c, the guided-filtered
 # target, what the filter changed, and the squared error whose mean is L_eq.
 
 # %%
-Path(figures_dir).mkdir(parents=True, exist_ok=True)
 box = explorer.sample_box(int(losses.loc[losses.l_eq.idxmax(), "step"]))
 fig = explorer.figure(box)
-save_figure(fig, Path(figures_dir) / "crop_zoom_explorer.png", dpi=110)
+run.save_figure(fig, Path(figures_dir) / f"crop_zoom_explorer{suffix}.png", dpi=110)
 
 # %% [markdown]
+# **Reading the figure.** Top row: the input with the box, the zoomed crop $I_c$, the
+# student's mask with the same box, and that box zoomed, $CU(\hat s)$. Bottom row: the
+# teacher's mask of $I_c$, the target after the guided filter, what the filter changed (red:
+# added, blue: removed), and the squared error between $CU(\hat s)$ and the target. Look where
+# the error sits: on the band between the student's coarse outline and the teacher's finer one.
+# That band is what trick 2 asks the student to learn. With the offline mask source the
+# teacher is finer by construction; with a `checkpoint`, whether the teacher is finer is the
+# question the figure answers.
+#
 # ## Several training steps
 
 # %%
 fig = explorer.grid_figure(range(n_grid))
-save_figure(fig, Path(figures_dir) / "crop_zoom_explorer_grid.png", dpi=90)
+run.save_figure(fig, Path(figures_dir) / f"crop_zoom_explorer_grid{suffix}.png", dpi=90)
 
 # %% [markdown]
+# **Reading the grid.** The same five maps for the first training steps of a run. The boxes
+# are drawn at random, so many fall on background only; their error maps are black and their
+# $\mathcal{L}_{eq}$ near 0. Only boxes that cut the object's outline give the student a
+# signal, which is one reason the paper's loss weight of 0.01 still matters over thousands of
+# steps rather than in any single one.
+#
 # ## Try it
 # Sliders move and resize the box; "resample" shows the next training step's box, the
 # dropdown switches the sampler (in JupyterLab; a static run shows the starting box).

@@ -30,7 +30,7 @@
 # paperlib eval --dataset dut-omron --root ~/datasets --method sempart --checkpoint runs/paper/last.pt \
 #     --refine gf --json results/figs/dut-omron_ours.json
 # # ... the same for duts-te and ecssd, then:
-# papermill notebooks/figs_6_8_iou_by_size.ipynb out.ipynb -y '
+# paperlib notebook run figs_6_8_iou_by_size --tag paper -y '
 # results:
 #   dut-omron: {"Sempart*": results/figs/dut-omron_baseline.json, Ours: results/figs/dut-omron_ours.json}
 #   duts-te: {"Sempart*": results/figs/duts-te_baseline.json, Ours: results/figs/duts-te_ours.json}
@@ -41,22 +41,31 @@
 # `Ours: [results/figs/duts-te_ours.json, gf]`.
 #
 # **The defaults** need nothing from outside: TokenCut on the offline `filterbank16` backbone,
-# without and with the guided filter (trick 1), scored in one pass on synthetic DUTS-TE
-# composites written here. Their figure and table are suffixed `_tokencut_<backbone>_smoke`:
-# they exercise the pipeline and are not the paper's figures (on real data, without `_smoke`). Point `data_root` (and `backbone`, `weights`) at
-# the real test sets to see trick 1's effect per object size on TokenCut.
+# without and with the guided filter (trick 1), scored in one pass on the synthetic DUTS-TE
+# (`data_root synthetic`). Their figure and table are named
+# `figs_6_8_iou_by_size_tokencut_<backbone>_<tag>`: TokenCut's rows, not the paper's figures,
+# and smoke numbers. On a real sample of the test sets, to see trick 1's effect per object size
+# on TokenCut: `paperlib notebook run figs_6_8_iou_by_size --tag sample -p data_root DIR`.
 
 # %% tags=["parameters"]
-results = None                 # {dataset: {name: eval JSON path, or [path, refinement]}}; None: compute below
+from typing import Any, Optional
+
+results: Optional[dict[str, dict[str, Any]]] = None  # {dataset: {name: eval JSON, or [JSON, refinement]}}; None: compute below
 # Used only when results is None: TokenCut without and with the guided filter, scored on the fly.
-datasets = ["duts-te"]         # any of duts-te, dut-omron, ecssd under data_root
-data_root = "results/notebooks/data"
-backbone = "filterbank16"      # offline; dino_vits16 (TokenCut's) with weights for real features
-weights = None
-device = None
-refine_labels = {"none": "TokenCut", "gf": "TokenCut + GF"}  # refinement -> name in the figure
-max_images = None              # score only the first N images of each dataset
-figures_dir = "figures"
+datasets: list[str] = ["duts-te"]      # any of duts-te, dut-omron, ecssd under data_root
+data_root: str = "synthetic"           # folder with the test sets (official layouts), or "synthetic"
+backbone: str = "filterbank16"         # offline; dino_vits16 (TokenCut's) with weights for real features
+weights: Optional[str] = None          # the backbone's official .pth
+device: Optional[str] = None           # torch device (None: CUDA when present, else CPU)
+refine_labels: dict[str, str] = {"none": "TokenCut", "gf": "TokenCut + GF"}  # refinement -> name in the figure
+max_images: Optional[int] = None       # score only the first N images of each dataset
+figures_dir: str = "figures"           # where the figure and its table go
+tag: str = "smoke"                     # names the outputs figs_6_8_iou_by_size[_tokencut_<backbone>]_<tag>.*
+
+# %%
+from paperlib.notebook_session import start
+
+run = start("figs_6_8_iou_by_size", globals())
 
 # %%
 from pathlib import Path
@@ -67,8 +76,7 @@ from paperlib.data import open_dataset
 from paperlib.images import atomic_path
 from paperlib.methods import build_method
 from paperlib.segment import evaluate_dataset
-from paperlib.size_figures import is_synthetic, plot_iou_by_size_datasets, size_table
-from paperlib.synth import synthesize_missing
+from paperlib.size_figures import plot_iou_by_size_datasets, size_table
 
 # %% [markdown]
 # ## The scores
@@ -77,22 +85,22 @@ from paperlib.synth import synthesize_missing
 
 # %%
 if results is None:
-    if "duts-te" in datasets:
-        synthesize_missing(data_root, splits=("te",))   # the notebooks' shared offline set
+    root = run.data_root(data_root, splits=("te",))
+    run.use_backbone(backbone, weights, device)
     method = build_method("tokencut", backbone=backbone, weights=weights, device=device)
-    opened = {name: open_dataset(name, data_root) for name in datasets}
     sources = {}
-    for name, dataset in opened.items():
+    for name in datasets:
+        dataset = run.use_dataset(open_dataset(name, root), used=max_images)
         evals = evaluate_dataset(dataset, method, refines=tuple(refine_labels), limit=max_images, progress=False)
         sources[name] = {label: evals[r] for r, label in refine_labels.items()}
-    # TokenCut's rows are not the paper's figures (Sempart* against Ours): named apart, and
-    # 'smoke' on the synthetic set.
-    smoke = any(dataset.is_synthetic for dataset in opened.values())
-    suffix = f"_tokencut_{backbone}" + ("_smoke" if smoke else "")
+    # TokenCut's rows are not the paper's figures (Sempart* against Ours): named apart.
+    stem = f"figs_6_8_iou_by_size_tokencut_{backbone}_{tag}"
 else:
     sources = results
-    smoke = any(is_synthetic(s) for by_name in results.values() for s in by_name.values())
-    suffix = "_smoke" if smoke else ""
+    for by_name in results.values():
+        for source in by_name.values():
+            run.use_scores(source[0] if isinstance(source, list) else source)
+    stem = f"figs_6_8_iou_by_size_{tag}"
 
 # %% [markdown]
 # ## Mean IoU per size bin
@@ -102,28 +110,51 @@ else:
 # %%
 table = pd.concat([size_table(by_name, dataset=name) for name, by_name in sources.items()],
                   ignore_index=True)
-Path(figures_dir).mkdir(parents=True, exist_ok=True)
-with atomic_path(Path(figures_dir) / f"figs_6_8_iou_by_size{suffix}.csv") as tmp:
+with atomic_path(Path(figures_dir) / f"{stem}.csv") as tmp:
     table.to_csv(tmp, index=False)
+run.wrote(Path(figures_dir) / f"{stem}.csv")
 names = list(dict.fromkeys(table["name"]))
 wide = table.pivot(index=["dataset", "bin", "lo", "hi"], columns="name", values="mean_iou")[names]
 wide.round(3)
 
 # %% [markdown]
+# **Reading the table.** Each row is one size bin of one dataset (`lo`-`hi`: the share of the
+# image covered by the ground-truth object), each column one result. A NaN is a bin without
+# images. Look down a column for where IoU drops; across a row for which result is higher in
+# that bin. The figure below shows the same numbers with the number of images per bin, which
+# decides how much a bin's mean can be trusted.
+#
 # ## Figs. 6-8
 # Grouped bars per size bin (no bar, a shaded gap, where no image has that size) and the
 # number of images per bin below. The legend gives each result's mean IoU over all images.
 
 # %%
-fig = plot_iou_by_size_datasets(
-    table, path=Path(figures_dir) / f"figs_6_8_iou_by_size{suffix}.png",
-    title=("Mean IoU per ground-truth object size -- smoke run, not the paper's Figs. 6-8" if smoke
-           else f"TokenCut ({backbone}) without and with trick 1, per object size" if results is None else None))
+fig = plot_iou_by_size_datasets(table, path=Path(figures_dir) / f"{stem}.png",
+                                title=run.title("Mean IoU per ground-truth object size"))
+run.wrote(Path(figures_dir) / f"{stem}.png");
 
 # %% [markdown]
+# **Reading the figure.** Upper panel: the mean IoU of the images in each size bin, one bar per
+# result (shaded gaps: no image of that size); lower panel: how many images each bin holds. In
+# the paper's figures both models are worst in the first bins (tiny objects, where a patch-level
+# mask misses the object) and in the last ones (huge objects, where the background is a thin
+# border), and the improved model is above the baseline in every bin. Judge a bin's bars by its
+# count: a bin of one or two images can sit anywhere. On the default smoke run (TokenCut on the
+# filter-bank backbone, synthetic composites) IoU mostly depends on whether TokenCut picked the
+# object at all, so the bars vary from bin to bin more than with size, and the synthetic objects
+# do not fill the largest bins.
+#
 # ## Where the improvement lands
 # The improved result minus the first one (the baseline), per bin: the claim is that the gain
 # is largest in the first and last populated bins.
 
 # %%
 wide[names[1:]].sub(wide[names[0]], axis=0).dropna(how="all").round(3)
+
+# %% [markdown]
+# **Reading the differences.** Positive: the second result is better in that bin, negative:
+# worse; empty bins are left out. For the claim to hold on a real run, the first and last
+# populated bins should hold the largest positive values and no bin should be negative. With
+# the guided filter alone on TokenCut (the default), expect small values of either sign: the
+# filter moves a mask's edges by a few pixels, which matters most where the object is small
+# and its outline is a large share of it.

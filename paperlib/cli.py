@@ -12,7 +12,8 @@ Public API
     the exit status for bad input (2).
 
 The sub-commands live by concept: :mod:`paperlib.cli_masks` (refine, eval-masks, gf-sweep),
-:mod:`paperlib.cli_methods` (segment, eval, corloc), :mod:`paperlib.cli_data` (``data ...``);
+:mod:`paperlib.cli_methods` (segment, eval, corloc), :mod:`paperlib.cli_data` (``data ...``),
+:mod:`paperlib.cli_notebook` (``notebook run|list|params``);
 ``train`` takes its arguments from :mod:`paperlib.train`.
 """
 
@@ -22,9 +23,11 @@ import argparse
 import sys
 from typing import Sequence
 
+from .cli_book import add_book
 from .cli_data import add_data
 from .cli_masks import add_eval_masks, add_gf_sweep, add_refine
 from .cli_methods import add_corloc, add_eval, add_segment
+from .cli_notebook import add_notebook
 from .validation import InputError
 
 EXIT_BAD_INPUT = 2
@@ -48,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_refine, add_eval_masks, add_segment, add_eval, add_corloc, _add_train,
-                add_data, add_gf_sweep):
+                add_data, add_gf_sweep, add_notebook, add_book):
         add(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""The ``paperlib data`` sub-commands: download, verify, synth, photos, degrade.
+"""The ``paperlib data`` sub-commands: download, verify, sample, synth, photos, degrade.
 
 Public API
 ----------
@@ -14,8 +14,8 @@ from pathlib import Path
 
 
 def add_data(sub) -> None:
-    """Register ``data`` with its actions: download, verify, synth, photos, degrade."""
-    p = sub.add_parser("data", help="download, verify, synthesise or degrade datasets")
+    """Register ``data`` with its actions: download, verify, sample, synth, photos, degrade."""
+    p = sub.add_parser("data", help="download, verify, sample, synthesise or degrade datasets")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
     d = dsub.add_parser("download", help="fetch an official dataset archive, check it, unpack it")
@@ -23,6 +23,9 @@ def add_data(sub) -> None:
     d.add_argument("--root", required=True, type=Path, help="datasets folder")
     d.add_argument("--sha256", help="expected SHA-256: HEX for a one-archive dataset, or FILE=HEX")
     d.add_argument("--mirror", help="base URL of a mirror holding the same archive names")
+    d.add_argument("--archive", action="append", default=[], type=Path, metavar="FILE",
+                   help="an official archive fetched by hand, matched by its file name (repeatable); "
+                        "checked and unpacked like a download, never moved or deleted")
     d.add_argument("--keep-archives", action="store_true", help="keep the archives after unpacking")
     d.set_defaults(run=_run_download)
 
@@ -33,6 +36,18 @@ def add_data(sub) -> None:
                    help="accept fewer images than the official count (a sample of the dataset)")
     v.add_argument("--decode", action="store_true", help="decode every file fully (slower, finds truncation)")
     v.set_defaults(run=_run_verify)
+
+    sa = dsub.add_parser("sample", help="copy every K-th image/mask pair of a full dataset (the README's samples)")
+    sa.add_argument("name", help="duts-tr, duts-te, dut-omron, ecssd")
+    sa.add_argument("--root", required=True, type=Path, help="datasets folder holding the full set")
+    sa.add_argument("--out", required=True, type=Path, help="datasets folder to write the sample into")
+    sa.add_argument("--every", type=int, help="take one pair in EVERY (default: 10 for duts-te, 25 for "
+                                              "duts-tr, as the shared samples; 10 otherwise)")
+    sa.add_argument("--offset", type=int, help="index of the first pair taken (default: 3 for duts-te and 7 "
+                                               "for duts-tr with their default --every, as the shared "
+                                               "samples; 0 otherwise)")
+    sa.add_argument("--link", action="store_true", help="hard-link the files where possible instead of copying")
+    sa.set_defaults(run=_run_sample)
 
     s = dsub.add_parser("synth", help="write the embedded synthetic dataset (DUTS layout, no downloads)")
     s.add_argument("--out", required=True, type=Path, help="datasets folder to write into")
@@ -56,7 +71,7 @@ def add_data(sub) -> None:
 def _run_download(args) -> int:
     from .download import download
 
-    report = download(args.name, args.root, sha256=args.sha256, mirror=args.mirror,
+    report = download(args.name, args.root, sha256=args.sha256, mirror=args.mirror, archives=args.archive,
                       keep_archives=args.keep_archives, progress=not args.quiet)
     for line in report.lines():
         print(line)
@@ -71,6 +86,16 @@ def _run_verify(args) -> int:
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1
+
+
+def _run_sample(args) -> int:
+    from .sample import sample_dataset
+
+    report = sample_dataset(args.name, args.root, args.out, every=args.every, offset=args.offset,
+                            link=args.link, progress=not args.quiet)
+    for line in report.lines():
+        print(line)
+    return 0
 
 
 def _run_synth(args) -> int:

@@ -34,8 +34,15 @@ import torch
 
 from .crop_predictors import PREDICTORS, ImageFunction, MaskSource, SempartPredictor, _resize
 from .crop_zoom import CROP_SAMPLERS, CropBox, check_box, crop_consistency_loss, crop_zoom, teacher_target
+from .explore import show_map
 from .features import normalise
 from .validation import check_choice, require
+
+
+# What a colour means in each kind of map (the colour bars' labels).
+PANEL_LABELS = {"gray": "mask value (sigmoid; 1 = object)",
+                "coolwarm": "change of mask value",
+                "magma": "squared error per pixel"}
 
 
 def _is_int(value) -> bool:
@@ -175,19 +182,21 @@ class CropZoomExplorer:
     @staticmethod
     def _panel(ax, title: str, data: np.ndarray, cmap: str | None, *, box: CropBox | None = None,
                fontsize: int = 10) -> None:
-        """One map: RGB as is, masks on [0, 1], differences on [-1, 1], errors on [0, max]."""
+        """One map: RGB as is; masks on [0, 1], differences on [-1, 1], errors on [0, max], each
+        with a colour bar naming its quantity."""
         from matplotlib.patches import Rectangle
 
         if cmap is None:
             ax.imshow(data)
+            ax.set_title(title, fontsize=fontsize)
+            ax.set_axis_off()
         else:
             low, high = {"coolwarm": (-1, 1), "magma": (0, max(float(data.max()), 1e-6))}.get(cmap, (0, 1))
-            ax.imshow(data, cmap=cmap, vmin=low, vmax=high)
+            label = PANEL_LABELS.get(cmap, PANEL_LABELS["gray"])
+            show_map(ax, data, title=title, label=label, cmap=cmap, vmin=low, vmax=high, fontsize=fontsize)
         if box is not None:
             ax.add_patch(Rectangle((box.left - 0.5, box.top - 0.5), box.width, box.height,
                                    fill=False, edgecolor="red", linewidth=1.5))
-        ax.set_title(title, fontsize=fontsize)
-        ax.set_axis_off()
 
     def figure(self, box: CropBox | None = None):
         """The eight maps of one box, with titles (matplotlib Figure)."""
@@ -197,7 +206,7 @@ class CropZoomExplorer:
         v = self.views(box)
         zoom = f"x{self.size / v.box.height:.3g}" + ("" if v.box.height == v.box.width
                                                      else f" / x{self.size / v.box.width:.3g}")
-        fig, axes = plt.subplots(2, 4, figsize=(15, 7.6), layout="constrained")
+        fig, axes = plt.subplots(2, 4, figsize=(17, 7.6), layout="constrained")
         panels = ((f"I, training input {self.size} x {self.size}", v.image, None, v.box),
                   (f"I_c = CU(I), zoom {zoom}", v.crop, None),
                   ("student s_hat = f(I)", v.student, "gray", v.box),
@@ -218,7 +227,7 @@ class CropZoomExplorer:
 
         steps = list(steps)
         require(len(steps) >= 1, "steps must name at least one training step")
-        fig, axes = plt.subplots(len(steps), 5, figsize=(13, 2.7 * len(steps)), layout="constrained",
+        fig, axes = plt.subplots(len(steps), 5, figsize=(15, 2.7 * len(steps)), layout="constrained",
                                  squeeze=False)
         for row, step in zip(axes, steps):
             v = self.views(self.sample_box(step))

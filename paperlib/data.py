@@ -13,6 +13,8 @@ Public API
     the image and mask folders of a registered dataset under ``root`` (or under ``root/DUTS/``).
 ``find_synthetic_marker(folders, root=None) -> Path | None``
     the ``SYNTHETIC.json`` that marks generated data, if any.
+``find_sample_marker(folders) -> Path | None``
+    the ``SAMPLE.json`` that marks a sample of a full set (written by :mod:`paperlib.sample`).
 ``pair_files(folders, *, image_suffix=None, mask_suffix=None) -> Pairing``
     match images and masks by stem; report the stems found on one side only.
 ``open_dataset(source, root=None, *, binary=False, allow_unpaired=False, transform=None)``
@@ -22,7 +24,9 @@ Public API
     image uint8 (H, W, 3) RGB, mask float32 (H, W) in [0, 1].
 
 A dataset folder holding ``SYNTHETIC.json`` (written by ``paperlib.synth``) loads like any other;
-``SaliencyDataset.is_synthetic`` says so, and ``paperlib.verify.verify`` reports it.
+``SaliencyDataset.is_synthetic`` says so, and ``paperlib.verify.verify`` reports it. Likewise a
+``SAMPLE.json`` (written by ``paperlib.sample``); :func:`paperlib.verify.dataset_kind` tells a
+synthetic set, a sample and a full official set apart.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from .images import binarize, list_images, read_image, read_mask
 from .validation import InputError, check_choice, check_dir
 
 SYNTHETIC_MARKER = "SYNTHETIC.json"
+SAMPLE_MARKER = "SAMPLE.json"
 _NAMES_SHOWN = 5  # how many stems an error message names before "and N more"
 
 
@@ -207,12 +212,24 @@ def pair_files(folders: FolderPairs, *, image_suffix: str | None = None,
                    masks_only=tuple(sorted(masks.keys() - images.keys())))
 
 
+def _find_marker(marker: str, candidates: list[Path]) -> Path | None:
+    return next((c / marker for c in candidates if (c / marker).is_file()), None)
+
+
 def find_synthetic_marker(folders: FolderPairs, root: str | Path | None = None) -> Path | None:
     """The ``SYNTHETIC.json`` in the image folder, the folder(s) above images and masks, or ``root``."""
     candidates = [folders.images_dir, folders.images_dir.parent, folders.masks_dir.parent]
     if root is not None:
         candidates.append(Path(root))
-    return next((c / SYNTHETIC_MARKER for c in candidates if (c / SYNTHETIC_MARKER).is_file()), None)
+    return _find_marker(SYNTHETIC_MARKER, candidates)
+
+
+def find_sample_marker(folders: FolderPairs) -> Path | None:
+    """The ``SAMPLE.json`` in the image folder or the folder(s) above images and masks.
+
+    Not in the data root: a root may hold the sample of one dataset beside the full set of another.
+    """
+    return _find_marker(SAMPLE_MARKER, [folders.images_dir, folders.images_dir.parent, folders.masks_dir.parent])
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Data-parallel training across processes: synchronised BatchNorm and the ``torchrun`` environment.
+"""Data-parallel training across processes: synchronised BatchNorm, the ``torchrun`` environment,
+and the device each process trains on.
 
 PyTorch's ``SyncBatchNorm`` runs on accelerators only; on CPU (gloo) :class:`GlooSyncBatchNorm`
 synchronises the statistics over the global batch instead, so that a two-rank run equals a
@@ -10,7 +11,11 @@ Public API:
 * :func:`convert_sync_batchnorm` -- replace a module's BatchNorm2d layers by synchronised ones;
 * :class:`DistributedEnv` / :func:`distributed_env` -- rank, world size and local rank that
   ``torchrun`` sets (a single process without it);
-* :func:`resolve_device` -- the device a rank trains on.
+* :func:`resolve_device` -- the device a rank trains on, always indexed on CUDA;
+* :class:`DeviceSetup` / :func:`setup_device` -- that device made current, cuDNN tuned, the
+  process group started (nccl on CUDA, gloo on CPU) and the DataLoader settings that suit it.
+  These are the only lines of training that run on CUDA alone; tests/test_train_cuda_paths.py
+  runs them on a CPU with the CUDA calls faked.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+
+from .train_config import loader_workers
+from .validation import InputError, require
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -90,7 +98,6 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
     return module
 
 
-
 # --------------------------------------------------------------------------------------------
 # The torchrun environment
 
@@ -100,30 +107,102 @@ class DistributedEnv(NamedTuple):
     rank: int
     world_size: int
     local_rank: int
+    local_world_size: int = 1  # processes on this machine, which share its CPUs and GPUs
 
 
 def distributed_env() -> DistributedEnv:
-    """Read RANK, WORLD_SIZE and LOCAL_RANK; without them, one process of rank 0."""
+    """Read RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE; without them, one process of rank 0."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    return DistributedEnv(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    return DistributedEnv(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")),
+                          int(os.environ.get("LOCAL_WORLD_SIZE", str(world))))
 
 
-def resolve_device(requested: str | None, env: DistributedEnv) -> torch.device:
-    """The device of this rank.
+_DEVICE_HINT = "use cpu, cuda or cuda:N"
+
+
+def resolve_device(requested: str | torch.device | None, env: DistributedEnv) -> torch.device:
+    """The device of this rank, with an index whenever it is a CUDA device.
+
+    ``torch.cuda.set_device`` and DDP's ``device_ids`` need an index, so every spelling is
+    given one: a bare 'cuda' (or None on a CUDA machine) becomes ``cuda:LOCAL_RANK`` in a
+    multi-process run (one GPU per rank, as torchrun expects) and the current CUDA device
+    otherwise (0 unless the caller has chosen another); 'cuda:N' is kept as it is.
 
     Args:
-        requested: a torch device string, or None for CUDA when available, else CPU.
+        requested: a torch device string ('cpu', 'cuda', 'cuda:1'), or None for CUDA when
+            available, else the CPU.
         env: this process's :class:`DistributedEnv`.
 
     Returns:
-        ``requested`` as a device, except that a bare 'cuda' in a multi-process run becomes
-        ``cuda:local_rank``; with None, ``cuda:local_rank`` (multi-process) or ``cuda:0``, else CPU.
+        The device; ``index`` is set when its type is 'cuda'.
+
+    Raises:
+        InputError: naming ``--device``, for a string torch does not read as a device, a CUDA
+            device on a machine without CUDA, or an index beyond ``torch.cuda.device_count()``.
     """
-    if requested is not None:
+    if requested is None:
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        requested = "cuda"
+    try:
         device = torch.device(requested)
-        if device.type == "cuda" and device.index is None and env.world_size > 1:
-            device = torch.device("cuda", env.local_rank)
+    except (RuntimeError, TypeError):
+        raise InputError(f"--device {requested!r} is not a device; {_DEVICE_HINT}") from None
+    if device.type != "cuda":
         return device
-    if torch.cuda.is_available():
-        return torch.device("cuda", env.local_rank if env.world_size > 1 else 0)
-    return torch.device("cpu")
+    require(torch.cuda.is_available(), f"--device {requested}: CUDA is not available on this machine "
+                                       f"(torch.cuda.is_available() is False); use --device cpu")
+    count = torch.cuda.device_count()
+    if device.index is not None:
+        require(device.index < count, f"--device {requested}: this machine has {count} CUDA device(s), "
+                                      f"cuda:0 to cuda:{count - 1}")
+        return device
+    if env.world_size > 1:
+        require(env.local_rank < count, f"--device {requested}: LOCAL_RANK {env.local_rank} asks for "
+                                        f"cuda:{env.local_rank}, but this machine has {count} CUDA device(s); "
+                                        f"start at most {count} processes per machine")
+        return torch.device("cuda", env.local_rank)
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+class DeviceSetup(NamedTuple):
+    """Where a training process runs and how its data reach it (:func:`setup_device`)."""
+
+    device: torch.device  # indexed when CUDA
+    backend: str | None   # the process group's backend; None for a single process
+    pin_memory: bool      # page-locked batches, for asynchronous host-to-GPU copies
+    workers: int          # DataLoader worker processes (:func:`paperlib.train_config.loader_workers`)
+
+
+def setup_device(requested: str | None, env: DistributedEnv, *, num_workers: int | None = None) -> DeviceSetup:
+    """Prepare this process for training on ``requested``: the CUDA-only steps of :func:`paperlib.train.train`.
+
+    On CUDA: the device is made current (where DataLoader's pin-memory thread pins, and where
+    NCCL puts this rank) and ``torch.backends.cudnn.benchmark`` is set (fixed input shapes:
+    cuDNN may time its kernels once and keep the fastest). In a multi-process run the process
+    group is started unless it already is: NCCL on CUDA, gloo on the CPU (NCCL has no CPU path).
+
+    Args:
+        requested: the config's device string, or None (see :func:`resolve_device`).
+        env: this process's :class:`DistributedEnv`.
+        num_workers: the config's DataLoader worker count; None for the device's default.
+
+    Returns:
+        :class:`DeviceSetup`.
+    """
+    import torch.distributed as dist
+
+    device = resolve_device(requested, env)
+    on_cuda = device.type == "cuda"
+    if on_cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    backend = None
+    if env.world_size > 1:
+        if dist.is_initialized():  # started by the caller: keep it
+            backend = dist.get_backend()
+        else:
+            backend = "nccl" if on_cuda else "gloo"
+            dist.init_process_group(backend)
+    workers = loader_workers(num_workers, device, processes=env.local_world_size)
+    return DeviceSetup(device=device, backend=backend, pin_memory=on_cuda, workers=workers)

@@ -2,10 +2,11 @@
 
 Public API
 ----------
-``download(name, root, *, progress=True, sha256=None, mirror=None, keep_archives=False)``
+``download(name, root, *, progress=True, sha256=None, mirror=None, archives=None, keep_archives=False)``
     ``-> DownloadReport``: fetch, check, unpack and lay out one dataset under ``root``;
     a second run with everything present fetches nothing and only verifies
-    (:func:`paperlib.verify.verify`).
+    (:func:`paperlib.verify.verify`). ``archives`` are files the user fetched by hand: they take
+    the same checks and unpacking as a download, and are never moved or deleted.
 ``DownloadReport``
     what ``download`` did: files fetched and their digests, files already in place, the check.
 ``LEDGER_NAME``, ``ARCHIVE_DIR``
@@ -47,6 +48,45 @@ _SHOWN = 5  # names an error message lists
 
 def _bases(name: str, root: Path) -> list[Path]:
     return [root] + [root / p for p in (DATASETS[name].parents if name in DATASETS else ())]
+
+
+def _archives_by_filename(archives: str | Path | Sequence[str | Path] | None, items: Sequence[Download],
+                          name: str) -> dict[str, Path]:
+    """The user's archive files keyed by the dataset file each one is, matched by file name."""
+    if archives is None:
+        return {}
+    if isinstance(archives, (str, Path)):
+        archives = [archives]
+    expected = [item.filename for item in items]
+    given: dict[str, Path] = {}
+    for path in (Path(a).expanduser() for a in archives):
+        if path.name not in expected:
+            raise InputError(f"--archive {path}: {path.name!r} is not a file of {name}; its files are "
+                             f"{', '.join(expected)} (keep the official file name)")
+        if path.name in given:
+            raise InputError(f"--archive {path}: {path.name} is given twice (also {given[path.name]})")
+        if not path.is_file():
+            raise InputError(f"--archive {path}: no such file")
+        given[path.name] = path
+    return given
+
+
+def _stage(user_file: Path, item: Download, folder: Path) -> Path:
+    """The user's file in ``folder`` under its official name, the user's own left untouched.
+
+    A hard link costs no copy of a multi-gigabyte archive, and whatever happens to the link
+    (deleted after unpacking, or on a checksum mismatch) leaves the user's file as it is. A file
+    that is installed as it is (not unpacked) is copied, so that the dataset never shares it.
+    """
+    staged = folder / item.filename
+    if item.unpack:
+        try:
+            os.link(user_file, staged)
+            return staged
+        except OSError:  # another filesystem, or a file this user may not link
+            pass
+    shutil.copyfile(user_file, staged)
+    return staged
 
 
 def _present(name: str, item: Download, root: Path) -> bool:
@@ -97,13 +137,17 @@ class DownloadReport:
     fetched: tuple[tuple[str, DigestCheck], ...]  # (filename, digest check)
     present: tuple[str, ...]  # filenames skipped because their contents are in place
     verify: VerifyReport
+    archives: tuple[tuple[str, Path], ...] = ()  # (filename, the user's file) of those given by hand
 
     @property
     def ok(self) -> bool:
         return self.verify.ok
 
     def lines(self) -> list[str]:
-        out = [f"{filename}: sha256 {check.sha256} ({check.against})" for filename, check in self.fetched]
+        given = dict(self.archives)
+        out = [f"{filename}: sha256 {check.sha256} ({check.against})"
+               + (f", from --archive {given[filename]}" if filename in given else "")
+               for filename, check in self.fetched]
         out += [f"{filename}: already unpacked, not fetched" for filename in self.present]
         return out + self.verify.lines()
 
@@ -127,7 +171,8 @@ def _overrides(sha256: str | Mapping[str, str] | None, items: Sequence[Download]
 
 
 def download(name: str, root: str | Path, *, progress: bool = True, sha256: str | Mapping[str, str] | None = None,
-             mirror: str | None = None, keep_archives: bool = False) -> DownloadReport:
+             mirror: str | None = None, archives: str | Path | Sequence[str | Path] | None = None,
+             keep_archives: bool = False) -> DownloadReport:
     """Fetch a dataset from its official source, check it, unpack it into the official layout.
 
     Layouts (SPEC.md): ``root/DUTS-TE/{DUTS-TE-Image,DUTS-TE-Mask}``, ``root/DUT-OMRON/...``,
@@ -142,6 +187,10 @@ def download(name: str, root: str | Path, *, progress: bool = True, sha256: str 
         sha256: a digest overriding the published or recorded one: ``"DIGEST"`` for a one-file
             dataset, ``"FILENAME=DIGEST"`` or ``{filename: digest}`` for any.
         mirror: a base URL serving the same file names, used instead of the official URLs.
+        archives: files fetched by hand, each named as the official file it is (``DUTS-TE.zip``);
+            checked (published digest, ``sha256``, or the ledger's trust on first use), unpacked
+            and verified as a download is, read in place through a hard link (or a copy), never
+            moved or deleted. The dataset's other files are fetched.
         keep_archives: keep the fetched archives in ``root/downloads/`` after unpacking.
 
     Returns:
@@ -149,34 +198,70 @@ def download(name: str, root: str | Path, *, progress: bool = True, sha256: str 
 
     Raises:
         DownloadError: a file could not be fetched (its ``.part`` is kept: run again to resume)
-            or failed its checksum (it is deleted). An archive that ``extract_archive`` refuses
-            stays in ``root/downloads/`` for inspection.
+            or failed its checksum (it is deleted; a file given in ``archives`` is not). An
+            archive that ``extract_archive`` refuses stays in ``root/downloads/`` for inspection.
+        InputError: a file of ``archives`` is missing or named as none of the dataset's files
+            (the message lists them).
     """
     name = check_name(name)
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     items = SOURCES[name]
     overrides = _overrides(sha256, items, name)
+    given = _archives_by_filename(archives, items, name)
+    root.mkdir(parents=True, exist_ok=True)
     fetched, present = [], []
     for item in items:
         if _present(name, item, root):
             present.append(item.filename)
             continue
-        archive = root / ARCHIVE_DIR / item.filename
-        url = None
-        if not archive.exists():
-            url = fetch((f"{mirror.rstrip('/')}/{item.filename}",) if mirror else item.urls, archive,
-                        size=item.size, progress=progress)
-        check = check_digest(archive, item, ledger=root / LEDGER_NAME, key=f"{name}/{item.filename}",
-                             sha256=overrides.get(item.filename), url=url)
-        if progress and check.against.startswith("recorded now"):
-            from tqdm.auto import tqdm
-            tqdm.write(f"{item.filename}: no published checksum; recorded sha256 {check.sha256} "
-                       f"in {root / LEDGER_NAME}")
-        _install(archive, item, root, keep=keep_archives, progress=progress)
+        if item.filename in given:
+            check = _install_given(given[item.filename], item, name, root, overrides, progress)
+        else:
+            check = _fetch_and_install(item, name, root, overrides, mirror, keep_archives, progress)
         fetched.append((item.filename, check))
     archive_dir = root / ARCHIVE_DIR
     if archive_dir.is_dir() and not any(archive_dir.iterdir()):
         archive_dir.rmdir()
     return DownloadReport(name=name, root=root, fetched=tuple(fetched), present=tuple(present),
-                          verify=verify(name, root, progress=progress))
+                          verify=verify(name, root, progress=progress),
+                          archives=tuple((f, p) for f, p in given.items() if f not in present))
+
+
+def _checked(archive: Path, item: Download, name: str, root: Path, overrides: dict[str, str], url: str | None,
+             progress: bool) -> DigestCheck:
+    check = check_digest(archive, item, ledger=root / LEDGER_NAME, key=f"{name}/{item.filename}",
+                         sha256=overrides.get(item.filename), url=url)
+    if progress and check.against.startswith("recorded now"):
+        from tqdm.auto import tqdm
+        tqdm.write(f"{item.filename}: no published checksum; recorded sha256 {check.sha256} "
+                   f"in {root / LEDGER_NAME}")
+    return check
+
+
+def _fetch_and_install(item: Download, name: str, root: Path, overrides: dict[str, str], mirror: str | None,
+                       keep: bool, progress: bool) -> DigestCheck:
+    archive = root / ARCHIVE_DIR / item.filename
+    url = None
+    if not archive.exists():
+        url = fetch((f"{mirror.rstrip('/')}/{item.filename}",) if mirror else item.urls, archive,
+                    size=item.size, progress=progress)
+    check = _checked(archive, item, name, root, overrides, url, progress)
+    _install(archive, item, root, keep=keep, progress=progress)
+    return check
+
+
+def _install_given(user_file: Path, item: Download, name: str, root: Path, overrides: dict[str, str],
+                   progress: bool) -> DigestCheck:
+    """Check and install a file the user fetched by hand, through a link or copy under ``root``."""
+    folder = Path(tempfile.mkdtemp(dir=root, prefix=".paperlib-archive-"))
+    try:
+        staged = _stage(user_file, item, folder)
+        try:
+            check = _checked(staged, item, name, root, overrides, user_file.resolve().as_uri(), progress)
+        except DownloadError as err:  # check_digest deleted the link or copy, not the user's file
+            raise DownloadError(f"--archive {user_file}: {err} (what was deleted is paperlib's link to "
+                                f"your file; {user_file} itself is left as it is)") from None
+        _install(staged, item, root, keep=False, progress=progress)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return check

@@ -12,6 +12,7 @@ Public API:
 * :class:`GFExplorer` -- ``refine(radius, eps)``, ``scores(radius, eps)``,
   ``grid(radii, eps_values)``, ``figure(radius, eps)``, ``grid_figure(...)``, ``widget()``;
 * :func:`explorer_sample` -- an offline image, its exact mask and a degraded prediction;
+* :func:`show_map` -- a map with a colour bar naming its quantity (every map the notebooks draw);
 * :func:`figure_png` -- a figure as PNG bytes for the explorers' Image widgets.
 """
 
@@ -105,23 +106,28 @@ class GFExplorer:
         return table
 
     def figure(self, radius: int = PAPER_RADIUS, eps: float = PAPER_EPS):
-        """Image, mask, filtered mask and what the filter changed, side by side (matplotlib Figure)."""
+        """Image, mask, filtered mask and what the filter changed, side by side (matplotlib Figure).
+
+        Every map has a colour bar naming its quantity; the difference map is on [-1, 1].
+        """
         import matplotlib.pyplot as plt
 
         after = self.refine(radius, eps)
-        fig, axes = plt.subplots(1, 4, figsize=(14, 3.8), layout="constrained")
-        panels = (("image (the guide)", self.image, None), ("mask", self.mask, "gray"),
-                  (f"guided filter r={radius}, eps={eps:.0e}", after, "gray"),
-                  ("after - before", after - self.mask, "coolwarm"))
-        for ax, (title, data, cmap) in zip(axes, panels):
-            kwargs = {} if cmap is None else dict(cmap=cmap, vmin=-1 if cmap == "coolwarm" else 0, vmax=1)
-            ax.imshow(data, **kwargs)
-            ax.set_title(title, fontsize=10)
-            ax.set_axis_off()
+        fig, axes = plt.subplots(1, 4, figsize=(15, 3.8), layout="constrained")
+        axes[0].imshow(self.image)
+        axes[0].set_title("image I (the guide: its gray mean)", fontsize=10)
+        axes[0].set_axis_off()
+        show_map(axes[1], self.mask, title="mask p (before)", label="mask value p (1 = object)")
+        show_map(axes[2], after, title=f"q = GF(p, I), r={radius}, eps={eps:.0e}",
+                 label="mask value q (1 = object)")
+        show_map(axes[3], after - self.mask, title="q - p: what the filter changed", label="q - p (change of mask value)",
+                 cmap="coolwarm", vmin=-1, vmax=1)
         if self.truth is not None:
             s = self.scores(radius, eps)
-            axes[1].set_title(f"mask: IoU {s['iou_before']:.3f}", fontsize=10)
-            axes[2].set_title(f"r={radius}, eps={eps:.0e}: IoU {s['iou_after']:.3f}", fontsize=10)
+            axes[1].set_title(f"mask p (before): IoU {s['iou_before']:.3f}", fontsize=10)
+            axes[2].set_title(f"q = GF(p, I), r={radius}, eps={eps:.0e}: IoU {s['iou_after']:.3f}", fontsize=10)
+        scored = "; IoU of mask > 0.5 against the ground truth" if self.truth is not None else ""
+        fig.suptitle(f"Guided filter on one mask (radius r = {radius} px, eps = {eps:.0e}){scored}", fontsize=10)
         return fig
 
     def grid_figure(self, grid=None):
@@ -130,17 +136,18 @@ class GFExplorer:
 
         grid = self.grid() if grid is None else grid
         gain = grid - grid.attrs["iou_before"]
-        fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+        fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
         limit = max(float(np.abs(gain.to_numpy()).max()), 1e-6)
         im = ax.imshow(gain.to_numpy(), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
         ax.set_xticks(range(gain.shape[1]), [f"{e:.0e}" for e in gain.columns])
         ax.set_yticks(range(gain.shape[0]), [str(r) for r in gain.index])
-        ax.set_xlabel("eps")
-        ax.set_ylabel("radius r")
+        ax.set_xlabel("eps (compared with the local variance of the [0, 1] gray guide)")
+        ax.set_ylabel("radius r (px; window 2r + 1)")
         for (i, j), v in np.ndenumerate(gain.to_numpy()):
             ax.text(j, i, f"{v:+.3f}", ha="center", va="center", fontsize=8)
-        ax.set_title(f"IoU gain of the guided filter (unfiltered IoU {grid.attrs['iou_before']:.3f})", fontsize=10)
-        fig.colorbar(im, ax=ax)
+        ax.set_title(f"IoU gain of the guided filter over (r, eps) (unfiltered IoU {grid.attrs['iou_before']:.3f})",
+                     fontsize=10)
+        fig.colorbar(im, ax=ax, label="IoU gain (filtered - unfiltered)")
         return fig
 
     def widget(self, *, radius: int = PAPER_RADIUS, eps: float = PAPER_EPS, max_radius: int = 64):
@@ -164,6 +171,31 @@ class GFExplorer:
         e_slider.observe(redraw, names="value")
         redraw()
         return widgets.VBox([r_slider, e_slider, out])
+
+
+def show_map(ax, data: np.ndarray, *, title: str, label: str, cmap: str = "gray", vmin: float | None = 0.0,
+             vmax: float | None = 1.0, fontsize: int = 10):
+    """Draw a 2-D map on ``ax`` with a colour bar that names its quantity (the notebooks' maps).
+
+    The map's own axes are pixel (or patch) positions and are hidden; what a colour means is on
+    the colour bar.
+
+    Args:
+        ax: matplotlib Axes, in a figure with ``layout="constrained"`` for a tidy bar.
+        data: (H, W) values.
+        title: what the map shows.
+        label: the colour bar's label: the quantity (and unit) a colour stands for.
+        cmap: matplotlib colour map; 'gray' for masks, a diverging one for differences.
+        vmin, vmax: the colour range (None: the data's).
+        fontsize: of the title.
+
+    Returns:
+        the matplotlib Colorbar.
+    """
+    im = ax.imshow(np.asarray(data), cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_title(title, fontsize=fontsize)
+    ax.set_axis_off()
+    return ax.figure.colorbar(im, ax=ax, shrink=0.85, label=label)
 
 
 def figure_png(fig, *, dpi: int = 90) -> bytes:

@@ -274,7 +274,7 @@ def _draw_panel(ax_iou, ax_count, rows, title: str) -> None:
         handles.append(Patch(color="0.93", label="no image of that size"))
     ax_iou.set_ylim(0, 1.3)  # IoU tops out at 1; the band above holds the legend, clear of bars
     ax_iou.set_yticks(np.linspace(0, 1, 6))
-    ax_iou.set_ylabel("mean IoU")
+    ax_iou.set_ylabel("mean IoU per bin (0-1)")
     ax_iou.set_title(title, fontsize=11)
     ax_iou.grid(axis="y", alpha=0.3)
     ax_iou.legend(handles=handles, fontsize=8, loc="upper left", ncols=2, framealpha=0.9)
@@ -284,9 +284,9 @@ def _draw_panel(ax_iou, ax_count, rows, title: str) -> None:
     else:  # e.g. a centre-cropped protocol beside a full-frame one
         for j, c in enumerate(counts):
             ax_count.bar(x + (j - (k - 1) / 2) * width, c, width, color=f"C{j}", alpha=0.6)
-    ax_count.set_ylabel("images", fontsize=9)
+    ax_count.set_ylabel("images per bin", fontsize=9)
     ax_count.set_xticks(x, [f"{a:.2f}-{b:.2f}" for a, b in zip(lo, hi)], rotation=90, fontsize=7)
-    ax_count.set_xlabel("ground-truth foreground ratio")
+    ax_count.set_xlabel("ground-truth foreground ratio (object pixels / image pixels)")
     ax_count.set_xlim(-0.6, n - 0.4)
 
 

@@ -11,6 +11,7 @@ Public API:
 * :func:`beside_paper` -- our table and the paper's same cells, one above the other;
 * :func:`gains` -- each row minus a base row (what a trick adds);
 * :func:`plot_gains` -- our gains against the paper's, one panel per metric;
+* :func:`describe_change` -- one sentence reading one row against another;
 * :func:`write_table` -- CSV and Markdown, written atomically.
 """
 
@@ -26,6 +27,10 @@ import pandas as pd
 from .validation import InputError, require
 
 SALIENCY_METRICS = ("acc", "iou", "max_fbeta")
+# How the figures and sentences name each metric, and its unit (paperlib.metrics, paperlib.corloc).
+METRIC_NAMES = {"acc": ("Acc", "0-1"), "iou": ("IoU", "0-1"), "max_fbeta": ("max F-beta", "0-1"),
+                "mae": ("MAE", "0-1"), "corloc": ("CorLoc", "%")}
+LOWER_IS_BETTER = frozenset({"mae"})
 
 
 def _value(scores, metric: str) -> float:
@@ -104,22 +109,25 @@ def gains(table: pd.DataFrame, base: str, rows: Sequence[str] | None = None) -> 
     return table.loc[rows] - table.loc[base]
 
 
-def plot_gains(ours: pd.DataFrame, paper: pd.DataFrame | None = None, *, title: str = ""):
+def plot_gains(ours: pd.DataFrame, paper: pd.DataFrame | None = None, *, title: str = "",
+               base: str | None = None):
     """Bars of each row's gain per (dataset, metric), ours solid, the paper's hatched.
 
     Args:
         ours: from :func:`gains`.
         paper: the paper's gains on the same rows and columns, or None.
         title: the figure's title.
+        base: the row the gains are taken over, named in the y labels (None: "the base row").
 
     Returns:
-        matplotlib Figure with one panel per metric.
+        matplotlib Figure with one panel per metric; every panel labels its axes (test set;
+        the metric's gain and its unit) and has a line at 0 (no change).
     """
     import matplotlib.pyplot as plt
 
     metrics = list(dict.fromkeys(ours.columns.get_level_values("metric")))
     datasets = list(dict.fromkeys(ours.columns.get_level_values("dataset")))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False,
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False,
                              layout="constrained")
     n_bars = len(ours.index) * (1 if paper is None else 2)
     width = 0.8 / n_bars
@@ -137,12 +145,66 @@ def plot_gains(ours: pd.DataFrame, paper: pd.DataFrame | None = None, *, title: 
                 k += 1
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(x, datasets)
-        ax.set_title(metric)
-    axes[0][0].set_ylabel("gain over the base row")
+        name, unit = METRIC_NAMES.get(metric, (metric, "0-1"))
+        ax.set_title(f"{name}: gain over {base or 'the base row'}", fontsize=10)
+        ax.set_xlabel("test set")
+        ax.set_ylabel(f"{name} gain ({'percentage points' if unit == '%' else unit + ' scale'})")
     axes[0][-1].legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def _better(metric: str, change: float) -> str:
+    if change == 0:
+        return "unchanged"
+    return "better" if (change > 0) != (metric in LOWER_IS_BETTER) else "worse"
+
+
+def describe_change(table: pd.DataFrame, base: str, row: str, *,
+                    metrics: Sequence[str] | None = None) -> str:
+    """One sentence reading a table: each metric of ``row`` against ``base``, signed and judged.
+
+    For a notebook's reading of a result (the text never types the numbers; this prints them):
+    ``describe_change(scores, "untrained", "trained")`` ->
+    ``"trained against untrained: IoU 0.195 vs 0.204 (-0.009, worse), ..."``.
+
+    Args:
+        table: rows of scores; columns are metric names, or (dataset, metric) pairs as
+            :func:`scores_table` makes them.
+        base: the row compared with.
+        row: the row read.
+        metrics: the metrics to read (default: every column whose metric is in
+            :data:`METRIC_NAMES`, e.g. not ``n_images``).
+
+    Returns:
+        str, one sentence; "better" / "worse" follow the metric's direction (lower MAE is better).
+    """
+    for name in (base, row):
+        require(name in table.index, f"row {name!r} is not in the table: {list(table.index)}")
+    parts = []
+    for column in table.columns:
+        dataset, metric = column if isinstance(column, tuple) else (None, column)
+        if (metric not in METRIC_NAMES) if metrics is None else (metric not in metrics):
+            continue
+        a, b = float(table.loc[base, column]), float(table.loc[row, column])
+        if np.isnan(a) or np.isnan(b):
+            continue
+        name = METRIC_NAMES.get(metric, (metric, ""))[0]
+        digits = 1 if metric == "corloc" else 3
+        where = f"{dataset} " if dataset is not None else ""
+        parts.append(f"{where}{name} {b:.{digits}f} vs {a:.{digits}f} "
+                     f"({b - a:+.{digits}f}, {_better(metric, round(b - a, digits))})")
+    require(parts, f"no metric to compare between {base!r} and {row!r} (columns {list(table.columns)})")
+    return f"{_row_name(table, row)} against {_row_name(table, base)}: " + ", ".join(parts) + "."
+
+
+def _row_name(table: pd.DataFrame, key) -> str:
+    """A row key as text: ``crop=True, gf=False`` for the ablation tables' switch tuples."""
+    if not isinstance(key, tuple):
+        return str(key)
+    names = [n if n is not None else f"level {i}" for i, n in enumerate(table.index.names)]
+    return ", ".join(f"{n}={v}" for n, v in zip(names, key))
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, *, digits: int = 3) -> None:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +45,9 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import nn
 
-from .distributed import convert_sync_batchnorm, distributed_env, resolve_device
+from .distributed import convert_sync_batchnorm, distributed_env, setup_device
 from .features import normalise
-from .train_config import (LOG_TERMS, TrainConfig, add_train_arguments, autocast_dtype, config_from_args,
-                           loader_workers)
+from .train_config import LOG_TERMS, TrainConfig, add_train_arguments, autocast_dtype, config_from_args
 from .train_data import AugmentedDataset, EvalDataset, SEED_CROP, epoch_batches, seeded_generator, split_indices
 from .train_state import (CHECKPOINT_FORMAT, RESUMABLE_FIELDS, check_resumable, load_checkpoint,  # noqa: F401 (re-exported)
                           open_csv_log, open_tensorboard, rng_states, save_checkpoint, set_rng_states)
@@ -235,15 +233,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
 
     dist_info = distributed_env()
     distributed = dist_info.world_size > 1
-    device = resolve_device(config.device, dist_info)
-    # torchrun sets LOCAL_WORLD_SIZE: the ranks on this machine share its CPUs.
-    workers = loader_workers(config.num_workers, device,
-                             processes=int(os.environ.get("LOCAL_WORLD_SIZE", dist_info.world_size)))
-    if device.type == "cuda":
-        torch.cuda.set_device(device)  # also where DataLoader's pin-memory thread pins
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
-    if distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    setup = setup_device(config.device, dist_info, num_workers=config.num_workers)
+    device = setup.device
     require(config.batch_size % dist_info.world_size == 0,
             f"batch_size {config.batch_size} must be divisible by the number of processes {dist_info.world_size}")
     is_main = dist_info.rank == 0
@@ -318,7 +309,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
             batches = epoch_batches(len(train_idx), seed=config.seed, epoch=epoch, batch_size=config.batch_size)
             shards = [b[dist_info.rank::dist_info.world_size] for b in batches[position:]]
             loader = torch.utils.data.DataLoader(AugmentedDataset(train_set, config, epoch), batch_sampler=shards,
-                                                 num_workers=workers, pin_memory=device.type == "cuda")
+                                                 num_workers=setup.workers, pin_memory=setup.pin_memory)
             for images in loader:
                 if step >= total_steps:
                     break
@@ -345,7 +336,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
             epoch, position = epoch + 1, 0
             if is_main and val_set is not None:
                 val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size,
-                                                         num_workers=workers)
+                                                         num_workers=setup.workers, pin_memory=setup.pin_memory)
                 iou = validate(head, backbone, val_loader, amp=config.amp)
                 val_ious.append(iou)
                 val_writer.writerow([step, epoch, f"{iou:.6f}", config.select_on])

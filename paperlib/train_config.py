@@ -65,7 +65,8 @@ class TrainConfig:
     test_dataset: str = "duts-te"      # the test set that select_on='test' reads from data_root
     checkpoint_every: int = 1000       # write last.pt every this many steps (and at every epoch end)
     log_every: int = 1                 # refresh the progress bar and TensorBoard every this many steps
-    device: str | None = None          # None: CUDA if available (cuda:LOCAL_RANK under torchrun), else CPU
+    device: str | None = None          # None: CUDA if available, else CPU; None and a bare 'cuda' mean
+                                       # cuda:LOCAL_RANK under torchrun, else the current CUDA device
     amp: str = "auto"                  # bf16 autocast of backbone and head: 'auto' (on CUDA only;
                                        # CPU runs stay exact), 'bf16' (any device), 'off' (float32)
     channels_last: bool = False        # channels-last memory format for the head (speed on GPUs)
@@ -110,8 +111,8 @@ class TrainConfig:
             try:
                 torch.device(self.device)
             except (RuntimeError, TypeError):
-                raise InputError(f"device must be a torch device string such as 'cpu' or 'cuda:0', "
-                                 f"got {self.device!r}") from None
+                raise InputError(f"device (--device) must be a torch device string such as 'cpu', 'cuda' or "
+                                 f"'cuda:0', got {self.device!r}") from None
         require(isinstance(self.betas, tuple) and len(self.betas) == 2
                 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas),
                 f"betas must be two numbers in [0, 1), got {self.betas!r}")

@@ -5,6 +5,8 @@ Public API:
         counts against the official ones, unpaired stems, unreadable files, size mismatches.
     VerifyReport
         the measurements; ``ok`` for an exit code, ``lines()`` for printing.
+    dataset_kind(name, root) -> DatasetKind
+        'synthetic', 'sample' or 'full', with the image count: what provenance records say of a set.
 
 Nothing here prints except a tqdm progress bar; :func:`paperlib.download.download` runs
 :func:`verify` after every download.
@@ -15,9 +17,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
-from .data import DATASETS, find_layout, find_synthetic_marker, pair_files
+from .data import (DATASETS, SAMPLE_MARKER, SYNTHETIC_MARKER, find_layout, find_sample_marker, find_synthetic_marker,
+                   pair_files)
 from .sources import DETECTION_SETS, check_name
 from .validation import InputError
 
@@ -44,6 +47,7 @@ class VerifyReport:
     unreadable: tuple[tuple[str, str], ...] = ()  # (path, reason)
     size_mismatches: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = ()  # (stem, image HxW, target HxW)
     synthetic: bool = False
+    sample: bool = False  # a SAMPLE.json marks the folder as a sample (paperlib.sample)
     expect_complete: bool = True
 
     @property
@@ -64,7 +68,9 @@ class VerifyReport:
         state = "complete" if self.complete else f"INCOMPLETE ({self.expected - self.found} missing: a subset?)"
         out = [f"{self.name} at {self.folder}: {self.found} of {self.expected} expected items, {state}"]
         if self.synthetic:
-            out.append(f"  SYNTHETIC data ({self.folder} carries a SYNTHETIC.json): not the real {self.name}")
+            out.append(f"  SYNTHETIC data ({self.folder} carries a {SYNTHETIC_MARKER}): not the real {self.name}")
+        if self.sample:
+            out.append(f"  a SAMPLE of {self.name} ({self.folder} carries a {SAMPLE_MARKER}): not the full set")
 
         def some(items: Sequence) -> str:
             shown = ", ".join(str(i) for i in items[:_SHOWN])
@@ -119,7 +125,8 @@ def _verify_saliency(name: str, root: Path, decode: bool, progress: bool) -> dic
     folders = find_layout(name, root)
     missing = [str(d) for d in (folders.images_dir, folders.masks_dir) if not d.is_dir()]
     fields = dict(folder=folders.images_dir.parent, expected=spec.n_images, missing=tuple(missing),
-                  synthetic=find_synthetic_marker(folders, root) is not None)
+                  synthetic=find_synthetic_marker(folders, root) is not None,
+                  sample=find_sample_marker(folders) is not None)
     if missing:
         return dict(fields, found=0)
     pairing = pair_files(folders, image_suffix=spec.image_suffix, mask_suffix=spec.mask_suffix)
@@ -184,7 +191,8 @@ def _verify_detection(name: str, root: Path, decode: bool, progress: bool) -> di
         found += 1
     return dict(folder=folder, expected=spec.n_images, found=found, missing=tuple(missing),
                 unreadable=tuple(unreadable), size_mismatches=tuple(mismatches),
-                synthetic=(folder / "SYNTHETIC.json").is_file() or (root / "SYNTHETIC.json").is_file())
+                synthetic=(folder / SYNTHETIC_MARKER).is_file() or (root / SYNTHETIC_MARKER).is_file(),
+                sample=(folder / SAMPLE_MARKER).is_file())
 
 
 def verify(name: str, root: str | Path, *, expect_complete: bool = True, decode: bool = False,
@@ -214,3 +222,54 @@ def verify(name: str, root: str | Path, *, expect_complete: bool = True, decode:
     root = Path(root)
     check = _verify_saliency if name in DATASETS else _verify_detection
     return VerifyReport(name=name, expect_complete=expect_complete, **check(name, root, decode, progress))
+
+
+class DatasetKind(NamedTuple):
+    """What a dataset folder holds (:func:`dataset_kind`)."""
+
+    kind: str             # 'synthetic', 'sample' or 'full'
+    images: int           # items found: image/mask pairs, or listed images that exist
+    official: int         # the official release's count
+    marker: Path | None   # the SYNTHETIC.json or SAMPLE.json that decided, if any
+
+
+def dataset_kind(name: str, root: str | Path) -> DatasetKind:
+    """Tell generated data, a sample and a full official set apart, from markers and counts.
+
+    In order: a ``SYNTHETIC.json`` (:mod:`paperlib.synth`) makes it 'synthetic'; a ``SAMPLE.json``
+    (:mod:`paperlib.sample`) or fewer items than the official count (README, "Datasets": DUTS-TR
+    10,553, DUTS-TE 5,019, DUT-OMRON 5,168, ECSSD 1,000, VOC07 5,011, VOC12 11,540, COCO20K
+    19,817) makes it a 'sample'; otherwise it is 'full'. Files are listed, not opened (use
+    :func:`verify` for that), so this is quick on a full set.
+
+    Args:
+        name: one of :data:`paperlib.sources.NAMES`.
+        root: the data root.
+
+    Returns:
+        :class:`DatasetKind`.
+
+    Raises:
+        InputError: the dataset is not under ``root`` (as :func:`verify`).
+    """
+    name = check_name(name)
+    root = Path(root)
+    if name in DATASETS:
+        folders = find_layout(name, root)
+        official = DATASETS[name].n_images
+        synthetic, sample = find_synthetic_marker(folders, root), find_sample_marker(folders)
+        images = len(pair_files(folders, image_suffix=DATASETS[name].image_suffix,
+                                mask_suffix=DATASETS[name].mask_suffix).pairs)
+    else:
+        spec = DETECTION_SETS[name]
+        folder, official = root / spec.folder, spec.n_images
+        if not folder.is_dir():
+            raise InputError(f"{name} not found under {root}: expected {folder}")
+        synthetic = next((m for m in (folder / SYNTHETIC_MARKER, root / SYNTHETIC_MARKER) if m.is_file()), None)
+        sample = folder / SAMPLE_MARKER if (folder / SAMPLE_MARKER).is_file() else None
+        items, _ = (_coco_items if name == "coco20k" else _voc_items)(folder)
+        images = sum(1 for _, image_path, _ in items if image_path.is_file())
+    if synthetic is not None:
+        return DatasetKind("synthetic", images, official, synthetic)
+    kind = "sample" if sample is not None or images < official else "full"
+    return DatasetKind(kind, images, official, sample)

@@ -23,6 +23,7 @@ from paperlib.gf_sweep import degrade_mask
 from paperlib.guided_filter import guided_filter
 from paperlib.validation import InputError
 
+from figure_checks import assert_labelled_map, map_colorbar, panels
 from sempart_heads import SIZE, by_hand, contract_dict, photo, random_head, write
 
 
@@ -180,10 +181,20 @@ def test_your_own_image_and_mask_files(tmp_path):
 def test_figures_show_the_loss(ex):
     box = CropBox(20, 30, 24, 24)
     fig = ex.figure(box)
-    titles = [ax.get_title() for ax in fig.axes]
+    maps = panels(fig)
+    titles = [ax.get_title() for ax in maps]
     assert len(titles) == 8 and titles[1].endswith("zoom x4") and f"{ex.views(box).l_eq:.4g}" in titles[-1]
+    assert fig.get_suptitle()
+    for ax in maps[:2]:                                      # I and I_c: RGB, no colour bar
+        assert map_colorbar(ax) is None
+    for ax in maps[2:6] + maps[7:]:                          # masks and the squared error
+        assert_labelled_map(ax)
+    assert_labelled_map(maps[6], diverging=True)             # GF(f(I_c)) - f(I_c)
     grid = ex.grid_figure(range(2))
-    assert len(grid.axes) == 10 and f"{ex.views(ex.sample_box(1)).l_eq:.4g}" in grid.axes[9].get_title()
+    grid_maps = panels(grid)
+    assert len(grid_maps) == 10 and f"{ex.views(ex.sample_box(1)).l_eq:.4g}" in grid_maps[9].get_title()
+    for ax in grid_maps[2:5] + grid_maps[7:]:
+        assert_labelled_map(ax)
     table = ex.losses(range(3))
     assert list(table.step) == [0, 1, 2] and table.l_eq[2] == pytest.approx(ex.views(ex.sample_box(2)).l_eq)
 
@@ -210,15 +221,9 @@ def test_widget_redraws_once_per_change(ex, monkeypatch):
 
 
 def test_notebook_runs_offline(tmp_path):
-    import jupytext
-    import papermill
-    from pathlib import Path
+    from notebook_runs import run
 
-    source = tmp_path / "crop_zoom_explorer.ipynb"
-    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
-    jupytext.write(jupytext.read(notebooks / "crop_zoom_explorer.py"), source)
-    papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), execution_timeout=300,
-                               parameters={"size": 128, "n_boxes": 3, "n_grid": 2}, progress_bar=False)
+    run("crop_zoom_explorer", tmp_path, {"size": 128, "n_boxes": 3, "n_grid": 2})
     assert (tmp_path / "figures" / "crop_zoom_explorer.png").is_file()
     assert (tmp_path / "figures" / "crop_zoom_explorer_grid.png").is_file()
 

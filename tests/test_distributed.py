@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from paperlib.distributed import GlooSyncBatchNorm
+from paperlib.distributed import DistributedEnv, GlooSyncBatchNorm, distributed_env
 
 
 def test_gloo_sync_batchnorm_in_a_group_of_one_equals_batchnorm(tmp_path):
@@ -34,3 +34,14 @@ def test_gloo_sync_batchnorm_in_a_group_of_one_equals_batchnorm(tmp_path):
         torch.testing.assert_close(sync.state_dict()[name], buf, atol=1e-6, rtol=1e-6)
     sync.eval(), ref.eval()
     torch.testing.assert_close(sync(x), ref(x))
+
+
+def test_distributed_env_reads_what_torchrun_sets(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed_env() == DistributedEnv(rank=0, world_size=1, local_rank=0, local_world_size=1)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # without LOCAL_WORLD_SIZE: every rank on this machine
+    assert distributed_env().local_world_size == 2
+    for name, value in (("RANK", "3"), ("WORLD_SIZE", "4"), ("LOCAL_RANK", "1"), ("LOCAL_WORLD_SIZE", "2")):
+        monkeypatch.setenv(name, value)
+    assert distributed_env() == DistributedEnv(rank=3, world_size=4, local_rank=1, local_world_size=2)

@@ -178,3 +178,101 @@ def test_published_size_is_checked_before_hashing(server, tmp_path):
     server.files["VOCtrainval_11-May-2012.tar"] = make_tar({"VOCdevkit/VOC2012/x": b"x"})
     with pytest.raises(DownloadError, match=r"bytes, expected 1999639040"):
         download("voc12", tmp_path, mirror=server.url, progress=False)
+
+
+# ---------------------------------------------------------------- archives fetched by hand (--archive)
+
+
+def write_by_hand(folder, server, names) -> list:
+    """The served files ``names`` written to ``folder`` as a user's browser would save them (read-only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for filename in names:
+        path = folder / filename
+        path.write_bytes(server.files[filename])
+        path.chmod(0o444)  # nothing may need to write it
+        paths.append(path)
+    return paths
+
+
+def untouched(paths, server) -> bool:
+    return all(p.read_bytes() == server.files[p.name] and p.stat().st_nlink == 1 for p in paths)
+
+
+def test_archives_fetched_by_hand_take_the_download_path(server, tmp_path):
+    serve_saliency(server, "ecssd", ["s1", "s2"])
+    spec = DATASETS["ecssd"]
+    given = write_by_hand(tmp_path / "by_hand", server, [d.filename for d in spec.downloads])
+    report = download("ecssd", tmp_path / "root", archives=given, progress=False)
+    assert not server.requests and untouched(given, server)          # read in place: no link left
+    assert len(open_dataset("ecssd", tmp_path / "root")) == 2 and report.verify.clean
+    ledger = json.loads((tmp_path / "root" / LEDGER_NAME).read_text())["files"]
+    assert {k: (v["sha256"], v["url"]) for k, v in ledger.items()} == {
+        f"ecssd/{p.name}": (sha(server.files[p.name]), p.resolve().as_uri()) for p in given}
+    assert [line.endswith(f"from --archive {p}") for p, line in zip(given, report.lines())] == [True, True]
+    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == [".paperlib-downloads.json", "ECSSD"]
+    # the same files over the mirror give the same layout, digests and verdict
+    mirrored = download("ecssd", tmp_path / "mirrored", mirror=server.url, progress=False)
+    assert [c.sha256 for _, c in mirrored.fetched] == [c.sha256 for _, c in report.fetched]
+    assert (mirrored.verify.found, mirrored.verify.clean) == (report.verify.found, report.verify.clean)
+    again = download("ecssd", tmp_path / "root", archives=given, progress=False)  # in place: only verified
+    assert again.present == tuple(p.name for p in given) and not again.fetched and untouched(given, server)
+
+
+def test_one_file_by_hand_and_the_other_from_the_mirror(server, tmp_path):
+    serve_saliency(server, "ecssd", ["a", "b", "c"])
+    given = write_by_hand(tmp_path / "by_hand", server, ["images.zip"])
+    report = download("ecssd", tmp_path / "root", archives=given, mirror=server.url, progress=False)
+    assert [name for name, _ in server.requests] == ["ground_truth_mask.zip"]
+    assert report.archives == (("images.zip", given[0]),) and report.verify.found == 3
+
+
+def test_an_archive_must_be_named_as_a_file_of_the_dataset(server, tmp_path):
+    serve_saliency(server, "duts-te", ["a"])
+    renamed = tmp_path / "DUTS-TE (1).zip"
+    renamed.write_bytes(server.files["DUTS-TE.zip"])
+    with pytest.raises(InputError, match=r"'DUTS-TE \(1\).zip' is not a file of duts-te; its files are DUTS-TE.zip"):
+        download("duts-te", tmp_path / "root", archives=[renamed], progress=False)
+    with pytest.raises(InputError, match="its files are images.zip, ground_truth_mask.zip"):
+        download("ecssd", tmp_path / "root", archives=renamed, progress=False)
+    with pytest.raises(InputError, match="DUTS-TE.zip: no such file"):
+        download("duts-te", tmp_path / "root", archives=[tmp_path / "DUTS-TE.zip"], progress=False)
+    copy = write_by_hand(tmp_path / "a", server, ["DUTS-TE.zip"]) + write_by_hand(tmp_path / "b", server, ["DUTS-TE.zip"])
+    with pytest.raises(InputError, match="DUTS-TE.zip is given twice"):
+        download("duts-te", tmp_path / "root", archives=copy, progress=False)
+    assert not (tmp_path / "root").exists()                           # refused before anything is written
+
+
+def test_an_archive_that_fails_its_check_is_refused_and_kept(server, tmp_path):
+    serve_saliency(server, "duts-te", ["a"])
+    download("duts-te", tmp_path, mirror=server.url, progress=False)  # records the digest (first use)
+    shutil.rmtree(tmp_path / "DUTS-TE")
+    serve_saliency(server, "duts-te", ["a", "b"])                     # the "same" file, other bytes
+    given = write_by_hand(tmp_path / "by_hand", server, ["DUTS-TE.zip"])
+    with pytest.raises(DownloadError, match=r"--archive .*DUTS-TE.zip: .*does not match the recorded .*"
+                                            r"DUTS-TE.zip itself is left as it is"):
+        download("duts-te", tmp_path, archives=given, progress=False)
+    with pytest.raises(DownloadError, match="does not match the --sha256 0000"):
+        download("duts-te", tmp_path, archives=given, sha256="0" * 64, progress=False)
+    assert untouched(given, server) and not (tmp_path / "DUTS-TE").exists()
+    assert not list(tmp_path.glob(".paperlib-archive-*")) and not (tmp_path / "downloads").exists()
+    # a published size and digest (VOC07) are checked as for a download
+    server.files["VOCtrainval_06-Nov-2007.tar"] = make_tar({"VOCdevkit/VOC2007/x": b"x"})
+    voc = write_by_hand(tmp_path / "by_hand", server, ["VOCtrainval_06-Nov-2007.tar"])
+    with pytest.raises(DownloadError, match="bytes, expected 460032000"):
+        download("voc07", tmp_path, archives=voc, progress=False)
+    assert untouched(voc, server)
+
+
+def test_download_command_takes_archives(server, tmp_path, capsys):
+    from paperlib.cli import main
+
+    serve_saliency(server, "duts-te", ["a", "b"])
+    given = write_by_hand(tmp_path / "by_hand", server, ["DUTS-TE.zip"])
+    root = tmp_path / "root"
+    assert main(["-q", "data", "download", "duts-te", "--root", str(root), "--archive", str(given[0])]) == 1
+    out = capsys.readouterr().out                                     # 1: a clean set, but not all 5,019
+    assert f"from --archive {given[0]}" in out and "2 of 5019 expected items" in out
+    assert main(["-q", "data", "download", "ecssd", "--root", str(root), "--archive", str(given[0])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "its files are images.zip, ground_truth_mask.zip" in err[0]

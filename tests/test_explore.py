@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from paperlib.explore import GFExplorer, explorer_sample
+from paperlib.explore import GFExplorer, explorer_sample, show_map
 from paperlib.validation import InputError
+
+from figure_checks import assert_labelled_map, assert_labelled_plot, map_colorbar, panels
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +67,29 @@ def test_grid_matches_single_scores(ex):
 
 def test_figures_show_the_scores(ex):
     fig = ex.figure(4, 1e-3)
-    titles = [ax.get_title() for ax in fig.axes]
-    assert len(titles) == 4 and f"IoU {ex.scores(4, 1e-3)['iou_after']:.3f}" in titles[2]
+    image, mask, after, change = panels(fig)
+    assert f"IoU {ex.scores(4, 1e-3)['iou_after']:.3f}" in after.get_title() and fig.get_suptitle()
+    assert image.get_title() and map_colorbar(image) is None          # RGB: no colour bar
+    for ax in (mask, after):
+        assert_labelled_map(ax)
+    assert_labelled_map(change, diverging=True)                        # q - p on [-1, 1]
+    assert change.images[0].get_clim() == (-1, 1)
     grid_fig = ex.grid_figure(ex.grid(radii=(1, 2), eps_values=(1e-3,)))
-    assert "IoU gain" in grid_fig.axes[0].get_title()
+    (ax,) = panels(grid_fig)
+    assert "IoU gain" in ax.get_title()
+    assert_labelled_plot(ax)
+    assert_labelled_map(ax, diverging=True)
+
+
+def test_show_map_names_its_quantity():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(layout="constrained")
+    bar = show_map(ax, np.linspace(-0.5, 0.5, 12).reshape(3, 4), title="t", label="q - p", cmap="coolwarm",
+                   vmin=-1, vmax=1)
+    assert bar.ax.get_ylabel() == "q - p" and ax.images[0].colorbar is bar and not ax.axison
+    assert ax.images[0].get_clim() == (-1, 1) and ax.get_title() == "t"
+    plt.close(fig)
 
 
 def test_widget_redraws_on_each_slider(ex, monkeypatch):

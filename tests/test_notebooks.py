@@ -1,11 +1,17 @@
-"""The notebooks: jupytext sources that papermill can parameterise and run."""
+"""The notebooks, run as a reader runs them: `paperlib notebook run NAME -p ...` (here in tmp_path)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+
+from notebook_runs import run
+from paperlib.notebook_params import declared_parameters
+from paperlib.notebook_run import notebook_parameters, parse_cli_parameters
+from paperlib.validation import InputError
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.py"))
 
@@ -22,40 +28,88 @@ def test_notebook_shape(path):
     # STYLE: what a notebook needs belongs in the package, where tests reach it.
     assert not re.search(r"^\s*(def|class)\s", source, re.M), f"{path.name} defines a function or class"
     assert "kernelspec" in source                  # papermill needs a kernel name
-    _parameters_cell(source)
+    specs = declared_parameters(_parameters_cell(source))
+    assert specs and all(s.help for s in specs), "every parameter is typed and explained"
+    names = [s.name for s in specs]
+    assert "tag" in names
+    # The guard is the next code cell: nothing runs on unchecked parameters.
+    after = source.split('# %% tags=["parameters"]', 1)[1].split("\n# %%\n", 1)[1]
+    assert after.lstrip().startswith("from paperlib.notebook_session import start")
+    assert f'run = start("{path.stem}", globals())' in after.split("# %%", 1)[0]
+    # Printed commands use the runner, never a bare papermill call on a missing .ipynb.
+    assert "papermill notebooks/" not in source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter_type(path):
+    """`papermill --help-notebook` infers each parameter's type from the same lines."""
+    from papermill.translators import PythonTranslator
+
+    cell = _parameters_cell(path.read_text())
+    inferred = {p.name: p.inferred_type_name for p in PythonTranslator.inspect({"source": cell})}
+    declared = {s.name: s.annotation for s in declared_parameters(cell)}
+    assert inferred == declared
 
 
 def test_train_notebook_exposes_every_config_field():
     from paperlib.train_config import TrainConfig
 
-    cell = _parameters_cell((NOTEBOOKS[0].parent / "train.py").read_text())
-    names = set(re.findall(r"^(\w+)\s*=", cell, re.M))
+    names = {s.name for s in notebook_parameters("train")}
     assert set(TrainConfig.__dataclass_fields__) <= names
 
 
-def test_train_notebook_runs_under_papermill(tmp_path):
-    import jupytext
-    import papermill
+# --------------------------------------------------------------------------------------------
+# Bad parameters: one line naming them, before any kernel starts
 
-    notebook = jupytext.read(NOTEBOOKS[0].parent / "train.py")
-    source = tmp_path / "train.ipynb"
-    jupytext.write(notebook, source)
-    papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), execution_timeout=300,
-                               parameters={"max_steps": 4, "out_dir": str(tmp_path / "run"),
-                                           "data_root": str(tmp_path / "data")},
-                               progress_bar=False)
-    assert (tmp_path / "run" / "last.pt").is_file() and (tmp_path / "run" / "init.pt").is_file()
+@pytest.mark.parametrize("given, message", [
+    ({"max_step": 2}, r"unknown parameter 'max_step' \(did you mean 'max_steps'\?\)"),
+    ({"max_steps": "abc"}, r"parameter max_steps: expected int or None, got the string 'abc'"),
+    ({"channels_last": "false"}, r"parameter channels_last: expected bool or None, got the string 'false'"),
+    ({"betas": "[0.9, 0.99]"}, r"use -y"),
+])
+def test_wrong_parameters_are_refused_by_name(tmp_path, given, message):
+    with pytest.raises(InputError, match=message):
+        run("train", tmp_path, given)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "figures").exists()
+
+
+def test_cli_parameters_are_typed_as_papermill_types_them():
+    got = parse_cli_parameters([("a", "3"), ("b", "1e-3"), ("c", "None"), ("d", "False"), ("e", "x")],
+                               ["f: [duts-te, ecssd]", "g: {a: b}"])
+    assert got == {"a": 3, "b": 1e-3, "c": None, "d": False, "e": "x", "f": ["duts-te", "ecssd"], "g": {"a": "b"}}
+    with pytest.raises(InputError, match="must be a YAML mapping"):
+        parse_cli_parameters([], ["[1, 2]"])
+
+
+def test_a_paper_tag_on_synthetic_data_is_refused_inside_the_notebook(tmp_path):
+    with pytest.raises(InputError, match="data_root 'synthetic' is the offline synthetic set"):
+        run("table5_gf_vs_bf", tmp_path, {"max_images": 2, "tag": "paper"})
+    assert not (tmp_path / "figures").exists()
+    assert (tmp_path / "results" / "notebooks" / "paper" / "table5_gf_vs_bf.failed.ipynb").is_file()
+    assert not (tmp_path / "results" / "notebooks" / "paper" / "table5_gf_vs_bf.ipynb").exists()
+
+
+def test_a_mistyped_data_root_is_refused_and_nothing_is_written_there(tmp_path):
+    with pytest.raises(InputError, match=r"data_root: folder .*nowhere does not exist"):
+        run("table5_gf_vs_bf", tmp_path, {"data_root": str(tmp_path / "nowhere"), "tag": "sample"})
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "figures").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Each notebook at small sizes, with its provenance
+
+def test_train_notebook_runs_and_resumes_instead_of_deleting(tmp_path):
+    done = run("train", tmp_path, {"max_steps": 4})
+    run_dir = tmp_path / "results" / "notebooks" / "smoke" / "train_run"
+    assert (run_dir / "last.pt").is_file() and (run_dir / "init.pt").is_file()
     assert (tmp_path / "figures" / "train_smoke_losses.png").is_file()
-
-
-def _run(name: str, tmp_path: Path, parameters: dict) -> None:
-    import jupytext
-    import papermill
-
-    source = tmp_path / f"{name}.ipynb"
-    jupytext.write(jupytext.read(NOTEBOOKS[0].parent / f"{name}.py"), source)
-    papermill.execute_notebook(str(source), str(tmp_path / f"{name}.out.ipynb"), cwd=str(tmp_path), execution_timeout=300,
-                               parameters=parameters, progress_bar=False)
+    assert done.executed == tmp_path / "results" / "notebooks" / "smoke" / "train.ipynb"
+    logged = (run_dir / "log.csv").read_text()
+    run("train", tmp_path, {"max_steps": 4})             # a finished run is kept and reused
+    assert (run_dir / "log.csv").read_text() == logged
+    with pytest.raises(InputError, match="max_steps"):   # a changed setting is refused, not overwritten
+        run("train", tmp_path, {"max_steps": 5, "lr": 1e-2})
+    assert (run_dir / "log.csv").read_text() == logged
 
 
 def test_gf_explorer_runs_offline_and_on_your_own_files(tmp_path):
@@ -63,46 +117,64 @@ def test_gf_explorer_runs_offline_and_on_your_own_files(tmp_path):
 
     from paperlib.explore import explorer_sample
 
-    _run("gf_explorer", tmp_path, {"size": 128, "radii": [2, 9], "eps_values": [1e-3]})
+    run("gf_explorer", tmp_path, {"size": 128, "radii": [2, 9], "eps_values": [1e-3]})
     assert (tmp_path / "figures" / "gf_explorer_paper_setting.png").is_file()
     assert (tmp_path / "figures" / "gf_explorer_grid.png").is_file()
-    # Your own image and mask, no ground truth: the panels, no grid.
+    # Your own image and mask, no ground truth: the panels, no grid; a tag keeps them apart.
     ex = explorer_sample(0, size=96)
     Image.fromarray(ex.image).save(tmp_path / "photo.jpg")
     Image.fromarray((ex.mask * 255).astype("uint8")).save(tmp_path / "photo_mask.png")
-    own = tmp_path / "own"
-    own.mkdir()
-    _run("gf_explorer", own, {"image_path": str(tmp_path / "photo.jpg"),
-                              "mask_path": str(tmp_path / "photo_mask.png")})
-    assert (own / "figures" / "gf_explorer_paper_setting.png").is_file()
-    assert not (own / "figures" / "gf_explorer_grid.png").exists()
+    run("gf_explorer", tmp_path, {"image_path": str(tmp_path / "photo.jpg"),
+                                  "mask_path": str(tmp_path / "photo_mask.png")}, tag="mine")
+    assert (tmp_path / "figures" / "gf_explorer_paper_setting_mine.png").is_file()
+    assert not (tmp_path / "figures" / "gf_explorer_grid_mine.png").exists()
 
 
-def test_table5_notebook_runs_offline(tmp_path):
+def test_table5_notebook_runs_offline_with_provenance(tmp_path):
     import pandas as pd
 
-    _run("table5_gf_vs_bf", tmp_path, {"max_images": 4})
+    from paperlib.provenance import read_manifest, sidecar_path
+    from paperlib.weights import file_sha256
+
+    done = run("table5_gf_vs_bf", tmp_path, {"max_images": 4})
     table = pd.read_csv(tmp_path / "figures" / "table5_smoke.csv", header=[0, 1], index_col=[0, 1])
     assert table.shape == (6, 3)   # TokenCut, + GF, + BF; ours and the paper's; DUTS-TE acc / iou / max F
-    assert (tmp_path / "figures" / "table5_smoke.png").is_file()
+    png = tmp_path / "figures" / "table5_smoke.png"
+    record = json.loads(sidecar_path(png).read_text())
+    assert record["notebook"] == "table5_gf_vs_bf" and record["tag"] == "smoke" and record["synthetic"]
+    assert record["data"] == [{"name": "duts-te", "root": "results/notebooks/data/DUTS-TE/DUTS-TE-Image",
+                               "kind": "synthetic", "images": 24, "used": 4}]
+    assert record["backbones"] == {"filterbank16": "none"} and record["parameters"]["max_images"] == 4
+    assert {"commit", "dirty"} <= set(record["code"]) and "torch" in record["versions"]
+    assert {o["path"]: o["sha256"] for o in record["outputs"]} == {"figures/table5_smoke.png": file_sha256(png)}
+    manifest = read_manifest(tmp_path / "results" / "MANIFEST.json")
+    assert set(manifest) == {"figures/table5_smoke.csv", "figures/table5_smoke.md", "figures/table5_smoke.png",
+                             "results/notebooks/smoke/table5_gf_vs_bf.ipynb"}
+    assert manifest["figures/table5_smoke.png"]["sha256"] == file_sha256(png)
+    executed = json.loads(done.sidecar.read_text())
+    assert executed["wall_s"] > 0 and executed["outputs_written"] == sorted(executed["outputs_written"], key=[
+        "figures/table5_smoke.csv", "figures/table5_smoke.md", "figures/table5_smoke.png"].index)
+    # Titles say what the numbers are: tag, data kind, image count, backbone.
+    assert record["data_label"] == "[smoke] synthetic DUTS-TE, 4 of 24 images · filterbank16"
 
 
 def test_theory_notebook_runs_offline(tmp_path):
-    _run("theory", tmp_path, {"size": 160})
-    names = {p.name for p in (tmp_path / "figures").iterdir()}
+    run("theory", tmp_path, {"size": 160})
+    names = {p.name for p in (tmp_path / "figures").iterdir() if p.suffix == ".png"}
     assert names == {f"theory_{n}.png" for n in ("affinity", "fiedler", "ncut_loss", "guided_filter", "crop_zoom")}
 
 
 def test_ablation_notebooks_share_their_runs(tmp_path):
     import pandas as pd
 
-    params = {"max_steps": 2, "out_dir": str(tmp_path / "runs")}
-    _run("tables_1_3_saliency", tmp_path, params)
+    params = {"max_steps": 2, "limit": 4}
+    run("tables_1_3_saliency", tmp_path, params)
     t1 = pd.read_csv(tmp_path / "figures" / "table1_smoke.csv", header=[0, 1], index_col=[0, 1])
     t3 = pd.read_csv(tmp_path / "figures" / "table3_smoke.csv", header=[0, 1], index_col=[0, 1, 2, 3])
     assert t1.shape == (8, 3) and t3.shape == (8, 1)       # 4 rows x (ours, paper); 4 switch rows x 2
-    logged = (tmp_path / "runs" / "filterbank-crop_paper" / "log.csv").read_text()
-    _run("tables_2_4_corloc", tmp_path, params)              # reuses the two finished runs
-    assert (tmp_path / "runs" / "filterbank-crop_paper" / "log.csv").read_text() == logged
+    runs = tmp_path / "results" / "notebooks" / "smoke" / "ablation"
+    logged = (runs / "filterbank-crop_paper" / "log.csv").read_text()
+    run("tables_2_4_corloc", tmp_path, params)              # reuses the two finished runs
+    assert (runs / "filterbank-crop_paper" / "log.csv").read_text() == logged
     t4 = pd.read_csv(tmp_path / "figures" / "table4_smoke.csv", header=[0, 1], index_col=[0, 1, 2])
     assert t4.shape == (8, 1)

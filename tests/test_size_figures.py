@@ -18,6 +18,8 @@ from paperlib.size_figures import (is_synthetic, plot_iou_by_size, plot_iou_by_s
                                    read_iou_by_size, size_table)
 from paperlib.validation import InputError
 
+from figure_checks import assert_labelled_plot
+
 SIDE = 20  # hand-made masks are 20 x 20 = 400 pixels
 # Foreground pixel counts: three images in bin 0 (one empty), ratios exactly on the edges 0.05 and
 # 0.25 (bins 1 and 5), a full mask (ratio 1: the last bin), and the bins between left empty.
@@ -233,6 +235,8 @@ def test_figure_draws_gaps_not_zeros(two_results, tmp_path):
     ax_iou, ax_count = fig.axes
     assert len(ax_iou.containers) == 2 and len(ax_count.containers) == 1
     assert "DUT-OMRON" in ax_iou.get_title()
+    assert_labelled_plot(ax_iou, x=False)                        # the x axis is shared with the counts
+    assert ax_count.get_ylabel() and "(" in ax_count.get_xlabel()  # the size ratio and what it is
     for container, name in zip(ax_iou.containers, ("baseline", "improved")):
         counts, mean_iou = reference[name]
         bins, heights = _bars(container)
@@ -285,26 +289,22 @@ def test_three_datasets_side_by_side(two_results, tmp_path):
 
 
 def _run(tmp_path: Path, parameters: dict) -> None:
-    """Execute the notebook's jupytext source with papermill in ``tmp_path``."""
-    import jupytext
-    import papermill
+    """Execute the notebook with the runner in ``tmp_path``."""
+    from notebook_runs import run
 
-    source = Path(__file__).resolve().parents[1] / "notebooks" / "figs_6_8_iou_by_size.py"
-    notebook = tmp_path / "figs_6_8_iou_by_size.ipynb"
-    jupytext.write(jupytext.read(source), notebook)
-    papermill.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), execution_timeout=300,
-                               parameters=parameters, progress_bar=False)
+    run("figs_6_8_iou_by_size", tmp_path, parameters)
 
 
 def test_notebook_offline_writes_a_smoke_figure(tmp_path):
-    _run(tmp_path, {"max_images": 5, "data_root": str(tmp_path / "data")})
+    _run(tmp_path, {"max_images": 5})
     figures = tmp_path / "figures"
-    assert sorted(p.name for p in figures.iterdir()) == ["figs_6_8_iou_by_size_tokencut_filterbank16_smoke.csv",
-                                                         "figs_6_8_iou_by_size_tokencut_filterbank16_smoke.png"]
+    stem = "figs_6_8_iou_by_size_tokencut_filterbank16_smoke"
+    assert sorted(p.name for p in figures.iterdir()) == [f"{stem}.csv", f"{stem}.csv.provenance.json",
+                                                         f"{stem}.png", f"{stem}.png.provenance.json"]
     table = pd.read_csv(figures / "figs_6_8_iou_by_size_tokencut_filterbank16_smoke.csv")
     assert list(table["name"].unique()) == ["TokenCut", "TokenCut + GF"]
     assert table.groupby("name")["count"].sum().tolist() == [5, 5]
-    assert (tmp_path / "data" / "DUTS-TE" / "SYNTHETIC.json").is_file()
+    assert (tmp_path / "results" / "notebooks" / "data" / "DUTS-TE" / "SYNTHETIC.json").is_file()
 
 
 def test_notebook_reads_eval_files(eval_run, tmp_path):
@@ -315,14 +315,16 @@ def test_notebook_reads_eval_files(eval_run, tmp_path):
     real_file.write_text(json.dumps(real))
     results = {"duts-te": {"TokenCut": [str(real_file), "none"],
                            "TokenCut + GF": [str(real_file), "gf"]}}
-    _run(tmp_path, {"results": results})
+    _run(tmp_path, {"results": results, "tag": "sample"})
     figures = tmp_path / "figures"
-    assert sorted(p.name for p in figures.iterdir()) == ["figs_6_8_iou_by_size.csv",
-                                                         "figs_6_8_iou_by_size.png"]
+    assert sorted(p.name for p in figures.iterdir() if not p.name.endswith(".provenance.json")) == \
+        ["figs_6_8_iou_by_size_sample.csv", "figs_6_8_iou_by_size_sample.png"]
     expected = size_table({"TokenCut": (out, "none"), "TokenCut + GF": (out, "gf")}, dataset="duts-te")
-    pd.testing.assert_frame_equal(pd.read_csv(figures / "figs_6_8_iou_by_size.csv"), expected,
+    pd.testing.assert_frame_equal(pd.read_csv(figures / "figs_6_8_iou_by_size_sample.csv"), expected,
                                   check_dtype=False)
-    assert not (tmp_path / "data").exists()  # nothing computed, nothing synthesized
+    assert not (tmp_path / "results" / "notebooks" / "data").exists()  # nothing computed, nothing synthesized
+    record = json.loads((figures / "figs_6_8_iou_by_size_sample.png.provenance.json").read_text())
+    assert record["data"][0]["root"] == str(real_file) and record["data"][0]["kind"] == "sample"
 
 
 @pytest.mark.realdata

@@ -14,8 +14,10 @@ import pytest
 
 from paperlib.metrics import SaliencyMetrics
 from paperlib.paper_results import paper_table
-from paperlib.tables import beside_paper, gains, plot_gains, read_eval_json, scores_table, write_table
+from paperlib.tables import beside_paper, describe_change, gains, plot_gains, read_eval_json, scores_table, write_table
 from paperlib.validation import InputError
+
+from figure_checks import assert_labelled_plot
 
 
 def _scores(seed: int):
@@ -94,12 +96,43 @@ def test_gains_are_differences_to_the_base_row(results):
         gains(table, "TokenCut", ["MOVE + GF"])
 
 
+def test_describe_change_reads_a_row_against_another(results):
+    flat = pd.DataFrame({"acc": [0.61, 0.55], "iou": [0.2, 0.2], "mae": [0.5, 0.45], "n_images": [24, 24]},
+                        index=["init", "last"])
+    assert describe_change(flat, "init", "last") == (
+        "last against init: Acc 0.550 vs 0.610 (-0.060, worse), IoU 0.200 vs 0.200 (+0.000, unchanged), "
+        "MAE 0.450 vs 0.500 (-0.050, better).")                 # lower MAE is better; n_images is no metric
+    assert describe_change(flat, "init", "last", metrics=["iou"]).endswith("(+0.000, unchanged).")
+    table = scores_table(results)                               # (dataset, metric) columns; NaN cells skipped
+    text = describe_change(table, "TokenCut", "TokenCut + GF")
+    assert text.count("duts-te") == 3 and "ecssd" not in text
+    gain = table.loc["TokenCut + GF", ("duts-te", "iou")] - table.loc["TokenCut", ("duts-te", "iou")]
+    assert f"({gain:+.3f}, {'better' if round(gain, 3) > 0 else 'worse'})" in text
+    ablation = paper_table(4)   # rows keyed by switches, CorLoc in %; 74.2 / 71.7: paper_results.csv
+    assert describe_change(ablation, (False, False), (True, False)).startswith(
+        "crop=True, gf=False against crop=False, gf=False: voc07 CorLoc 74.2 vs 71.7 (+2.5, better)")
+    with pytest.raises(InputError, match="'MOVE' is not in the table"):
+        describe_change(table, "MOVE", "TokenCut")
+    with pytest.raises(InputError, match="no metric to compare"):
+        describe_change(flat, "init", "last", metrics=["corloc"])
+
+
 def test_plot_and_write(results, tmp_path):
     table = scores_table(results)
     ours = gains(table, "TokenCut")
-    fig = plot_gains(ours, gains(paper_table(5).reindex(columns=table.columns), "TokenCut", ["TokenCut + GF"]))
+    fig = plot_gains(ours, gains(paper_table(5).reindex(columns=table.columns), "TokenCut", ["TokenCut + GF"]),
+                     base="TokenCut", title="Table 5")
     assert len(fig.axes) == 3                                   # acc, iou, max_fbeta
     assert len(fig.axes[1].containers) == 2                     # ours and the paper's bars
+    for ax, name in zip(fig.axes, ("Acc", "IoU", "max F-beta")):
+        assert_labelled_plot(ax)
+        assert ax.get_ylabel() == f"{name} gain (0-1 scale)" and "over TokenCut" in ax.get_title()
+        assert ax.get_xlabel() == "test set"
+    assert fig.get_suptitle() == "Table 5"
+    corloc = pd.DataFrame({("voc07", "corloc"): [60.0, 62.5]}, index=["Sempart*", "Ours"])
+    corloc.columns.names = ["dataset", "metric"]
+    (ax,) = plot_gains(gains(corloc, "Sempart*")).axes
+    assert ax.get_ylabel() == "CorLoc gain (percentage points)" and "the base row" in ax.get_title()
     write_table(beside_paper(table, 5), tmp_path / "t.csv")
     back = pd.read_csv(tmp_path / "t.csv", header=[0, 1], index_col=[0, 1])
     assert back.shape == (4, 6)

@@ -1,0 +1,229 @@
+"""One notebook run seen from inside the kernel: checked parameters, honest labels, recorded outputs.
+
+Every notebook calls :func:`start` right after its parameters cell::
+
+    run = start("table5_gf_vs_bf", globals())
+
+which checks the parameters (:func:`paperlib.notebook_params.check_parameters`), moves a run
+started from ``notebooks/`` to the repository root (so outputs land in ``figures/`` and
+``results/``, never ``notebooks/figures/``), and returns a :class:`NotebookSession`. The notebook
+then opens its data, backbone and outputs through the session, which
+
+* writes the offline synthetic set only when ``data_root`` is the word ``"synthetic"`` (any
+  other root must exist and is only read);
+* refuses a run whose tag claims more than its data are: ``paper`` needs every dataset in full
+  and a pretrained backbone; the synthetic set is only ever tagged ``smoke``;
+* puts the tag, the data (kind and image count) and the backbone into every title
+  (:attr:`NotebookSession.label`);
+* writes a provenance record beside every table and figure and lists it in
+  ``results/MANIFEST.json`` (:mod:`paperlib.provenance`).
+
+When the notebook runs under ``paperlib notebook run``, the runner sets ``$PAPERLIB_RUN_RECORD``
+and the session leaves its record there too, for the executed notebook's own sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from .data import find_sample_marker
+from .notebook_params import check_parameters
+from .provenance import code_state, describe_device, versions, weights_identity, write_record
+from .validation import check_dir, require
+
+SYNTHETIC = "synthetic"                           # the data_root value that asks for the offline set
+SYNTHETIC_ROOT = Path("results") / "notebooks" / "data"   # where that set is written
+RUN_RECORD_ENV = "PAPERLIB_RUN_RECORD"
+_OFFLINE_BACKBONES = ("filterbank", "filterbank16")
+
+
+@dataclass(frozen=True)
+class DataUse:
+    """One dataset as a run used it."""
+
+    name: str
+    root: str
+    kind: str        # 'synthetic', 'sample' or 'full'
+    images: int      # images in the folder
+    used: int        # images the run scored (max_images / limit)
+
+    @property
+    def label(self) -> str:
+        count = f"{self.used} images" if self.used == self.images else f"{self.used} of {self.images} images"
+        return f"{self.kind} {self.name.upper()}, {count}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _official(name: str) -> int | None:
+    """The official image count of a registered dataset (None: no official count)."""
+    from .box_datasets import CORLOC_DATASETS
+    from .data import DATASETS
+
+    spec = DATASETS.get(name) or CORLOC_DATASETS.get(name)
+    return spec.n_images if spec is not None else None
+
+
+def _kind(synthetic: bool, images: int, official: int | None) -> str:
+    """'synthetic' (marked so), 'full' (at least the official count), else 'sample' (as
+    :func:`paperlib.verify.dataset_kind` decides for a dataset under a root)."""
+    if synthetic:
+        return "synthetic"
+    return "full" if official is not None and images >= official else "sample"
+
+
+def repo_root_from(cwd: Path) -> Path | None:
+    """The checkout above a ``notebooks/`` folder (one holding ``paperlib/`` and ``notebooks/``)."""
+    if cwd.name == "notebooks" and (cwd.parent / "paperlib").is_dir():
+        return cwd.parent
+    return None
+
+
+class NotebookSession:
+    """The run of one notebook: its parameters, the data and backbone it used, what it wrote."""
+
+    def __init__(self, notebook: str, parameters: Mapping[str, Any]):
+        self.notebook = notebook
+        self.parameters = dict(parameters)
+        self.tag = str(self.parameters.get("tag", "smoke"))
+        self.data: list[DataUse] = []
+        self.backbones: dict[str, str] = {}   # name -> weights identity (sha256:..., hub:..., none)
+        self.device: str | None = None
+        self.outputs: list[str] = []
+        self.started = time.time()
+        self.started_at = _now()
+
+    # -- what the run uses -------------------------------------------------------------------
+
+    def data_root(self, value: str, *, splits: tuple[str, ...] = ("tr", "te")) -> Path:
+        """The folder a notebook reads: the synthetic set (written if missing) or an existing root."""
+        if value == SYNTHETIC:
+            from .synth import synthesize_missing
+
+            require("smoke" in self.tag, f"data_root 'synthetic' is the offline synthetic set; its results "
+                                         f"are tagged smoke, not {self.tag!r}")
+            synthesize_missing(SYNTHETIC_ROOT, splits=splits)
+            return SYNTHETIC_ROOT
+        return check_dir("data_root", value)
+
+    def use_dataset(self, dataset, *, used: int | None = None):
+        """Record a dataset the run scores (a SaliencyDataset or a box dataset); returns it.
+
+        Args:
+            dataset: an opened dataset with ``name``, ``__len__`` and a root or folders.
+            used: how many of its images the run takes (None: all).
+        """
+        name = dataset.name or "folder"
+        total = len(dataset)
+        root = (getattr(getattr(dataset, "folders", None), "images_dir", None) or getattr(dataset, "base", None)
+                or getattr(dataset, "images_dir", None) or getattr(dataset, "root", ""))
+        folders = getattr(dataset, "folders", None)
+        sample = folders is not None and find_sample_marker(folders) is not None   # paperlib data sample's marker
+        kind = _kind(getattr(dataset, "is_synthetic", False), total, None if sample else _official(name))
+        self._add(DataUse(name, str(root), kind, total, min(total, used) if used else total))
+        return dataset
+
+    def use_scores(self, path: str | Path) -> Path:
+        """Record a ``paperlib eval --json`` file the run plots instead of computing scores."""
+        path = Path(path).expanduser()
+        require(path.is_file(), f"scores file {path} does not exist")
+        saved = json.loads(path.read_text())
+        name = str(saved.get("dataset", "folder"))
+        scores = next(iter(saved.get("scores", {}).values()), {})
+        total = int(scores.get("n_images", saved.get("n_images", 0)))
+        self._add(DataUse(name, str(path), _kind(bool(saved.get("synthetic")), total, _official(name)), total, total))
+        return path
+
+    def _add(self, use: DataUse) -> None:
+        self._check_tag(use)
+        self.data.append(use)
+
+    def _check_tag(self, use: DataUse) -> None:
+        if use.kind == "synthetic":
+            require("smoke" in self.tag, f"tag {self.tag!r}: {use.name} at {use.root} is the synthetic set "
+                                         f"(SYNTHETIC.json); synthetic runs are tagged smoke")
+        if "paper" in self.tag:
+            require(use.kind == "full" and use.used == use.images,
+                    f"tag {self.tag!r} needs the full official {use.name} ({use.label} at {use.root}); "
+                    f"tag a sample run e.g. 'sample'")
+
+    def use_backbone(self, name: str, weights: str | None = None, device: str | None = None) -> None:
+        """Record a backbone, the SHA-256 of its weights file (or where they come from) and the device."""
+        if "paper" in self.tag:
+            require(name not in _OFFLINE_BACKBONES,
+                    f"tag {self.tag!r} needs a pretrained backbone; {name} is the offline stand-in")
+        self.backbones[name] = weights_identity(name, weights)
+        self.device = describe_device(device)
+
+    # -- labels and outputs ------------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """``[tag] data · backbone`` for titles, e.g. ``[smoke] synthetic DUTS-TE, 24 of 60 images · filterbank16``."""
+        data = "; ".join(dict.fromkeys(d.label for d in self.data)) or "no dataset"
+        return f"[{self.tag}] {data}" + (f" · {', '.join(self.backbones)}" if self.backbones else "")
+
+    def title(self, text: str) -> str:
+        """A figure title with the run's label on a second line."""
+        return f"{text}\n{self.label}"
+
+    def record(self) -> dict[str, Any]:
+        """The provenance record of the run so far."""
+        return {"notebook": self.notebook, "tag": self.tag, "parameters": self.parameters,
+                "code": code_state(), "data": [asdict(d) for d in self.data], "data_label": self.label,
+                "synthetic": any(d.kind == "synthetic" for d in self.data), "backbones": self.backbones,
+                "device": self.device or describe_device(None), "versions": versions(),
+                "started": self.started_at, "finished": _now(), "wall_s": round(time.time() - self.started, 2)}
+
+    def wrote(self, *paths: str | Path) -> None:
+        """Record files the notebook has just written: a sidecar each, the manifest, the run record."""
+        paths = [Path(p) for p in paths]
+        for path in paths:
+            require(path.is_file(), f"{path} was not written")
+        write_record(paths, self.record())
+        self.outputs += [str(p) for p in paths]
+        record_file = os.environ.get(RUN_RECORD_ENV)
+        if record_file:
+            Path(record_file).write_text(json.dumps(dict(self.record(), outputs=self.outputs), default=str))
+
+    def save_figure(self, fig, path: str | Path, *, dpi: int = 110) -> None:
+        """Save a figure atomically and record it."""
+        from .images import save_figure
+
+        self.wrote(save_figure(fig, path, dpi=dpi))
+
+    def write_table(self, frame, path: str | Path, *, digits: int = 3) -> None:
+        """Write a table as .csv and .md atomically and record both."""
+        from .tables import write_table
+
+        write_table(frame, path, digits=digits)
+        self.wrote(Path(path), Path(path).with_suffix(".md"))
+
+
+def start(notebook: str, namespace: Mapping[str, Any]) -> NotebookSession:
+    """Check the parameters in ``namespace`` (the notebook's ``globals()``) and open the run.
+
+    Args:
+        notebook: the notebook's name (its file stem in ``notebooks/``).
+        namespace: ``globals()`` right after the parameters cell.
+
+    Returns:
+        The :class:`NotebookSession`.
+
+    Raises:
+        InputError: an unknown parameter name or a value of the wrong type, named.
+    """
+    parameters = check_parameters(namespace)
+    root = repo_root_from(Path.cwd())
+    if root is not None:
+        os.chdir(root)   # outputs belong in the checkout's figures/ and results/, not notebooks/
+        print(f"working directory: {root} (the repository root)")
+    return NotebookSession(notebook, parameters)
