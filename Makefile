@@ -8,7 +8,7 @@ SYNTH  := $(DEMO)/data/DUTS-TE
 DATA   ?= ../shared/data
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench sweep train-sample notebooks notebook book clean distclean help
+.PHONY: demo test bench sweep train-sample notebooks notebook book lab paper clean distclean help
 .DEFAULT_GOAL := help
 
 help:
@@ -19,6 +19,8 @@ help:
 	@echo "make train-sample  train on the real DUTS-TR sample (filterbank), score on DUTS-TE (~35 min)"
 	@echo "make notebooks  run every notebook at its offline defaults into results/notebooks/smoke/"
 	@echo "make notebook NB=name ARGS='-p k v'  run one notebook with parameters (always runs)"
+	@echo "make lab    JupyterLab on notebooks/, the .py sources opening as notebooks"
+	@echo "make paper DATA=~/datasets WEIGHTS=~/weights  the whole paper on a GPU machine (prints its cost first)"
 	@echo "make book   the executed notebooks of results/notebooks/\$$(TAG) as a static site (TAG=smoke)"
 	@echo "make clean  remove results and caches (keeps .venv)"
 
@@ -70,6 +72,12 @@ results/notebooks/smoke/%.ipynb: notebooks/%.py $(PACKAGE) $(STAMP)
 	$(BIN)/paperlib -q notebook run $* --tag smoke
 # Tables 2 and 4 score the runs that Tables 1 and 3 train: never both at once under -j.
 results/notebooks/smoke/tables_2_4_corloc.ipynb: results/notebooks/smoke/tables_1_3_saliency.ipynb
+# JupyterLab on the notebooks, opening the jupytext .py sources as notebooks on a double click (the
+# default viewer is set in this environment's settings overrides only, not in your ~/.jupyter).
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+lab: $(STAMP)
+	$(BIN)/jupytext-config --settings-file $(LAB_OVERRIDES) set-default-viewer python
+	$(BIN)/jupyter lab notebooks/
 NB ?=
 ARGS ?=
 notebook: $(STAMP)
@@ -120,3 +128,11 @@ distclean: clean
 TAG ?= smoke
 book: $(if $(filter smoke,$(TAG)),notebooks) $(STAMP)
 	$(BIN)/paperlib book --executed results/notebooks/$(TAG) --out results/book/$(TAG)
+
+# The whole paper on a GPU machine: data (downloaded or ARCHIVES=folder of files fetched by hand),
+# the training runs, Tables 1-5, Figs. 6-8 and the book, with a measured cost estimate first.
+WEIGHTS ?= $(HOME)/weights
+PAPER_ARGS ?=
+paper: $(STAMP)
+	$(BIN)/paperlib paper --data-root $(DATA) --weights-dir $(WEIGHTS) \
+	    $(if $(ARCHIVES),--archives $(ARCHIVES)) $(PAPER_ARGS)

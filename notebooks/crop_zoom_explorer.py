@@ -63,8 +63,9 @@
 # is then the student's own crop-zoom and L_eq measures only what GF changes.
 #
 # ```bash
-# paperlib notebook run crop_zoom_explorer --tag trained -p checkpoint results/notebooks/smoke/train_run/last.pt \
-#     -p image_path photo.jpg
+# paperlib notebook run crop_zoom_explorer --tag paper -p image_path photo.jpg \
+#     -p checkpoint results/notebooks/paper/ablation/dino_vits8-crop_paper/last.pt \
+#     -p weights ~/weights/dino_deitsmall8_pretrain.pth
 # ```
 
 # %% tags=["parameters"]

@@ -22,23 +22,26 @@
 # in every bin.
 #
 # **The paper's figures** come from scores saved by `paperlib eval` on the official test sets,
-# one JSON file per model (each holds one score dict per refinement):
+# one JSON file per model (each holds one score dict per refinement). `make paper` writes them
+# from the heads `tables_1_3_saliency` trained; by hand:
 #
 # ```bash
-# paperlib eval --dataset dut-omron --root ~/datasets --method sempart --checkpoint runs/baseline/last.pt \
-#     --refine none --json results/figs/dut-omron_baseline.json
-# paperlib eval --dataset dut-omron --root ~/datasets --method sempart --checkpoint runs/paper/last.pt \
-#     --refine gf --json results/figs/dut-omron_ours.json
+# paperlib eval --dataset dut-omron --root ~/datasets --method sempart --refine none \
+#     --checkpoint results/notebooks/paper/ablation/dino_vits8-crop_none/last.pt \
+#     --weights ~/weights/dino_deitsmall8_pretrain.pth --json results/notebooks/paper/evals/dut-omron_baseline.json
+# paperlib eval --dataset dut-omron --root ~/datasets --method sempart --refine gf \
+#     --checkpoint results/notebooks/paper/ablation/dino_vits8-crop_paper/last.pt \
+#     --weights ~/weights/dino_deitsmall8_pretrain.pth --json results/notebooks/paper/evals/dut-omron_ours.json
 # # ... the same for duts-te and ecssd, then:
 # paperlib notebook run figs_6_8_iou_by_size --tag paper -y '
 # results:
-#   dut-omron: {"Sempart*": results/figs/dut-omron_baseline.json, Ours: results/figs/dut-omron_ours.json}
-#   duts-te: {"Sempart*": results/figs/duts-te_baseline.json, Ours: results/figs/duts-te_ours.json}
-#   ecssd: {"Sempart*": results/figs/ecssd_baseline.json, Ours: results/figs/ecssd_ours.json}'
+#   dut-omron: {"Sempart*": results/notebooks/paper/evals/dut-omron_baseline.json, Ours: results/notebooks/paper/evals/dut-omron_ours.json}
+#   duts-te: {"Sempart*": results/notebooks/paper/evals/duts-te_baseline.json, Ours: results/notebooks/paper/evals/duts-te_ours.json}
+#   ecssd: {"Sempart*": results/notebooks/paper/evals/ecssd_baseline.json, Ours: results/notebooks/paper/evals/ecssd_ours.json}'
 # ```
 #
 # A file that holds several refinements (`--refine none,gf`) is named with the one to plot:
-# `Ours: [results/figs/duts-te_ours.json, gf]`.
+# `Ours: [results/notebooks/paper/evals/duts-te_ours.json, gf]`.
 #
 # **The defaults** need nothing from outside: TokenCut on the offline `filterbank16` backbone,
 # without and with the guided filter (trick 1), scored in one pass on the synthetic DUTS-TE

@@ -54,8 +54,8 @@ truth_path: Optional[str] = None    # optional ground truth, for the IoU figures
 sample_seed: int = 1                # the offline sample (paperlib.explore.explorer_sample)
 size: int = 320                     # its side in pixels: the paper filters at 320 x 320
 degradation: str = "blocky16"       # how its mask is spoilt (paperlib.gf_sweep.DEGRADATIONS)
-radius: int = 9                     # the paper's r at 320 x 320
-eps: float = 1e-3                   # the paper's epsilon
+radius: int = 9                     # guided filter radius at 320 x 320 (the released code; the paper gives none)
+eps: float = 1e-3                   # guided filter regulariser (the released code's epsilon)
 border: str = "count"               # count (He's code), reflect (OpenCV), reflect_101 (kornia)
 radii: list[int] = [1, 2, 4, 9, 16, 32]  # the grid's radii
 eps_values: list[float] = [1e-6, 1e-4, 1e-3, 1e-2, 1e-1]  # the grid's epsilons
@@ -116,10 +116,9 @@ if explorer.truth is not None:
 # %% [markdown]
 # **Reading the grid.** Read it by rows first: the radius matters more than $\epsilon$ for a
 # blocky mask. A radius well below the mask's error (with the default `blocky16`, blocks of
-# 16 px) cannot
-# reach the true edge and changes little; a radius around the block size moves the edges onto
-# the image's; a radius much larger than the object lets edges of the background pull the mask
-# and the gain turns negative. $\epsilon$ matters once it approaches the guide's local variance:
+# 16 px) cannot reach the true edge and changes little; a radius around the block size moves
+# the edges onto the image's; a much larger radius puts more and more of the background's own
+# edges inside each window, they pull the mask too, and the gain falls or turns negative. $\epsilon$ matters once it approaches the guide's local variance:
 # the largest values smooth the mask instead of snapping it. The best cell of one image is not a
 # recommendation -- the paper fixes $r = 9$, $\epsilon = 10^{-3}$ for every dataset, and the
 # table notebooks score that setting on whole test sets.

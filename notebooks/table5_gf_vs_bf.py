@@ -55,8 +55,8 @@ weights: Optional[str] = None       # the backbone's official .pth (None: $PAPER
 device: Optional[str] = None        # torch device (None: CUDA when present, else CPU)
 max_images: Optional[int] = 24      # images per dataset (None: every image)
 move_masks: dict[str, str] = {}     # {dataset: folder of MOVE's predicted masks}
-radius: int = 9                     # guided filter radius (the paper's r)
-eps: float = 1e-3                   # guided filter regulariser (the paper's epsilon)
+radius: int = 9                     # guided filter radius (the released code; the paper gives none)
+eps: float = 1e-3                   # guided filter regulariser (the released code's epsilon)
 tag: str = "smoke"                  # names the outputs: figures/table5_<tag>.*, results/notebooks/<tag>/
 
 # %%
@@ -74,7 +74,7 @@ from paperlib.methods import build_method
 from paperlib.paper_results import paper_table
 from paperlib.refine import RefineSettings
 from paperlib.segment import evaluate_dataset
-from paperlib.tables import beside_paper, gains, plot_gains, scores_table
+from paperlib.tables import beside_paper, describe_change, gains, plot_gains, scores_table
 
 # %%
 root = run.data_root(data_root, splits=("te",))
@@ -106,8 +106,6 @@ ours = scores_table({k: v for k, v in rows.items() if v})
 table = beside_paper(ours, 5)
 run.write_table(table, Path("figures") / f"table5_{tag}.csv")
 display(table.round(3))
-from paperlib.tables import describe_change
-
 for method in ("TokenCut", "MOVE"):
     for refined in (f"{method} + GF", f"{method} + BF"):
         if {method, refined} <= set(ours.index):

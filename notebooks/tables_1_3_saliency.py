@@ -75,7 +75,8 @@ from IPython.display import display
 
 from paperlib.data import open_dataset
 from paperlib.experiments import main_backbone, resolve_runs, saliency_ablation, table1_rows, table3_frame
-from paperlib.tables import beside_paper, gains, plot_gains, scores_table
+from paperlib.paper_results import paper_table
+from paperlib.tables import beside_paper, describe_change, gains, plot_gains, scores_table
 
 # %% [markdown]
 # ## The runs
@@ -116,8 +117,6 @@ results = saliency_ablation(runs, datasets, root, weights=weights, refines=refin
 table1 = scores_table(table1_rows(results, backbone=main_backbone(runs)))
 run.write_table(beside_paper(table1, 1), Path("figures") / f"table1_{tag}.csv")
 display(beside_paper(table1, 1).round(3))
-from paperlib.tables import describe_change
-
 for row in ("Ours", "Sempart* + BF"):
     if {"Sempart*", row} <= set(table1.index):
         print(describe_change(table1, "Sempart*", row))
@@ -161,8 +160,6 @@ for backbone in dict.fromkeys(table3.index.get_level_values("backbone")):
 
 # %%
 if {"Sempart*", "Ours"} <= set(table1.index):
-    from paperlib.paper_results import paper_table
-
     ours_gain = gains(table1, "Sempart*", ["Ours"])
     paper_gain = gains(paper_table(1).reindex(columns=table1.columns), "Sempart*", ["Ours"])
     fig = plot_gains(ours_gain, paper_gain, title=run.title("Table 1: Ours - Sempart*"), base="Sempart*")

@@ -68,7 +68,7 @@ from IPython.display import display
 from paperlib.box_datasets import open_corloc_dataset
 from paperlib.data import open_dataset
 from paperlib.experiments import corloc_ablation, main_backbone, resolve_runs, table2_rows, table4_frame
-from paperlib.tables import beside_paper, scores_table
+from paperlib.tables import beside_paper, describe_change, scores_table
 
 # %%
 root = run.data_root(data_root)
@@ -90,8 +90,6 @@ results = corloc_ablation(runs, datasets, root, weights=weights, protocol=protoc
 table2 = scores_table(table2_rows(results, backbone=main_backbone(runs)), metrics=("corloc",))
 run.write_table(beside_paper(table2, 2), Path("figures") / f"table2_{tag}.csv", digits=1)
 display(beside_paper(table2, 2).round(1))
-from paperlib.tables import describe_change
-
 if {"Sempart*", "Ours"} <= set(table2.index):
     print(describe_change(table2, "Sempart*", "Ours"))
 

@@ -61,8 +61,9 @@ from paperlib.features import normalise
 from paperlib.graph_tv import gtv_coarse, gtv_fine
 from paperlib.guided_filter import guided_filter, image_to_guide
 from paperlib.images import resize_mask
+from paperlib.losses import LossWeights, sr_loss
 from paperlib.ncut import affinity, ncut_of_partition, ncut_value, second_smallest_eigenvector
-
+from paperlib.theory_figures import plot_affinity_rows, plot_crop_zoom, plot_fiedler, plot_ncut_curve, plot_profiles
 
 # %% [markdown]
 # ## 1. Patches as a graph (paper eq. 2)
@@ -81,8 +82,6 @@ from paperlib.ncut import affinity, ncut_of_partition, ncut_value, second_smalle
 
 # %%
 # The figures are drawn by paperlib/theory_figures.py (labels, colour bars, tests).
-from paperlib.theory_figures import plot_affinity_rows, plot_crop_zoom, plot_fiedler, plot_ncut_curve, plot_profiles
-
 ex = explorer_sample(sample_seed, size=size)
 net = load_backbone(backbone, weights=weights)
 p = net.patch_size
@@ -214,11 +213,12 @@ run.save_figure(fig, Path(figures_dir) / f"theory_ncut_loss{suffix}.png", dpi=10
 #
 # $$\frac{1}{8BHW} \sum_{b=1}^{B} \sum_{i=1}^{HW} \sum_{k=1}^{8} a_{i,\,i+k}\, (s_i - s_{i+k})^2,$$
 #
-# the mean over the batch, the pixels $i$ and their 8 neighbours $i + k$: the squared
-# difference of eq. (5), each undirected pair counted once from each end, i.e. eq. (5) divided
-# by $4HW$ per image. A neighbour outside the grid is the mirrored pixel, so a constant mask
-# costs exactly 0. The table scores four masks of the same image (the coarse column on the
-# patch grid, each mask resized to it):
+# the mean over the batch, the pixels $i$ and their 8 neighbours $i + k$. Every neighbour pair
+# is counted from both of its ends; reading $E$ in eq. (5) as these ordered pairs (the factor
+# $\frac{1}{2}$ undoes the double count), the code's value is eq. (5) divided by $4HW$ per image,
+# a constant factor that weighs this term against the others of eq. (8) below. A neighbour
+# outside the grid is the mirrored pixel, so a constant mask costs exactly 0. The table scores
+# four masks of the same image (the coarse column on the patch grid, each mask resized to it):
 
 # %%
 image_norm = normalise(x)                                                      # (1, 3, S, S)
@@ -272,8 +272,6 @@ print("lowest in each column:", gtv.idxmin().to_dict())
 # %%
 from dataclasses import asdict
 
-from paperlib.losses import LossWeights, sr_loss
-
 fine_true = torch.from_numpy(ex.truth.astype(np.float32))[None, None]          # (1, 1, S, S)
 coarse_true = torch.from_numpy(truth_patch.astype(np.float32))[None, None]     # (1, 1, h, w)
 sr = pd.Series({
@@ -288,8 +286,9 @@ display(pd.Series(asdict(LossWeights()), name="lambda").to_frame())
 # **Reading the tables.** $\mathcal{L}_\text{SR}$ is near 0 when the two maps agree: the true
 # mask against its own patch-grid version pays only along the outline, where a patch is partly
 # object. A shifted coarse mask pays on every patch the shift moved, and a coarse mask of 0.5
-# pays $0.25$ on every patch where the fine mask is 0 or 1. The weights are those of the paper's Sec. 5.1: eq. (8) has no
-# weight on $\mathcal{L}_\text{Ncut}$ (1 here), the two crop terms of trick 2 weigh 0.01.
+# pays $0.25$ on every patch where the fine mask is 0 or 1. The weights are those of the
+# paper's Sec. 5.1: eq. (8) has no weight on $\mathcal{L}_\text{Ncut}$ (1 here), the two crop
+# terms of trick 2 weigh 0.01.
 
 # %% [markdown]
 # ## 6. Trick 1: the guided filter (paper Sec. 4; He et al.)

@@ -54,11 +54,11 @@ lr: Optional[float] = None             # AdamW learning rate (paper: 1e-4)
 betas: Optional[list[float]] = None    # AdamW betas (released code: [0.9, 0.99])
 weight_decay: Optional[float] = None   # AdamW weight decay (released code: 0)
 w_ncut: Optional[float] = None         # weight of L_Ncut, eq. 3
-w_gtv_fine: Optional[float] = None     # weight of the fine map's graph TV, eq. 5
-w_gtv_coarse: Optional[float] = None   # weight of the coarse map's graph TV, eq. 5
-w_sr: Optional[float] = None           # weight of the super-resolution consistency, eq. 6
+w_gtv_fine: Optional[float] = None     # weight of the fine map's graph TV, eqs. 5-6
+w_gtv_coarse: Optional[float] = None   # weight of the coarse map's graph TV, eqs. 5 and 7
+w_sr: Optional[float] = None           # weight of the super-resolution consistency L_SR, eq. 4
 w_ncut_crop: Optional[float] = None    # weight of the crop's Ncut (trick 2, paper: 0.01)
-w_eq: Optional[float] = None           # weight of L_eq, eq. 9 (trick 2, paper: 0.01)
+w_eq: Optional[float] = None           # weight of L_eq (trick 2, paper: 0.01)
 crop: Optional[str] = None             # trick 2 box: paper, official or none
 teacher_bn_mode: Optional[str] = None  # teacher BatchNorm: eval or train
 seed: Optional[int] = None             # seeds init, split, order, augmentations, crops
@@ -87,6 +87,7 @@ import pandas as pd
 from paperlib.data import open_dataset
 from paperlib.methods import build_method
 from paperlib.segment import evaluate_dataset, overlay
+from paperlib.tables import describe_change
 from paperlib.train import train
 from paperlib.train_config import TrainConfig, config_from
 
@@ -160,14 +161,13 @@ run.save_figure(plt.gcf(), f"figures/train_{tag}_losses.png");
 
 # %%
 test_set = run.use_dataset(open_dataset(config.test_dataset, config.data_root))
-scores = {name: evaluate_dataset(test_set, build_method("sempart", checkpoint=str(run_dir / f"{name}.pt")),
+scores = {name: evaluate_dataset(test_set, build_method("sempart", checkpoint=str(run_dir / f"{name}.pt"),
+                                                                  weights=config.weights, device=config.device),
                                  refines=("none", "gf"), progress=False)
           for name in ("init", "last")}
 table = pd.DataFrame({f"{name} + {r}": res.scores.as_dict() for name, by_refine in scores.items()
                       for r, res in by_refine.items()}).loc[["acc", "iou", "max_fbeta", "mae", "n_images"]].T
 display(table)
-from paperlib.tables import describe_change
-
 print(describe_change(table, "init + none", "last + none"))
 print(describe_change(table, "last + none", "last + gf"))
 
@@ -181,21 +181,26 @@ print(describe_change(table, "last + none", "last + gf"))
 # lower a score. That says nothing about the paper. The smoke preset (its values are in the
 # configuration table above) trains for a few dozen optimiser steps of a small batch on 64 px
 # synthetic composites with the offline filter-bank backbone; the paper trains for 30 epochs of
-# DUTS-TR (about 40,000 steps of batch 8) at 320 px on DINO ViT-S/8 keys. At this size: (1) the Ncut loss finds the cheapest cut of the *features'* graph, and the
-# filter bank's colour and texture statistics often put that cut elsewhere than the object
-# (`notebooks/theory.py`, section 2, shows a cut beating the true mask), so a lower loss need not
-# mean a better mask; (2) which side is the object is decided afterwards by the polarity rule
-# (flip when the mask's mean is above 0.5), which picks the background on some batches;
-# (3) the untrained head's mask, close to 0.5 everywhere, still overlaps the objects by chance
-# once thresholded, so the `init` rows are not a zero baseline; (4) a 64 px input is an 8 x 8
-# patch grid, and the mask upsampled from it to the test image is made of blocks several times
-# wider than the guided filter's window (19 px for $r = 9$), which the filter can soften but not
-# move; (5) on a few dozen test images, differences of a few hundredths are within what another
-# seed would change. The command at the top, with
-# `-p preset paper`, is the run that tests the paper's claim.
+# DUTS-TR (about 40,000 steps of batch 8) at 320 px on DINO ViT-S/8 keys. At this size:
+#
+# 1. the Ncut loss finds the cheapest cut of the *features'* graph, and the filter bank's colour
+#    and texture statistics often put that cut elsewhere than the object
+#    (`notebooks/theory.py`, section 2, shows a cut beating the true mask): a lower loss need
+#    not mean a better mask;
+# 2. which side is the object is decided afterwards by the polarity rule (flip when the masks'
+#    mean is above 0.5), which can pick the background;
+# 3. the untrained head's mask, close to 0.5 everywhere, still overlaps the objects by chance
+#    once thresholded, so the `init` rows are not a zero baseline;
+# 4. a 64 px input is an 8 x 8 patch grid; the mask upsampled from it to the test image is made
+#    of blocks several times wider than the guided filter's window (19 px for $r = 9$), which
+#    the filter can soften but not move;
+# 5. on a few dozen test images, differences of a few hundredths are within what another seed
+#    would change.
+#
+# The command at the top, with `-p preset paper`, is the run that tests the paper's claim.
 
 # %%
-method = build_method("sempart", checkpoint=str(run_dir / "last.pt"))
+method = build_method("sempart", checkpoint=str(run_dir / "last.pt"), weights=config.weights, device=config.device)
 samples = [test_set[i] for i in range(min(4, len(test_set)))]
 fig, axes = plt.subplots(len(samples), 1, figsize=(8, 3 * len(samples)))
 for ax, sample in zip(axes, samples):
@@ -207,5 +212,6 @@ plt.tight_layout()
 # %% [markdown]
 # **Reading the masks.** Each row is a test image beside the trained head's thresholded mask
 # (after the polarity rule). Look whether the red region covers the object or the background,
-# and how its outline follows the object's; on the smoke run expect rough, blocky masks that
-# sometimes take the wrong side -- the reasons are those of the table above.
+# and how its outline follows the object's. On the smoke run expect coarse, smooth blobs that
+# ignore the object's outline and often cover background -- the reasons are those of the table
+# above.

@@ -28,6 +28,7 @@ from .cli_data import add_data
 from .cli_masks import add_eval_masks, add_gf_sweep, add_refine
 from .cli_methods import add_corloc, add_eval, add_segment
 from .cli_notebook import add_notebook
+from .cli_paper import add_paper
 from .validation import InputError
 
 EXIT_BAD_INPUT = 2
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_refine, add_eval_masks, add_segment, add_eval, add_corloc, _add_train,
-                add_data, add_gf_sweep, add_notebook, add_book):
+                add_data, add_gf_sweep, add_notebook, add_paper, add_book):
         add(sub)
     return parser
 

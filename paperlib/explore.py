@@ -120,8 +120,8 @@ class GFExplorer:
         show_map(axes[1], self.mask, title="mask p (before)", label="mask value p (1 = object)")
         show_map(axes[2], after, title=f"q = GF(p, I), r={radius}, eps={eps:.0e}",
                  label="mask value q (1 = object)")
-        show_map(axes[3], after - self.mask, title="q - p: what the filter changed", label="q - p (change of mask value)",
-                 cmap="coolwarm", vmin=-1, vmax=1)
+        show_map(axes[3], after - self.mask, title="q - p: what the filter changed",
+                 label="q - p (change of mask value)", cmap="coolwarm", vmin=-1, vmax=1)
         if self.truth is not None:
             s = self.scores(radius, eps)
             axes[1].set_title(f"mask p (before): IoU {s['iou_before']:.3f}", fontsize=10)

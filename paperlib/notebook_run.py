@@ -202,6 +202,7 @@ def run_notebook(name: str, parameters: Mapping[str, Any] | None = None, *, tag:
                     os.environ[key] = value
         session = json.loads(record_file.read_text()) if record_file.is_file() else {}
         os.replace(partial, executed)
+    (out_dir / f"{name}.failed.ipynb").unlink(missing_ok=True)   # an earlier failure, now superseded
     wall = round(time.time() - started, 1)
     record = dict(session, notebook=name, tag=tag, parameters=values, given=parameters,
                   source=_relative(source, root), wall_s=wall,

@@ -37,3 +37,22 @@ def assert_labelled_plot(ax, *, x: bool = True) -> None:
     assert ylabel and "(" in ylabel, f"y axis of {ax.get_title()!r} lacks a label with a unit: {ylabel!r}"
     if x:
         assert ax.get_xlabel(), f"x axis of {ax.get_title()!r} has no label"
+
+
+def stray_outputs(executed) -> list[str]:
+    """The text outputs of an executed notebook that are a stray repr (a cell ending in a Path or a
+    bare matplotlib object): what a reader would see as ``PosixPath('...')``."""
+    import json
+    import re
+    from pathlib import Path
+
+    stray = re.compile(r"^(PosixPath|WindowsPath|Path)\(|^\[?<matplotlib\.|^Text\(")
+    found = []
+    for cell in json.loads(Path(executed).read_text())["cells"]:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "execute_result":
+                continue
+            text = "".join(output.get("data", {}).get("text/plain", ""))
+            if stray.match(text):
+                found.append(text[:120])
+    return found

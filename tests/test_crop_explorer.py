@@ -23,7 +23,7 @@ from paperlib.gf_sweep import degrade_mask
 from paperlib.guided_filter import guided_filter
 from paperlib.validation import InputError
 
-from figure_checks import assert_labelled_map, map_colorbar, panels
+from figure_checks import assert_labelled_map, map_colorbar, panels, stray_outputs
 from sempart_heads import SIZE, by_hand, contract_dict, photo, random_head, write
 
 
@@ -152,7 +152,7 @@ def test_checkpoint_end_to_end(tmp_path):
     # Identity box: the teacher sees the student's input and predicts the same map.
     whole = explorer.views(CropBox(0, 0, SIZE, SIZE))
     np.testing.assert_allclose(whole.teacher, whole.student, atol=1e-6)
-    assert "L_eq" in explorer.figure(box).axes[-1].get_title()
+    assert "L_eq" in panels(explorer.figure(box))[-1].get_title()
 
 
 def test_your_own_image_and_mask_files(tmp_path):
@@ -223,7 +223,8 @@ def test_widget_redraws_once_per_change(ex, monkeypatch):
 def test_notebook_runs_offline(tmp_path):
     from notebook_runs import run
 
-    run("crop_zoom_explorer", tmp_path, {"size": 128, "n_boxes": 3, "n_grid": 2})
+    done = run("crop_zoom_explorer", tmp_path, {"size": 128, "n_boxes": 3, "n_grid": 2})
+    assert not stray_outputs(done.executed)
     assert (tmp_path / "figures" / "crop_zoom_explorer.png").is_file()
     assert (tmp_path / "figures" / "crop_zoom_explorer_grid.png").is_file()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from figure_checks import stray_outputs
 from notebook_runs import run
 from paperlib.notebook_params import declared_parameters
 from paperlib.notebook_run import notebook_parameters, parse_cli_parameters
@@ -104,6 +105,7 @@ def test_train_notebook_runs_and_resumes_instead_of_deleting(tmp_path):
     assert (run_dir / "last.pt").is_file() and (run_dir / "init.pt").is_file()
     assert (tmp_path / "figures" / "train_smoke_losses.png").is_file()
     assert done.executed == tmp_path / "results" / "notebooks" / "smoke" / "train.ipynb"
+    assert not stray_outputs(done.executed)              # no PosixPath('...') under a cell
     logged = (run_dir / "log.csv").read_text()
     run("train", tmp_path, {"max_steps": 4})             # a finished run is kept and reused
     assert (run_dir / "log.csv").read_text() == logged
@@ -117,7 +119,8 @@ def test_gf_explorer_runs_offline_and_on_your_own_files(tmp_path):
 
     from paperlib.explore import explorer_sample
 
-    run("gf_explorer", tmp_path, {"size": 128, "radii": [2, 9], "eps_values": [1e-3]})
+    done = run("gf_explorer", tmp_path, {"size": 128, "radii": [2, 9], "eps_values": [1e-3]})
+    assert not stray_outputs(done.executed)
     assert (tmp_path / "figures" / "gf_explorer_paper_setting.png").is_file()
     assert (tmp_path / "figures" / "gf_explorer_grid.png").is_file()
     # Your own image and mask, no ground truth: the panels, no grid; a tag keeps them apart.
@@ -159,7 +162,8 @@ def test_table5_notebook_runs_offline_with_provenance(tmp_path):
 
 
 def test_theory_notebook_runs_offline(tmp_path):
-    run("theory", tmp_path, {"size": 160})
+    done = run("theory", tmp_path, {"size": 160})
+    assert not stray_outputs(done.executed)
     names = {p.name for p in (tmp_path / "figures").iterdir() if p.suffix == ".png"}
     assert names == {f"theory_{n}.png" for n in ("affinity", "fiedler", "ncut_loss", "guided_filter", "crop_zoom")}
 
@@ -178,3 +182,11 @@ def test_ablation_notebooks_share_their_runs(tmp_path):
     assert (runs / "filterbank-crop_paper" / "log.csv").read_text() == logged
     t4 = pd.read_csv(tmp_path / "figures" / "table4_smoke.csv", header=[0, 1], index_col=[0, 1, 2])
     assert t4.shape == (8, 1)
+
+
+def test_the_papers_numbered_equations_are_written_out_in_latex():
+    """Eqs. (1)-(9) appear as LaTeX display math where a notebook uses them, as the paper writes them."""
+    markdown = "\n".join(p.read_text() for p in NOTEBOOKS)
+    for k in range(1, 10):
+        assert re.search(rf"^# \$\$.*\({k}\)\$\$$", markdown, re.M), f"paper eq. ({k}) is not written out"
+    assert "(s_i - s_j)^2" in markdown and "|s_i - s_j|" not in markdown   # eq. (5) squares the difference
