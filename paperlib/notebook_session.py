@@ -12,7 +12,8 @@ then opens its data, backbone and outputs through the session, which
 * writes the offline synthetic set only when ``data_root`` is the word ``"synthetic"`` (any
   other root must exist and is only read);
 * refuses a run whose tag claims more than its data are: ``paper`` needs every dataset in full
-  and a pretrained backbone; the synthetic set is only ever tagged ``smoke``;
+  and a pretrained backbone; the synthetic set is only ever tagged ``smoke``, and a sample of a
+  dataset (or part of one, ``max_images``) only with a tag holding ``sample``;
 * puts the tag, the data (kind and image count) and the backbone into every title
   (:attr:`NotebookSession.label`);
 * writes a provenance record beside every table and figure and lists it in
@@ -150,10 +151,13 @@ class NotebookSession:
         if use.kind == "synthetic":
             require("smoke" in self.tag, f"tag {self.tag!r}: {use.name} at {use.root} is the synthetic set "
                                          f"(SYNTHETIC.json); synthetic runs are tagged smoke")
+        elif use.kind == "sample" or use.used < use.images:
+            require("sample" in self.tag and "paper" not in self.tag,
+                    f"tag {self.tag!r}: {use.name} at {use.root} is a sample ({use.label}); tag a run on part of "
+                    f"a dataset with a name holding 'sample' (e.g. --tag sample)")
         if "paper" in self.tag:
-            require(use.kind == "full" and use.used == use.images,
-                    f"tag {self.tag!r} needs the full official {use.name} ({use.label} at {use.root}); "
-                    f"tag a sample run e.g. 'sample'")
+            require(use.kind == "full", f"tag {self.tag!r} needs the full official {use.name}; {use.root} "
+                                        f"holds {use.label}")
 
     def use_backbone(self, name: str, weights: str | None = None, device: str | None = None) -> None:
         """Record a backbone, the SHA-256 of its weights file (or where they come from) and the device."""
@@ -201,11 +205,12 @@ class NotebookSession:
         self.wrote(save_figure(fig, path, dpi=dpi))
 
     def write_table(self, frame, path: str | Path, *, digits: int = 3) -> None:
-        """Write a table as .csv and .md atomically and record both."""
+        """Write a table as .csv and .md (captioned with the run's label) atomically, record both."""
         from .tables import write_table
 
-        write_table(frame, path, digits=digits)
+        write_table(frame, path, digits=digits, caption=self.label)
         self.wrote(Path(path), Path(path).with_suffix(".md"))
+        print(f"{path}: {self.label}")
 
 
 def start(notebook: str, namespace: Mapping[str, Any]) -> NotebookSession:

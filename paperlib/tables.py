@@ -207,8 +207,11 @@ def _row_name(table: pd.DataFrame, key) -> str:
     return ", ".join(f"{n}={v}" for n, v in zip(names, key))
 
 
-def write_table(frame: pd.DataFrame, path: str | Path, *, digits: int = 3) -> None:
-    """Write ``frame`` to ``path`` (.csv) and beside it as Markdown (.md), each atomically."""
+def write_table(frame: pd.DataFrame, path: str | Path, *, digits: int = 3, caption: str | None = None) -> None:
+    """Write ``frame`` to ``path`` (.csv) and beside it as Markdown (.md), each atomically.
+
+    ``caption`` (what the numbers were computed on) becomes the Markdown table's first line.
+    """
     from .images import atomic_path
 
     path = Path(path)
@@ -221,7 +224,7 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, digits: int = 3) -> No
         flat.columns = [" ".join(map(str, c)) for c in flat.columns]
     flat = flat.reset_index()
     header = "| " + " | ".join(map(str, flat.columns)) + " |"
-    lines = [header, "|" + "---|" * len(flat.columns)]
+    lines = ([f"*{caption}*", ""] if caption else []) + [header, "|" + "---|" * len(flat.columns)]
     for row in flat.itertuples(index=False):
         cells = [("" if pd.isna(v) else f"{v:.{digits}f}") if isinstance(v, float) else str(v) for v in row]
         lines.append("| " + " | ".join(cells) + " |")

@@ -437,3 +437,15 @@ def test_the_browser_check_catches_a_broken_page(browser, serve, tmp_path):
     for expected in ("image not shown", "broken link (404)", "no anchor #no-such-id", "raw TeX",
                      "script error", "HTTP 404"):
         assert any(expected in p for p in problems), (expected, problems)
+
+
+@pytest.mark.skipif(not os.environ.get("PAPERLIB_BOOK_DIR"), reason="checks the book `make book` built "
+                    "(.ci/run sets PAPERLIB_BOOK_DIR after `make book`)")
+def test_the_book_make_book_built(browser, serve):
+    """Every page of the smoke book CI builds loads, draws every figure and keeps every link."""
+    book = Path(os.environ["PAPERLIB_BOOK_DIR"])
+    pages = sorted(p.name for p in book.glob("*.html"))
+    assert "index.html" in pages and len(pages) == 9, pages      # the index and the eight notebooks
+    base = serve(book)
+    for name in pages:
+        assert _inspect(browser, base + name) == [], name

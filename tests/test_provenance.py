@@ -105,8 +105,22 @@ def test_a_sample_is_labelled_and_refused_under_the_paper_tag(synthetic_root, tm
     session = NotebookSession("nb", {"tag": "sample"})
     session.use_dataset(open_dataset("duts-te", synthetic_root))
     assert session.data[0].kind == "sample" and session.label == "[sample] sample DUTS-TE, 4 images"
-    with pytest.raises(InputError, match="needs the full official duts-te"):
-        NotebookSession("nb", {"tag": "paper"}).use_dataset(open_dataset("duts-te", synthetic_root))
+    for tag in ("paper", "mine", "paper_sample"):         # a sample is named a sample, and never the paper
+        with pytest.raises(InputError, match="is a sample"):
+            NotebookSession("nb", {"tag": tag}).use_dataset(open_dataset("duts-te", synthetic_root))
+
+
+def test_part_of_a_full_set_is_a_sample_and_the_paper_needs_all_of_it(synthetic_root, monkeypatch):
+    from paperlib.data import open_dataset
+
+    (synthetic_root / "DUTS-TE" / "SYNTHETIC.json").unlink()
+    monkeypatch.setattr("paperlib.notebook_session._official", lambda name: 4)   # as if 4 were the whole set
+    full = NotebookSession("nb", {"tag": "paper"})
+    full.use_dataset(open_dataset("duts-te", synthetic_root))
+    assert full.data[0].kind == "full" and full.label == "[paper] full DUTS-TE, 4 images"
+    with pytest.raises(InputError, match="is a sample"):
+        NotebookSession("nb", {"tag": "paper"}).use_dataset(open_dataset("duts-te", synthetic_root), used=2)
+    NotebookSession("nb", {"tag": "sample"}).use_dataset(open_dataset("duts-te", synthetic_root), used=2)
 
 
 def test_the_paper_tag_needs_a_pretrained_backbone():
