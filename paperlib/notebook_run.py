@@ -152,6 +152,7 @@ def run_notebook(name: str, parameters: Mapping[str, Any] | None = None, *, tag:
     """
     import jupytext
     import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     root = root or repo_root()
@@ -194,6 +195,12 @@ def run_notebook(name: str, parameters: Mapping[str, Any] | None = None, *, tag:
             if err.ename == "InputError":
                 raise InputError(f"{name}: {message}") from None
             raise NotebookFailed(f"{name}: {err.ename}: {message} (partial notebook: {failed})") from None
+        except (CellTimeoutError, DeadKernelError) as err:   # a cell past --cell-timeout, a kernel killed
+            failed = out_dir / f"{name}.failed.ipynb"
+            if partial.exists():
+                os.replace(partial, failed)
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise NotebookFailed(f"{name}: {type(err).__name__}: {reason}") from None
         finally:
             for key, value in saved.items():
                 if value is None:

@@ -16,7 +16,6 @@ Public API
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Mapping
@@ -56,8 +55,11 @@ def training_steps(plan: PaperPlan, n_train: int) -> int:
     config = config_from("paper", max_steps=plan.max_steps, **plan.train_overrides)
     if config.max_steps is not None:
         return config.max_steps
-    kept = n_train - int(round(n_train * config.val_fraction)) if config.select_on == "val" else n_train
-    return config.epochs * math.ceil(kept / config.batch_size)
+    from .train_data import split_indices
+
+    held_out = config.val_fraction if config.select_on == "val" else 0.0    # as paperlib.train.train splits
+    train_idx, _ = split_indices(n_train, seed=config.seed, val_fraction=held_out)
+    return config.epochs * (len(train_idx) // config.batch_size)   # as the trainer: whole batches only
 
 
 def predictions(plan: PaperPlan, counts: Mapping[str, int]) -> int:

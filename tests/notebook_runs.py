@@ -11,4 +11,5 @@ CELL_TIMEOUT = 300  # seconds per cell: a hung kernel fails the test instead of 
 
 def run(name: str, workdir: Path, parameters: dict | None = None, **kwargs) -> NotebookRun:
     """Execute ``notebooks/<name>.py`` with ``parameters`` in ``workdir`` (figures/ and results/ there)."""
-    return run_notebook(name, parameters or {}, workdir=workdir, progress=False, cell_timeout=CELL_TIMEOUT, **kwargs)
+    kwargs.setdefault("cell_timeout", CELL_TIMEOUT)
+    return run_notebook(name, parameters or {}, workdir=workdir, progress=False, **kwargs)

@@ -96,6 +96,17 @@ def test_a_mistyped_data_root_is_refused_and_nothing_is_written_there(tmp_path):
     assert not (tmp_path / "nowhere").exists() and not (tmp_path / "figures").exists()
 
 
+def test_a_cell_past_its_time_limit_fails_in_one_line_and_keeps_the_last_good_run(tmp_path):
+    from paperlib.notebook_run import NotebookFailed
+
+    good = run("theory", tmp_path, {"size": 96})
+    before = good.executed.read_bytes()
+    with pytest.raises(NotebookFailed, match=r"^theory: CellTimeoutError"):
+        run("theory", tmp_path, {"size": 96}, cell_timeout=1)
+    assert good.executed.read_bytes() == before
+    assert good.executed.with_name("theory.failed.ipynb").is_file()
+
+
 # --------------------------------------------------------------------------------------------
 # Each notebook at small sizes, with its provenance
 
