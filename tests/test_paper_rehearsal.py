@@ -135,7 +135,17 @@ def _rehearse(command: str, data: Path, weights: Path, photo: Path, mask: Path, 
     return PAPERLIB + ["-q"] + argv[1:]
 
 
-@pytest.mark.parametrize("where, command", documented(("paperlib notebook run", "paperlib eval --dataset dut-omron")),
+def _expand_make(command: str) -> str:
+    """`make notebook NB=... ARGS=...` as the command its recipe runs."""
+    recipe = subprocess.run(shlex.split(command)[:1] + ["-s", "-n", "STAMP="] + shlex.split(command)[1:], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    argv = shlex.split(recipe)
+    assert argv[0].endswith("/paperlib"), recipe
+    return shlex.join(["paperlib"] + argv[1:])
+
+
+@pytest.mark.parametrize("where, command", documented(("paperlib notebook", "paperlib eval --dataset dut-omron",
+                                                       "make notebook ")),
                          ids=lambda x: x if len(x) < 40 else re.sub(r"\s+", " ", x)[:60])
 def test_every_printed_notebook_command_runs(rehearsal, where, command):
     """Each command a reader copies, as printed, with only paths, tag and sizes swapped for the rehearsal's."""
@@ -144,6 +154,8 @@ def test_every_printed_notebook_command_runs(rehearsal, where, command):
         pytest.skip("scores a folder of the reader's own (the README's other sections test those)")
     photo = next((data / "DUTS-TE" / "DUTS-TE-Image").iterdir())
     mask = data / "DUTS-TE" / "DUTS-TE-Mask" / f"{photo.stem}.png"
+    if command.startswith("make notebook "):
+        command = _expand_make(command)
     argv = _rehearse(command, data, weights, photo, mask, work)
     done = subprocess.run(argv, cwd=work, capture_output=True, text=True, env=_env(), timeout=900)
     assert done.returncode == 0, f"{where}: {shlex.join(argv)}\n{done.stderr[-3000:]}"
