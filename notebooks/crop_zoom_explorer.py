@@ -124,6 +124,9 @@ display(paper_table(3))
 # ## The boxes of the first training steps and their L_eq
 
 # %%
+run.use_image(image_path)
+if checkpoint is not None:
+    run.use_checkpoint(checkpoint)
 explorer = open_crop_explorer(checkpoint=checkpoint, weights=weights, image_path=image_path,
                               mask_path=mask_path, sample_seed=sample_seed, degradation=degradation,
                               bn_mode=bn_mode, size=size, sampler=sampler, seed=seed)

@@ -80,6 +80,7 @@ from paperlib.images import read_image, read_mask, resize_mask
 # ## The image and its mask
 
 # %%
+run.use_image(image_path)
 if image_path is None:
     explorer = explorer_sample(sample_seed, size=size, degradation=degradation)
     explorer = GFExplorer(explorer.image, explorer.mask, explorer.truth, border=border)

@@ -89,8 +89,9 @@ if checkpoints is None:
     run.use_dataset(open_dataset("duts-tr", root))
 runs = resolve_runs(checkpoints, root, out_dir or f"results/notebooks/{tag}/ablation", backbones=backbones,
                     preset=preset, weights=weights, max_steps=max_steps, **train_overrides)
-for backbone, _ in runs:
+for (backbone, _), checkpoint in runs.items():
     run.use_backbone(backbone, weights.get(backbone), device)
+    run.use_checkpoint(checkpoint)
 print("\n".join(f"{backbone}, crop {crop}: {path}" for (backbone, crop), path in runs.items()))
 
 # %%

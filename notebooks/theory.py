@@ -31,6 +31,8 @@
 from typing import Optional
 
 sample_seed: int = 1                # the offline image (paperlib.explore.explorer_sample)
+image_path: Optional[str] = None    # a real image instead (with truth_path, its ground-truth mask)
+truth_path: Optional[str] = None    # the ground truth of image_path
 size: int = 320                     # image side in pixels
 backbone: str = "filterbank16"      # dino_vits16 / dino_vits8 with weights for the real features
 weights: Optional[str] = None       # the backbone's official .pth
@@ -43,6 +45,7 @@ from paperlib.notebook_session import start
 
 run = start("theory", globals())
 run.use_backbone(backbone, weights)
+run.use_image(image_path)
 suffix = "" if tag == "smoke" else f"_{tag}"   # the offline illustrations are kept in git unsuffixed
 
 # %%
@@ -56,7 +59,7 @@ from IPython.display import display
 
 from paperlib.backbones import load_backbone
 from paperlib.crop_zoom import CropBox, crop_zoom
-from paperlib.explore import explorer_sample
+from paperlib.explore import explorer_from_files, explorer_sample
 from paperlib.features import normalise
 from paperlib.graph_tv import gtv_coarse, gtv_fine
 from paperlib.guided_filter import guided_filter, image_to_guide
@@ -82,7 +85,10 @@ from paperlib.theory_figures import plot_affinity_rows, plot_crop_zoom, plot_fie
 
 # %%
 # The figures are drawn by paperlib/theory_figures.py (labels, colour bars, tests).
-ex = explorer_sample(sample_seed, size=size)
+if image_path is None:
+    ex = explorer_sample(sample_seed, size=size)
+else:
+    ex = explorer_from_files(image_path, truth_path, size=size)
 net = load_backbone(backbone, weights=weights)
 p = net.patch_size
 x = torch.from_numpy(ex.image).permute(2, 0, 1)[None].float() / 255.0           # (1, 3, S, S)

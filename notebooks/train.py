@@ -130,6 +130,7 @@ pd.Series(config.to_dict(), name=preset).to_frame()
 
 # %%
 result = train(config, run_dir, resume=(run_dir / "last.pt").is_file())
+run.use_checkpoint(run_dir / "last.pt")
 log = pd.read_csv(run_dir / "log.csv")
 log.tail()
 

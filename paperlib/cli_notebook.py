@@ -31,6 +31,8 @@ def add_notebook(sub) -> None:
     r.add_argument("--workdir", type=Path, help="where the notebook runs and writes figures/ and results/ "
                                                 "(default: the repository root)")
     r.add_argument("--cell-timeout", type=int, help="seconds allowed per cell (default: no limit)")
+    r.add_argument("--skip-if-done", action="store_true",
+                   help="keep an executed notebook that ran with these parameters at this commit (clean code)")
     r.set_defaults(run=_run)
 
     ls = nsub.add_parser("list", help="the notebooks and what each shows")
@@ -47,10 +49,13 @@ def _run(args) -> int:
     parameters = parse_cli_parameters(args.parameter, args.yaml)
     try:
         done = run_notebook(args.name, parameters, tag=args.tag, out=args.out, workdir=args.workdir, progress=not args.quiet,
-                            cell_timeout=args.cell_timeout)
+                            cell_timeout=args.cell_timeout, skip_if_done=args.skip_if_done)
     except NotebookFailed as err:
         print(f"paperlib: notebook failed: {err}", file=sys.stderr)
         return 1
+    if done.skipped:
+        print(f"{done.notebook} [{done.tag}]: {done.executed} is up to date (same parameters, same commit)")
+        return 0
     print(f"{done.notebook} [{done.tag}]: {done.executed} ({done.wall_s:.0f} s)")
     for output in done.outputs:
         print(f"  wrote {output}")

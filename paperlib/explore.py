@@ -19,6 +19,7 @@ Public API:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -214,6 +215,28 @@ def figure_png(fig, *, dpi: int = 90) -> bytes:
     finally:
         plt.close(fig)
     return buffer.getvalue()
+
+
+def explorer_from_files(image_path: str | Path, truth_path: str | Path, *, size: int = 320,
+                        degradation: str = "blocky16") -> "GFExplorer":
+    """A real image and its ground truth, resized to ``size`` x ``size`` as the model sees them.
+
+    The same shape as :func:`explorer_sample`: the mask is the truth degraded by ``degradation``.
+
+    Args:
+        image_path: an image file.
+        truth_path: its ground-truth mask (same picture, any size: resized with nearest neighbours).
+        size: the square side (the paper's input: 320).
+        degradation: as for :func:`explorer_sample`.
+    """
+    from PIL import Image
+
+    from .gf_sweep import degrade_mask
+    from .images import read_image, read_mask, resize_mask
+
+    image = np.asarray(Image.fromarray(read_image(image_path)).resize((size, size), Image.BILINEAR))
+    truth = (resize_mask(read_mask(truth_path), (size, size), mode="nearest") > 0.5).astype(np.float32)
+    return GFExplorer(image, np.clip(degrade_mask(truth, degradation), 0, 1), truth)
 
 
 def explorer_sample(seed: int = 0, *, size: int = 320, degradation: str = "blocky16"):

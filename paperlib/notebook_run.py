@@ -17,6 +17,7 @@ Public API
 ``notebook_parameters(name, root=None)``         the declared ``ParamSpec`` list of a notebook.
 ``parse_cli_parameters(pairs, yamls) -> dict``   ``-p key value`` (typed as papermill types them) and ``-y`` YAML.
 ``run_notebook(name, parameters, *, tag=None, out=None, ...) -> NotebookRun``  build, check, execute, record.
+``is_done(executed, parameters)``                 an executed notebook already has these parameters, this clean commit.
 ``NotebookFailed``                               a cell raised something other than bad input.
 """
 
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -32,7 +35,7 @@ from typing import Any, Mapping, Sequence
 
 from .notebook_params import ParamSpec, check_given, declared_parameters
 from .notebook_session import RUN_RECORD_ENV
-from .provenance import MANIFEST, code_state, describe_device, versions, write_record
+from .provenance import MANIFEST, SIDECAR_SUFFIX, code_state, describe_device, versions, write_record
 from .validation import InputError, require
 
 _PACKAGE_PARENT = Path(__file__).resolve().parents[1]
@@ -107,6 +110,18 @@ def parse_cli_parameters(pairs: Sequence[Sequence[str]] = (), yamls: Sequence[st
     return out
 
 
+def is_done(executed: Path, parameters: Mapping[str, Any], root: Path | None = None) -> bool:
+    """Whether ``executed`` ran with exactly ``parameters`` at the current commit, code clean then and now."""
+    record_path = executed.with_name(executed.name + SIDECAR_SUFFIX)
+    if not (executed.is_file() and record_path.is_file()):
+        return False
+    record, code = json.loads(record_path.read_text()), code_state(root)
+    then = record.get("code", {})
+    return (record.get("given") == json.loads(json.dumps(dict(parameters), default=str))
+            and code["commit"] is not None and then.get("commit") == code["commit"]
+            and then.get("dirty") is False and code["dirty"] is False)
+
+
 @dataclass(frozen=True)
 class NotebookRun:
     """What :func:`run_notebook` did."""
@@ -117,6 +132,7 @@ class NotebookRun:
     sidecar: Path
     outputs: tuple[str, ...]
     wall_s: float
+    skipped: bool = False      # an earlier run with the same parameters at the same clean commit was kept
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -128,7 +144,7 @@ def _relative(path: Path, root: Path) -> str:
 
 def run_notebook(name: str, parameters: Mapping[str, Any] | None = None, *, tag: str | None = None,
                  out: str | Path | None = None, workdir: str | Path | None = None, root: Path | None = None,
-                 progress: bool = True, cell_timeout: int | None = None) -> NotebookRun:
+                 progress: bool = True, cell_timeout: int | None = None, skip_if_done: bool = False) -> NotebookRun:
     """Build, check, execute and record one notebook.
 
     Args:
@@ -142,6 +158,8 @@ def run_notebook(name: str, parameters: Mapping[str, Any] | None = None, *, tag:
         root: the repository root holding ``notebooks/`` (default :func:`repo_root`).
         progress: papermill's cell progress bar.
         cell_timeout: seconds allowed per cell (None: no limit).
+        skip_if_done: keep an executed notebook whose record has these parameters and this commit,
+            both with clean code (:func:`is_done`), instead of running it again.
 
     Returns:
         :class:`NotebookRun` with the executed notebook's path and its provenance sidecar.
@@ -166,13 +184,19 @@ def run_notebook(name: str, parameters: Mapping[str, Any] | None = None, *, tag:
         require(given == tag, f"--tag {tag!r} and -p tag {given!r} disagree")
         parameters["tag"] = tag
     values = check_given(parameters, specs)
-    tag = tag or str(values.get("tag") or "smoke")
-    require(tag and "/" not in tag and not tag.startswith("."), f"--tag {tag!r} must be a plain name")
+    tag = tag if tag is not None else str(values.get("tag", "smoke"))
+    require(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", tag) is not None,
+            f"--tag {tag!r} must be a plain name: letters, digits, '_', '-', '.' (not first)")
     workdir = Path(workdir).expanduser() if workdir is not None else root
     require(workdir.is_dir(), f"--workdir {workdir} is not a folder")
     out_dir = Path(out).expanduser() if out is not None else workdir / "results" / "notebooks" / tag
-    out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / f"{name}.ipynb"
+    if skip_if_done and is_done(executed, parameters, root):
+        record = json.loads(executed.with_name(executed.name + SIDECAR_SUFFIX).read_text())
+        return NotebookRun(name, tag, executed, executed.with_name(executed.name + SIDECAR_SUFFIX),
+                           tuple(record.get("outputs_written", [])), 0.0, skipped=True)
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     started = time.time()
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.") as work:
@@ -186,14 +210,19 @@ def run_notebook(name: str, parameters: Mapping[str, Any] | None = None, *, tag:
         try:
             papermill.execute_notebook(str(built), str(partial), parameters=parameters, cwd=str(workdir),
                                        kernel_name=KERNEL, progress_bar=progress,
-                                       execution_timeout=cell_timeout, report_mode=False)
+                                       execution_timeout=cell_timeout, report_mode=False,
+                                       # ipykernel warns on every start that its local TCP link is
+                                       # not encrypted: noise on a reader's terminal; errors still show.
+                                       extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except PapermillExecutionError as err:
+            message = str(err.evalue).splitlines()[0] if err.evalue else err.ename
+            if err.ename == "InputError":       # refused input: nothing to inspect, nothing left behind
+                if created:
+                    shutil.rmtree(out_dir, ignore_errors=True)
+                raise InputError(f"{name}: {message}") from None
             failed = out_dir / f"{name}.failed.ipynb"
             if partial.exists():
                 os.replace(partial, failed)
-            message = str(err.evalue).splitlines()[0] if err.evalue else err.ename
-            if err.ename == "InputError":
-                raise InputError(f"{name}: {message}") from None
             raise NotebookFailed(f"{name}: {err.ename}: {message} (partial notebook: {failed})") from None
         except (CellTimeoutError, DeadKernelError) as err:   # a cell past --cell-timeout, a kernel killed
             failed = out_dir / f"{name}.failed.ipynb"

@@ -36,12 +36,17 @@ from typing import Any, Mapping
 from .data import find_sample_marker
 from .notebook_params import check_parameters
 from .provenance import code_state, describe_device, versions, weights_identity, write_record
-from .validation import check_dir, require
+from .validation import require
+from .weights import file_sha256
 
 SYNTHETIC = "synthetic"                           # the data_root value that asks for the offline set
 SYNTHETIC_ROOT = Path("results") / "notebooks" / "data"   # where that set is written
 RUN_RECORD_ENV = "PAPERLIB_RUN_RECORD"
 _OFFLINE_BACKBONES = ("filterbank", "filterbank16")
+_KIND_WORDS = {"synthetic": "the synthetic set is tagged with 'smoke' (and not 'sample' or 'paper')",
+               "sample": "a sample, or part of a dataset (max_images), is tagged with 'sample' "
+                         "(and not 'smoke' or 'paper')",
+               "full": "a full official set is tagged 'paper' or a name without 'smoke' or 'sample'"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,8 @@ class NotebookSession:
         self.tag = str(self.parameters.get("tag", "smoke"))
         self.data: list[DataUse] = []
         self.backbones: dict[str, str] = {}   # name -> weights identity (sha256:..., hub:..., none)
+        self.checkpoints: dict[str, dict] = {}  # trained heads shown: path -> sha256, step, backbone
+        self.images: list[str] = []            # single images an explorer shows
         self.device: str | None = None
         self.outputs: list[str] = []
         self.started = time.time()
@@ -109,11 +116,13 @@ class NotebookSession:
         if value == SYNTHETIC:
             from .synth import synthesize_missing
 
-            require("smoke" in self.tag, f"data_root 'synthetic' is the offline synthetic set; its results "
-                                         f"are tagged smoke, not {self.tag!r}")
+            self._check_words("synthetic", "data_root 'synthetic', the offline synthetic set")
             synthesize_missing(SYNTHETIC_ROOT, splits=splits)
             return SYNTHETIC_ROOT
-        return check_dir("data_root", value)
+        path = Path(value).expanduser()
+        require(path.is_dir(), f"data_root: folder {path.resolve()} does not exist"
+                               + ("" if path.is_absolute() else f" (relative paths are read from {Path.cwd()})"))
+        return path
 
     def use_dataset(self, dataset, *, used: int | None = None):
         """Record a dataset the run scores (a SaliencyDataset or a box dataset); returns it.
@@ -148,31 +157,55 @@ class NotebookSession:
         self.data.append(use)
 
     def _check_tag(self, use: DataUse) -> None:
-        if use.kind == "synthetic":
-            require("smoke" in self.tag, f"tag {self.tag!r}: {use.name} at {use.root} is the synthetic set "
-                                         f"(SYNTHETIC.json); synthetic runs are tagged smoke")
-        elif use.kind == "sample" or use.used < use.images:
-            require("sample" in self.tag and "paper" not in self.tag,
-                    f"tag {self.tag!r}: {use.name} at {use.root} is a sample ({use.label}); tag a run on part of "
-                    f"a dataset with a name holding 'sample' (e.g. --tag sample)")
-        if "paper" in self.tag:
-            require(use.kind == "full", f"tag {self.tag!r} needs the full official {use.name}; {use.root} "
-                                        f"holds {use.label}")
+        kind = "sample" if use.kind == "full" and use.used < use.images else use.kind   # part of a full set
+        self._check_words(kind, f"{use.name} at {use.root} ({use.label})")
+
+    def _check_words(self, kind: str, what: str) -> None:
+        """A tag may hold one of the words smoke / sample / paper, and it must be the data's kind:
+        the synthetic set is 'smoke', a sample 'sample', and 'paper' needs the full set."""
+        words = [w for w in ("smoke", "sample", "paper") if w in self.tag]
+        allowed = {"synthetic": ["smoke"], "sample": ["sample"], "full": [[], ["paper"]]}[kind]
+        ok = words in allowed if kind == "full" else words == allowed
+        require(ok, f"tag {self.tag!r} does not fit {what}: a run on {_KIND_WORDS[kind]}")
+
+    def use_image(self, path: str | None) -> None:
+        """Record the single image an explorer shows: a file of yours, or (None) the offline synthetic one."""
+        if path is None:
+            self._check_words("synthetic", "the offline synthetic image (no image_path)")
+            self.images.append("offline synthetic sample")
+        else:
+            path = Path(path).expanduser()
+            require(path.is_file(), f"image_path: {path.resolve()} does not exist")
+            self.images.append(f"{path} (sha256:{file_sha256(path)})")
+
+    def use_checkpoint(self, path: str | Path) -> None:
+        """Record a trained head the run shows: its file's SHA-256 and the step it was saved at."""
+        from .sempart import read_checkpoint
+
+        path = Path(path).expanduser()
+        saved = read_checkpoint(path)
+        self.checkpoints[str(path)] = {"sha256": file_sha256(path), "step": saved.get("step"),
+                                       "backbone": saved.get("config", {}).get("backbone")}
 
     def use_backbone(self, name: str, weights: str | None = None, device: str | None = None) -> None:
         """Record a backbone, the SHA-256 of its weights file (or where they come from) and the device."""
+        from .backbones import BACKBONES
+        from .distributed import distributed_env, resolve_device
+        from .validation import check_choice
+
+        check_choice("backbone", name, BACKBONES)
         if "paper" in self.tag:
             require(name not in _OFFLINE_BACKBONES,
                     f"tag {self.tag!r} needs a pretrained backbone; {name} is the offline stand-in")
         self.backbones[name] = weights_identity(name, weights)
-        self.device = describe_device(device)
+        self.device = describe_device(str(resolve_device(device, distributed_env())))
 
     # -- labels and outputs ------------------------------------------------------------------
 
     @property
     def label(self) -> str:
         """``[tag] data · backbone`` for titles, e.g. ``[smoke] synthetic DUTS-TE, 24 of 60 images · filterbank16``."""
-        data = "; ".join(dict.fromkeys(d.label for d in self.data)) or "no dataset"
+        data = "; ".join(dict.fromkeys([d.label for d in self.data] + self.images[:1])) or "no dataset"
         return f"[{self.tag}] {data}" + (f" · {', '.join(self.backbones)}" if self.backbones else "")
 
     def title(self, text: str) -> str:
@@ -183,7 +216,8 @@ class NotebookSession:
         """The provenance record of the run so far."""
         return {"notebook": self.notebook, "tag": self.tag, "parameters": self.parameters,
                 "code": code_state(), "data": [asdict(d) for d in self.data], "data_label": self.label,
-                "synthetic": any(d.kind == "synthetic" for d in self.data), "backbones": self.backbones,
+                "synthetic": any(d.kind == "synthetic" for d in self.data) or "offline synthetic sample" in self.images,
+                "backbones": self.backbones, "checkpoints": self.checkpoints, "images": self.images,
                 "device": self.device or describe_device(None), "versions": versions(),
                 "started": self.started_at, "finished": _now(), "wall_s": round(time.time() - self.started, 2)}
 

@@ -11,6 +11,7 @@ Public API
 ``weights_files(plan)``        backbone -> its official weights file under ``plan.weights_dir``.
 ``notebook_steps(plan)``       the notebook runs, in order, as ``NotebookStep``.
 ``eval_steps(plan)``           the ``paperlib eval`` runs whose JSON files Figs. 6-8 plot.
+``example_image(plan)``        the DUTS-TE image (and truth) the theory and explorer pages show.
 ``command_line(step, tag)``    a step as the ``paperlib notebook run`` line a reader would type.
 """
 
@@ -88,6 +89,19 @@ class NotebookStep:
     why: str
 
 
+def example_image(plan: PaperPlan) -> tuple[Path, Path] | None:
+    """The first DUTS-TE image (sorted by name) and its ground truth: what the explorers and the
+    theory show in a paper run (None while DUTS-TE is not under ``plan.data_root``)."""
+    from .data import find_layout, pair_files
+    from .validation import InputError
+
+    try:
+        pairs = pair_files(find_layout("duts-te", Path(plan.data_root).expanduser())).pairs
+    except InputError:
+        return None
+    return (pairs[0][1], pairs[0][2]) if pairs else None
+
+
 def notebook_steps(plan: PaperPlan) -> list[NotebookStep]:
     """The notebook runs of the paper, in the order they depend on each other."""
     weights = {name: str(path) for name, path in weights_files(plan).items()}
@@ -113,14 +127,27 @@ def notebook_steps(plan: PaperPlan) -> list[NotebookStep]:
                                    out_dir=f"{plan.ablation_dir}/dino_vits8-crop_paper",
                                    max_steps=plan.max_steps, **plan.train_overrides),
                      "the Ours head's training curves (its finished run, not retrained)"),
-        NotebookStep("theory", dict(backbone=TOKENCUT_BACKBONE, weights=weights[TOKENCUT_BACKBONE]),
-                     "the background, on DINO keys"),
-        NotebookStep("gf_explorer", {}, "trick 1 by hand"),
+        NotebookStep("theory", dict(backbone=TOKENCUT_BACKBONE, weights=weights[TOKENCUT_BACKBONE], **_image(plan)),
+                     "the background, on DINO keys and a DUTS-TE image"),
+        NotebookStep("gf_explorer", dict(_image(plan, mask=True)),
+                     "trick 1 by hand, on the Sempart* mask of a DUTS-TE image"),
         NotebookStep("crop_zoom_explorer", dict(checkpoint=plan.checkpoint("dino_vits8", "paper"),
-                                                weights=weights["dino_vits8"]),
-                     "trick 2 by hand, on the trained Ours head"),
+                                                weights=weights["dino_vits8"], image_path=_image(plan)["image_path"]),
+                     "trick 2 by hand, on the trained Ours head and a DUTS-TE image"),
     ]
     return steps
+
+
+def _image(plan: PaperPlan, *, mask: bool = False) -> dict[str, str | None]:
+    """Parameters naming the example image, its truth and (``mask``) the Sempart* mask of it."""
+    example = example_image(plan)
+    if example is None:
+        return {"image_path": None, "truth_path": None} | ({"mask_path": None} if mask else {})
+    image, truth = example
+    out = {"image_path": str(image), "truth_path": str(truth)}
+    if mask:
+        out["mask_path"] = f"{plan.eval_dir}/masks_duts-te_baseline/{image.stem}.png"
+    return out
 
 
 def _move_masks(plan: PaperPlan) -> dict[str, str]:
@@ -150,6 +177,8 @@ def eval_steps(plan: PaperPlan) -> list[EvalStep]:
             argv = ["eval", "--method", "sempart", "--checkpoint", plan.checkpoint("dino_vits8", crop),
                     "--dataset", dataset, "--root", str(plan.data_root), "--weights", weights,
                     "--refine", refine, "--json", json_path]
+            if (dataset, label) == ("duts-te", "baseline"):     # the gf_explorer page shows one of them
+                argv += ["--save-masks", f"{plan.eval_dir}/masks_duts-te_baseline"]
             if plan.limit is not None:
                 argv += ["--limit", str(plan.limit)]
             out.append(EvalStep(dataset, label, tuple(argv), json_path))

@@ -51,27 +51,43 @@ def check_weights(plan: PaperPlan) -> dict[str, Path]:
 
 
 def _archives_for(name: str, folder: Path | None) -> list[Path]:
+    """The dataset's archives in ``folder`` by their official names; an error naming them when none is."""
     from .sources import SOURCES
 
     if folder is None:
         return []
-    return [folder / item.filename for item in SOURCES[name] if (folder / item.filename).is_file()]
+    expected = [item.filename for item in SOURCES[name]]
+    found = [folder / f for f in expected if (folder / f).is_file()]
+    present = sorted(p.name for p in folder.iterdir() if p.is_file())
+    require(found, f"--archives {folder}: {name} is missing and none of its files ({', '.join(expected)}) is "
+                   f"there; the folder holds {', '.join(present[:8]) or 'nothing'}")
+    return found
 
 
-def prepare_data(plan: PaperPlan, *, progress: bool = True, echo: Callable[[str], None] = print) -> dict:
+def prepare_data(plan: PaperPlan, *, progress: bool = True, dry_run: bool = False,
+                 echo: Callable[[str], None] = print) -> dict:
     """Verify each dataset of the paper under ``plan.data_root``, downloading the missing ones.
 
+    Args:
+        plan: the paper run.
+        progress: progress bars.
+        dry_run: only say what is there and what would be fetched; write nothing.
+        echo: where the lines go.
+
     Returns:
-        ``{dataset: {"kind": 'full' | 'sample' | 'synthetic', "images": n}}``.
+        ``{dataset: {"kind": 'full' | 'sample' | 'synthetic' | 'missing', "images": n}}``.
 
     Raises:
-        InputError: with a ``paper`` tag, a dataset that is not the full official set.
+        InputError: with a ``paper`` tag, a dataset that is not the full official set; a missing
+            ``plan.archives`` folder, or a missing dataset without its archives there.
     """
     from .download import download
     from .sources import SOURCES
     from .verify import dataset_kind
 
     root = Path(plan.data_root).expanduser()
+    if plan.archives is not None:
+        require(Path(plan.archives).is_dir(), f"--archives: folder {plan.archives} does not exist")
     found = {}
     for name in (TRAIN,) + SALIENCY + CORLOC:
         try:
@@ -79,8 +95,13 @@ def prepare_data(plan: PaperPlan, *, progress: bool = True, echo: Callable[[str]
             echo(f"  {name}: {kind.kind}, {kind.images:,} images at {root}")
         except InputError:
             archives = _archives_for(name, plan.archives)
-            echo(f"  {name}: not under {root}; " + (f"unpacking {len(archives)} archive(s) from {plan.archives}"
-                                                   if archives else "downloading"))
+            source = (f"unpacking {', '.join(a.name for a in archives)} from {plan.archives}" if archives
+                      else f"downloading {', '.join(item.filename for item in SOURCES[name])}")
+            if dry_run:
+                echo(f"  {name}: not under {root}; would be fetched: {source}")
+                found[name] = {"kind": "missing", "images": 0}
+                continue
+            echo(f"  {name}: not under {root}; {source}")
             files = {item.filename for item in SOURCES[name]}
             digests = {f: d for f, d in plan.sha256.items() if f in files} or None
             report = download(name, root, progress=progress, mirror=plan.mirror, archives=archives or None,
@@ -96,19 +117,6 @@ def prepare_data(plan: PaperPlan, *, progress: bool = True, echo: Callable[[str]
     return found
 
 
-def _already_done(executed: Path, parameters: dict) -> bool:
-    """The notebook ran with these parameters at this commit on a clean tree (its provenance says so)."""
-    from .provenance import code_state, sidecar_path
-
-    record_path = sidecar_path(executed)
-    if not (executed.is_file() and record_path.is_file()):
-        return False
-    record = json.loads(record_path.read_text())
-    code = code_state()
-    return (record.get("given") == json.loads(json.dumps(parameters)) and not code["dirty"]
-            and record.get("code", {}).get("commit") == code["commit"] and not record["code"].get("dirty"))
-
-
 def run_paper(plan: PaperPlan, *, progress: bool = True, dry_run: bool = False, estimate_cost: bool = True,
               device: str | None = None, workdir: Path | None = None,
               echo: Callable[[str], None] = print) -> dict:
@@ -117,7 +125,8 @@ def run_paper(plan: PaperPlan, *, progress: bool = True, dry_run: bool = False, 
     Args:
         plan: what to run.
         progress: progress bars.
-        dry_run: print the plan, the commands and the cost estimate; run nothing else.
+        dry_run: check the weights, say which datasets are there and which would be fetched, print
+            the commands and (data present) the cost estimate; download, train and write nothing.
         estimate_cost: time two training steps and one prediction first and print the estimate.
         device: torch device for the estimate (the runs choose theirs: CUDA when present).
         workdir: where the notebooks run and write (default: the repository root).
@@ -129,17 +138,17 @@ def run_paper(plan: PaperPlan, *, progress: bool = True, dry_run: bool = False, 
     from .paper_cost import estimate
 
     workdir = Path(workdir or repo_root())
-    steps = notebook_steps(plan)
-    evals = eval_steps(plan)
-    echo(f"the paper, tag {plan.tag!r}: data, weights, {len(evals)} eval files, {len(steps)} notebooks, the book")
-    for step in steps:
-        echo(f"  {command_line(step, plan.tag)}")
-    echo("data:")
-    data = prepare_data(plan, progress=progress, echo=echo)
+    echo(f"the paper, tag {plan.tag!r}: weights, data, eval files, notebooks, the book")
     weights = check_weights(plan)
     echo("weights: " + ", ".join(f"{name} {path}" for name, path in weights.items()))
+    echo("data:")
+    data = prepare_data(plan, progress=progress, dry_run=dry_run, echo=echo)
     summary = {"tag": plan.tag, "data": data, "steps": []}
-    if estimate_cost:
+    steps, evals = notebook_steps(plan), eval_steps(plan)     # after the data: they name a DUTS-TE image
+    echo(f"{len(evals)} paperlib eval files for Figs. 6-8, then {len(steps)} notebooks:")
+    for step in steps:
+        echo(f"  {command_line(step, plan.tag)}")
+    if estimate_cost and not any(d["kind"] == "missing" for d in data.values()):
         cost = estimate(plan, {name: d["images"] for name, d in data.items()}, device=device)
         for line in cost.lines():
             echo(line)
@@ -168,12 +177,9 @@ def run_paper(plan: PaperPlan, *, progress: bool = True, dry_run: bool = False, 
                     require(_in(workdir, cli_main, argv) == 0, f"paperlib {' '.join(e.argv)} failed")
             done("eval files for Figs. 6-8", "done", time.time() - t0, plan.eval_dir)
         t0 = time.time()
-        executed = out_dir / f"{step.notebook}.ipynb"
-        if _already_done(executed, step.parameters):
-            done(step.notebook, "already done", 0.0, str(executed))
-            continue
-        result = run_notebook(step.notebook, step.parameters, tag=plan.tag, workdir=workdir, progress=progress)
-        done(step.notebook, "done", time.time() - t0, str(result.executed))
+        result = run_notebook(step.notebook, step.parameters, tag=plan.tag, workdir=workdir, progress=progress,
+                              skip_if_done=True)
+        done(step.notebook, "already done" if result.skipped else "done", time.time() - t0, str(result.executed))
     t0 = time.time()
     index_html = build_book(out_dir, workdir / "results" / "book" / plan.tag)
     done("book", "built", time.time() - t0, str(index_html))

@@ -40,12 +40,19 @@ _REPO = Path(__file__).resolve().parents[1]
 
 
 def code_state(repo: str | Path | None = None) -> dict[str, Any]:
-    """``{"commit": hex or None, "dirty": bool or None}`` of the git checkout holding the package."""
+    """``{"commit": hex or None, "dirty": bool or None}`` of the git checkout holding the package.
+
+    ``dirty``: tracked files other than the outputs under ``figures/`` and ``results/`` differ
+    from the commit.
+    """
     repo = Path(repo) if repo is not None else _REPO
     try:
         commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=20, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        # Dirty means the code, notebooks or docs differ from the commit; the results the runs
+        # write themselves (figures/, results/) do not count, or every second run would say dirty.
+        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--",
+                                 ".", ":(exclude)figures", ":(exclude)results"],
                                 capture_output=True, text=True, timeout=60, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}   # an installed package, or no git on the machine

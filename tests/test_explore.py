@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from paperlib.explore import GFExplorer, explorer_sample, show_map
+from paperlib.explore import GFExplorer, explorer_from_files, explorer_sample, show_map
 from paperlib.validation import InputError
 
 from figure_checks import assert_labelled_map, assert_labelled_plot, map_colorbar, panels
@@ -118,3 +118,19 @@ def test_bad_inputs_name_the_parameter(ex):
         GFExplorer(ex.image, ex.mask).scores(9, 1e-3)
     with pytest.raises(InputError, match="uint8"):
         GFExplorer(ex.image.astype(np.float32), ex.mask)
+
+
+def test_explorer_from_files_resizes_a_real_image_and_its_truth(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    image = (rng.random((60, 90, 3)) * 255).astype(np.uint8)
+    truth = np.zeros((60, 90), np.uint8)
+    truth[17:43, 25:61] = 255
+    Image.fromarray(image).save(tmp_path / "a.png")
+    Image.fromarray(truth).save(tmp_path / "a_gt.png")
+    ex = explorer_from_files(tmp_path / "a.png", tmp_path / "a_gt.png", size=96, degradation="blocky16")
+    assert ex.image.shape == (96, 96, 3) and ex.image.dtype == np.uint8 and ex.truth.shape == (96, 96)
+    assert set(np.unique(ex.truth)) == {0.0, 1.0}
+    assert abs(ex.truth.mean() - (26 * 36) / (60 * 90)) < 0.02          # the object keeps its share
+    assert ex.mask.shape == (96, 96) and not np.array_equal(ex.mask, ex.truth)   # degraded, as the sample's

@@ -83,11 +83,23 @@ def test_cli_parameters_are_typed_as_papermill_types_them():
 
 
 def test_a_paper_tag_on_synthetic_data_is_refused_inside_the_notebook(tmp_path):
-    with pytest.raises(InputError, match="data_root 'synthetic' is the offline synthetic set"):
+    with pytest.raises(InputError, match="tag 'paper' does not fit data_root 'synthetic'"):
         run("table5_gf_vs_bf", tmp_path, {"max_images": 2, "tag": "paper"})
     assert not (tmp_path / "figures").exists()
-    assert (tmp_path / "results" / "notebooks" / "paper" / "table5_gf_vs_bf.failed.ipynb").is_file()
-    assert not (tmp_path / "results" / "notebooks" / "paper" / "table5_gf_vs_bf.ipynb").exists()
+    assert not (tmp_path / "results" / "notebooks" / "paper").exists()      # a refused run leaves nothing
+
+
+@pytest.mark.parametrize("tag", ["paper", "sample", "sample_smoke"])
+def test_an_explorer_on_the_offline_image_cannot_claim_real_data(tmp_path, tag):
+    with pytest.raises(InputError, match=f"tag '{tag}' does not fit the offline synthetic image"):
+        run("gf_explorer", tmp_path, {"size": 64}, tag=tag)
+    assert not (tmp_path / "figures").exists() and not (tmp_path / "results" / "notebooks" / tag).exists()
+
+
+@pytest.mark.parametrize("tag", ["", "sa mple", ".hidden", "a/b"])
+def test_a_tag_is_a_plain_name(tmp_path, tag):
+    with pytest.raises(InputError, match="must be a plain name"):
+        run("theory", tmp_path, {}, tag=tag)
 
 
 def test_a_mistyped_data_root_is_refused_and_nothing_is_written_there(tmp_path):
@@ -201,3 +213,26 @@ def test_the_papers_numbered_equations_are_written_out_in_latex():
     for k in range(1, 10):
         assert re.search(rf"^# \$\$.*\({k}\)\$\$$", markdown, re.M), f"paper eq. ({k}) is not written out"
     assert "(s_i - s_j)^2" in markdown and "|s_i - s_j|" not in markdown   # eq. (5) squares the difference
+
+
+def test_is_done_needs_the_same_parameters_and_the_same_clean_commit(tmp_path, monkeypatch):
+    from paperlib import notebook_run
+    from paperlib.notebook_run import is_done
+
+    executed = tmp_path / "t.ipynb"
+    executed.write_text("{}")
+    given = {"max_images": 3, "tag": "smoke"}
+    record = {"given": given, "code": {"commit": "abc", "dirty": False}}
+    (tmp_path / "t.ipynb.provenance.json").write_text(json.dumps(record))
+    monkeypatch.setattr(notebook_run, "code_state", lambda root=None: {"commit": "abc", "dirty": False})
+    assert is_done(executed, given)
+    assert not is_done(executed, {"max_images": 4, "tag": "smoke"})          # other parameters
+    assert not is_done(executed, {"max_images": 3})                           # the tag is a parameter too
+    monkeypatch.setattr(notebook_run, "code_state", lambda root=None: {"commit": "abc", "dirty": True})
+    assert not is_done(executed, given)                                       # uncommitted code now
+    monkeypatch.setattr(notebook_run, "code_state", lambda root=None: {"commit": "def", "dirty": False})
+    assert not is_done(executed, given)                                       # another commit
+    record["code"]["dirty"] = True
+    (tmp_path / "t.ipynb.provenance.json").write_text(json.dumps(record))
+    monkeypatch.setattr(notebook_run, "code_state", lambda root=None: {"commit": "abc", "dirty": False})
+    assert not is_done(executed, given)                                       # made from uncommitted code

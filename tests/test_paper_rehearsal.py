@@ -108,6 +108,27 @@ def test_the_paper_tag_refuses_a_sample_before_any_training(rehearsal, tmp_path)
     assert not (tmp_path / "results" / "notebooks" / "paper").exists()
 
 
+def test_a_dry_run_checks_weights_first_and_fetches_nothing(rehearsal, tmp_path):
+    _, _, weights, _ = rehearsal
+    missing = subprocess.run(PAPERLIB + ["-q", "paper", "--data-root", str(tmp_path / "nodata"), "--weights-dir",
+                                         str(tmp_path / "noweights"), "--dry-run"],
+                             cwd=REPO, capture_output=True, text=True, env=_env())
+    assert missing.returncode == 2 and missing.stderr.strip().startswith("paperlib: error: --weights-dir: missing ")
+    dry = subprocess.run(PAPERLIB + ["-q", "paper", "--data-root", str(tmp_path / "nodata"), "--weights-dir",
+                                     str(weights), "--tag", TAG, "--dry-run", "--workdir", str(tmp_path)],
+                         cwd=REPO, capture_output=True, text=True, env=_env())
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count("would be fetched: downloading") == 7 and "paperlib notebook run" in dry.stdout
+    assert not (tmp_path / "nodata").exists() and not (tmp_path / "results").exists()
+    (tmp_path / "archives").mkdir()
+    (tmp_path / "archives" / "DUTS-TR.zp").write_bytes(b"x")
+    near = subprocess.run(PAPERLIB + ["-q", "paper", "--data-root", str(tmp_path / "nodata"), "--weights-dir",
+                                      str(weights), "--archives", str(tmp_path / "archives"), "--dry-run"],
+                          cwd=REPO, capture_output=True, text=True, env=_env())
+    assert near.returncode == 2
+    assert "none of its files (DUTS-TR.zip) is there; the folder holds DUTS-TR.zp" in near.stderr
+
+
 def _declared(notebook: str) -> set[str]:
     from paperlib.notebook_run import notebook_parameters
 

@@ -71,6 +71,13 @@ def test_code_state_tells_a_dirty_tree(tmp_path):
     subprocess.run(git + ["commit", "-qm", "one"], check=True)
     clean = code_state(tmp_path)
     assert len(clean["commit"]) == 40 and clean["dirty"] is False
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "t.png").write_text("1")
+    subprocess.run(git + ["add", "figures/t.png"], check=True)
+    subprocess.run(git + ["commit", "-qm", "a figure"], check=True)
+    clean = code_state(tmp_path)
+    (tmp_path / "figures" / "t.png").write_text("2")      # a run rewrote a committed result: still clean
+    assert code_state(tmp_path) == clean
     (tmp_path / "a.txt").write_text("2")
     assert code_state(tmp_path) == {"commit": clean["commit"], "dirty": True}
     assert code_state(tmp_path / "nowhere") == {"commit": None, "dirty": None}
@@ -94,7 +101,7 @@ def test_synthetic_data_is_only_ever_tagged_smoke(synthetic_root):
     session.use_dataset(open_dataset("duts-te", synthetic_root), used=2)
     assert session.label == "[smoke] synthetic DUTS-TE, 2 of 4 images"
     for tag in ("paper", "sample", "mine"):
-        with pytest.raises(InputError, match="is the synthetic set"):
+        with pytest.raises(InputError, match="the synthetic set is tagged with .smoke."):
             NotebookSession("nb", {"tag": tag}).use_dataset(open_dataset("duts-te", synthetic_root))
 
 
@@ -106,7 +113,7 @@ def test_a_sample_is_labelled_and_refused_under_the_paper_tag(synthetic_root, tm
     session.use_dataset(open_dataset("duts-te", synthetic_root))
     assert session.data[0].kind == "sample" and session.label == "[sample] sample DUTS-TE, 4 images"
     for tag in ("paper", "mine", "paper_sample"):         # a sample is named a sample, and never the paper
-        with pytest.raises(InputError, match="is a sample"):
+        with pytest.raises(InputError, match="a sample, or part of a dataset"):
             NotebookSession("nb", {"tag": tag}).use_dataset(open_dataset("duts-te", synthetic_root))
 
 
@@ -118,7 +125,7 @@ def test_part_of_a_full_set_is_a_sample_and_the_paper_needs_all_of_it(synthetic_
     full = NotebookSession("nb", {"tag": "paper"})
     full.use_dataset(open_dataset("duts-te", synthetic_root))
     assert full.data[0].kind == "full" and full.label == "[paper] full DUTS-TE, 4 images"
-    with pytest.raises(InputError, match="is a sample"):
+    with pytest.raises(InputError, match="a sample, or part of a dataset"):
         NotebookSession("nb", {"tag": "paper"}).use_dataset(open_dataset("duts-te", synthetic_root), used=2)
     NotebookSession("nb", {"tag": "sample"}).use_dataset(open_dataset("duts-te", synthetic_root), used=2)
 
