@@ -60,7 +60,7 @@ def _digests(path: Path) -> tuple[str, str]:
 
 
 def check_digest(path: str | Path, item: Download, *, ledger: str | Path, key: str, sha256: str | None = None,
-                 url: str | None = None) -> DigestCheck:
+                 url: str | None = None, record: bool = True) -> DigestCheck:
     """Check a downloaded file's size and digests; record its SHA-256 in the ledger.
 
     The SHA-256 is compared with, in order of precedence, ``sha256`` (a user override), the
@@ -75,6 +75,9 @@ def check_digest(path: str | Path, item: Download, *, ledger: str | Path, key: s
         key: the file's key in the ledger (``<dataset>/<filename>``).
         sha256: a SHA-256 that overrides every other.
         url: where the file came from, stored in the ledger.
+        record: write a new or changed SHA-256 into the ledger now. ``False`` leaves that to the
+            caller (:func:`record_digest`) once the file has proved good, so that a broken first
+            download (a truncated zip, a captive portal's HTML page) is never trusted.
 
     Returns:
         ``DigestCheck(sha256, against)``.
@@ -104,9 +107,18 @@ def check_digest(path: str | Path, item: Download, *, ledger: str | Path, key: s
         reject(f"SHA-256 {actual} does not match the {against} {expected}")
     if item.md5 is not None and sha256 is None and actual_md5 != item.md5:
         reject(f"MD5 {actual_md5} does not match the published {item.md5}")
-    if actual != recorded:
-        records["files"][key] = {"sha256": actual, "size": actual_size, "url": url,
-                                 "checked_against": against or "nothing (first use)",
-                                 "date": datetime.date.today().isoformat()}
-        _write_ledger(ledger, records)
+    if actual != recorded and record:
+        record_digest(ledger, key, sha256=actual, size=actual_size, url=url, against=against)
     return DigestCheck(actual, against or "recorded now (trust on first use)")
+
+
+def record_digest(ledger: str | Path, key: str, *, sha256: str, size: int, url: str | None,
+                  against: str | None) -> None:
+    """Write a file's SHA-256 into the ledger (for :func:`check_digest` with ``record=False``, once
+    the file is known to be good: unpacked and in place)."""
+    ledger = Path(ledger)
+    records = _read_ledger(ledger)
+    records["files"][key] = {"sha256": sha256, "size": size, "url": url,
+                             "checked_against": against or "nothing (first use)",
+                             "date": datetime.date.today().isoformat()}
+    _write_ledger(ledger, records)

@@ -31,10 +31,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .archive import extract_archive
-from .checksums import DigestCheck, check_digest
+from .checksums import DigestCheck, check_digest, record_digest
 from .data import DATASETS, Download
 from .fetch import DownloadError, fetch
 from .sources import SOURCES, check_name
@@ -228,14 +228,21 @@ def download(name: str, root: str | Path, *, progress: bool = True, sha256: str 
 
 
 def _checked(archive: Path, item: Download, name: str, root: Path, overrides: dict[str, str], url: str | None,
-             progress: bool) -> DigestCheck:
-    check = check_digest(archive, item, ledger=root / LEDGER_NAME, key=f"{name}/{item.filename}",
-                         sha256=overrides.get(item.filename), url=url)
-    if progress and check.against.startswith("recorded now"):
-        from tqdm.auto import tqdm
-        tqdm.write(f"{item.filename}: no published checksum; recorded sha256 {check.sha256} "
-                   f"in {root / LEDGER_NAME}")
-    return check
+             progress: bool) -> tuple[DigestCheck, Callable[[], None]]:
+    """Check the file against its digests; returns the check and what records it in the ledger,
+    to be called only after the archive has unpacked into place."""
+    key, size = f"{name}/{item.filename}", archive.stat().st_size
+    check = check_digest(archive, item, ledger=root / LEDGER_NAME, key=key, sha256=overrides.get(item.filename),
+                         url=url, record=False)
+
+    def record() -> None:
+        record_digest(root / LEDGER_NAME, key, sha256=check.sha256, size=size, url=url,
+                      against=None if check.against.startswith("recorded now") else check.against)
+        if progress and check.against.startswith("recorded now"):
+            from tqdm.auto import tqdm
+            tqdm.write(f"{item.filename}: no published checksum; recorded sha256 {check.sha256} "
+                       f"in {root / LEDGER_NAME}")
+    return check, record
 
 
 def _fetch_and_install(item: Download, name: str, root: Path, overrides: dict[str, str], mirror: str | None,
@@ -245,8 +252,9 @@ def _fetch_and_install(item: Download, name: str, root: Path, overrides: dict[st
     if not archive.exists():
         url = fetch((f"{mirror.rstrip('/')}/{item.filename}",) if mirror else item.urls, archive,
                     size=item.size, progress=progress)
-    check = _checked(archive, item, name, root, overrides, url, progress)
+    check, record = _checked(archive, item, name, root, overrides, url, progress)
     _install(archive, item, root, keep=keep, progress=progress)
+    record()
     return check
 
 
@@ -257,11 +265,12 @@ def _install_given(user_file: Path, item: Download, name: str, root: Path, overr
     try:
         staged = _stage(user_file, item, folder)
         try:
-            check = _checked(staged, item, name, root, overrides, user_file.resolve().as_uri(), progress)
+            check, record = _checked(staged, item, name, root, overrides, user_file.resolve().as_uri(), progress)
         except DownloadError as err:  # check_digest deleted the link or copy, not the user's file
             raise DownloadError(f"--archive {user_file}: {err} (what was deleted is paperlib's link to "
                                 f"your file; {user_file} itself is left as it is)") from None
         _install(staged, item, root, keep=False, progress=progress)
+        record()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return check

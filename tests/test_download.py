@@ -276,3 +276,20 @@ def test_download_command_takes_archives(server, tmp_path, capsys):
     assert main(["-q", "data", "download", "ecssd", "--root", str(root), "--archive", str(given[0])]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "its files are images.zip, ground_truth_mask.zip" in err[0]
+
+
+@pytest.mark.parametrize("bad", [b"<html>captive portal</html>", b"PK\x03\x04 truncated"])
+def test_a_bad_first_download_is_never_trusted(server, tmp_path, bad):
+    """A file that does not unpack is not recorded: the good archive afterwards installs."""
+    serve_saliency(server, "duts-te", ["s1", "s2"])
+    good = server.files["DUTS-TE.zip"]
+    server.files["DUTS-TE.zip"] = bad
+    with pytest.raises(Exception):
+        download("duts-te", tmp_path, mirror=server.url, progress=False)
+    ledger = tmp_path / LEDGER_NAME
+    assert not ledger.exists() or "duts-te/DUTS-TE.zip" not in json.loads(ledger.read_text())["files"]
+    (tmp_path / "downloads" / "DUTS-TE.zip").unlink(missing_ok=True)     # the refused file, kept for inspection
+    server.files["DUTS-TE.zip"] = good
+    report = download("duts-te", tmp_path, mirror=server.url, progress=False)
+    assert report.verify.found == 2
+    assert json.loads(ledger.read_text())["files"]["duts-te/DUTS-TE.zip"]["sha256"] == sha(good)
