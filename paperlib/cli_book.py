@@ -29,7 +29,13 @@ def _run_book(args) -> int:
     # nbconvert comes with the notebooks extra; import it only when a book is built.
     from .book import DEFAULT_TITLE, build_book
 
-    index = build_book(args.executed, args.out, title=args.title or DEFAULT_TITLE)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as notes:   # a reader wants the note, not its source line
+        warnings.simplefilter("always")
+        index = build_book(args.executed, args.out, title=args.title or DEFAULT_TITLE)
+    for note in notes:
+        print(f"note: {note.message}")
     pages = sum(1 for p in index.parent.glob("*.html") if p.name != "index.html")
     print(f"book: {pages} page(s) -> {index}")
     return 0

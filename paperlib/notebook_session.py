@@ -58,6 +58,7 @@ class DataUse:
     kind: str        # 'synthetic', 'sample' or 'full'
     images: int      # images in the folder
     used: int        # images the run scored (max_images / limit)
+    sha256: str | None = None   # of a scores file read instead of the images (paperlib eval --json)
 
     @property
     def label(self) -> str:
@@ -149,7 +150,8 @@ class NotebookSession:
         name = str(saved.get("dataset", "folder"))
         scores = next(iter(saved.get("scores", {}).values()), {})
         total = int(scores.get("n_images", saved.get("n_images", 0)))
-        self._add(DataUse(name, str(path), _kind(bool(saved.get("synthetic")), total, _official(name)), total, total))
+        self._add(DataUse(name, str(path), _kind(bool(saved.get("synthetic")), total, _official(name)), total, total,
+                          sha256=file_sha256(path)))
         return path
 
     def _add(self, use: DataUse) -> None:

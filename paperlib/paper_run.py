@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -181,7 +182,11 @@ def run_paper(plan: PaperPlan, *, progress: bool = True, dry_run: bool = False, 
                               skip_if_done=True)
         done(step.notebook, "already done" if result.skipped else "done", time.time() - t0, str(result.executed))
     t0 = time.time()
-    index_html = build_book(out_dir, workdir / "results" / "book" / plan.tag)
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always")
+        index_html = build_book(out_dir, workdir / "results" / "book" / plan.tag)
+    for note in notes:
+        echo(f"note: {note.message}")
     done("book", "built", time.time() - t0, str(index_html))
     return summary
 

@@ -98,7 +98,8 @@ def check_resumable(config: "TrainConfig", saved: dict[str, Any], path: str | Pa
         saved["amp"] = "auto" if saved["amp"] else "off"
     changed = [k for k, v in config.to_dict().items()
                if k not in RESUMABLE_FIELDS and k in saved and _plain(saved[k]) != _plain(v)]
-    require(not changed, f"resume: {', '.join(changed)} differ from the checkpoint's config in "
+    require(not changed, f"resume: {', '.join(changed)} {'differs' if len(changed) == 1 else 'differ'} from the "
+                         f"checkpoint's config in "
                          f"{path}; only {', '.join(RESUMABLE_FIELDS)} may change")
 
 

@@ -397,7 +397,10 @@ def _check_link(page, url: str, href: str) -> list[str]:
     if target.scheme not in ("http", "file") or target.netloc != here.netloc:
         return [f"link leaves the book: {href}"]
     if target.path == here.path and target.fragment:
-        found = page.evaluate("id => document.getElementById(id) !== null", unquote(target.fragment))
+        # As the HTML standard finds a fragment's element: the fragment as written, then decoded
+        # (nbconvert writes a heading's '%' as '%25' in both the id and the link).
+        found = page.evaluate("ids => ids.some(id => document.getElementById(id) !== null)",
+                              [target.fragment, unquote(target.fragment)])
         return [] if found else [f"no anchor #{target.fragment}"]
     if target.scheme == "file":
         return [] if Path(unquote(target.path)).is_file() else [f"broken link: {href}"]

@@ -169,7 +169,7 @@ def test_table5_notebook_runs_offline_with_provenance(tmp_path):
     record = json.loads(sidecar_path(png).read_text())
     assert record["notebook"] == "table5_gf_vs_bf" and record["tag"] == "smoke" and record["synthetic"]
     assert record["data"] == [{"name": "duts-te", "root": "results/notebooks/data/DUTS-TE/DUTS-TE-Image",
-                               "kind": "synthetic", "images": 24, "used": 4}]
+                               "kind": "synthetic", "images": 24, "used": 4, "sha256": None}]
     assert record["backbones"] == {"filterbank16": "none"} and record["parameters"]["max_images"] == 4
     assert {"commit", "dirty"} <= set(record["code"]) and "torch" in record["versions"]
     assert {o["path"]: o["sha256"] for o in record["outputs"]} == {"figures/table5_smoke.png": file_sha256(png)}

@@ -17,6 +17,7 @@ from paperlib.metrics import SaliencyMetrics
 from paperlib.size_figures import (is_synthetic, plot_iou_by_size, plot_iou_by_size_datasets,
                                    read_iou_by_size, size_table)
 from paperlib.validation import InputError
+from paperlib.weights import file_sha256
 
 from figure_checks import assert_labelled_plot
 
@@ -325,6 +326,7 @@ def test_notebook_reads_eval_files(eval_run, tmp_path):
     assert not (tmp_path / "results" / "notebooks" / "data").exists()  # nothing computed, nothing synthesized
     record = json.loads((figures / "figs_6_8_iou_by_size_sample.png.provenance.json").read_text())
     assert record["data"][0]["root"] == str(real_file) and record["data"][0]["kind"] == "sample"
+    assert record["data"][0]["sha256"] == file_sha256(real_file)
 
 
 @pytest.mark.realdata
