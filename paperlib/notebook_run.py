@@ -199,7 +199,7 @@ def run_notebook(name: str, parameters: Mapping[str, Any] | None = None, *, tag:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     started = time.time()
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.") as work:
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.", ignore_cleanup_errors=True) as work:
         work = Path(work)
         built, partial, record_file = work / f"{name}.source.ipynb", work / f"{name}.ipynb", work / "record.json"
         jupytext.write(jupytext.read(source), built)

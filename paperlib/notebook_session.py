@@ -109,6 +109,8 @@ class NotebookSession:
         self.outputs: list[str] = []
         self.started = time.time()
         self.started_at = _now()
+        self.code = code_state()      # once, at the start: the code the whole run used
+        self.versions = versions()
 
     # -- what the run uses -------------------------------------------------------------------
 
@@ -217,10 +219,10 @@ class NotebookSession:
     def record(self) -> dict[str, Any]:
         """The provenance record of the run so far."""
         return {"notebook": self.notebook, "tag": self.tag, "parameters": self.parameters,
-                "code": code_state(), "data": [asdict(d) for d in self.data], "data_label": self.label,
+                "code": self.code, "data": [asdict(d) for d in self.data], "data_label": self.label,
                 "synthetic": any(d.kind == "synthetic" for d in self.data) or "offline synthetic sample" in self.images,
                 "backbones": self.backbones, "checkpoints": self.checkpoints, "images": self.images,
-                "device": self.device or describe_device(None), "versions": versions(),
+                "device": self.device or describe_device(None), "versions": self.versions,
                 "started": self.started_at, "finished": _now(), "wall_s": round(time.time() - self.started, 2)}
 
     def wrote(self, *paths: str | Path) -> None:
