@@ -228,6 +228,8 @@ def test_verify_names_a_sample(full, tmp_path):
     sample_dataset("duts-te", full, tmp_path / "sample", every=5)
     report = verify("duts-te", tmp_path / "sample", expect_complete=False)
     assert report.sample and report.ok and any("a SAMPLE of duts-te" in line for line in report.lines())
+    marked = verify("duts-te", tmp_path / "sample")          # no --subset: the marker says it is one
+    assert marked.ok and marked.lines()[-1] == "  verdict: OK as a subset"
     assert not verify("duts-te", full, expect_complete=False).sample
 
 
