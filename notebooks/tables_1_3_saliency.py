@@ -85,13 +85,11 @@ from paperlib.tables import beside_paper, describe_change, gains, plot_gains, sc
 root = run.data_root(data_root)
 for name in datasets:
     run.use_dataset(open_dataset(name, root), used=limit)
-if checkpoints is None:
+if checkpoints is None:                         # trained here: the training set is data of this run
     run.use_dataset(open_dataset("duts-tr", root))
 runs = resolve_runs(checkpoints, root, out_dir or f"results/notebooks/{tag}/ablation", backbones=backbones,
                     preset=preset, weights=weights, max_steps=max_steps, **train_overrides)
-for (backbone, _), checkpoint in runs.items():
-    run.use_backbone(backbone, weights.get(backbone), device)
-    run.use_checkpoint(checkpoint)
+run.use_runs(runs, weights=weights, device=device)
 print("\n".join(f"{backbone}, crop {crop}: {path}" for (backbone, crop), path in runs.items()))
 
 # %%

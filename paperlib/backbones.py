@@ -163,6 +163,15 @@ def _no_weights_error(name: str, info: BackboneInfo, reason: str) -> InputError:
         f"${WEIGHTS_DIR_ENV}/{info.weights_file}")
 
 
+def weights_dir_file(name: str) -> Path | None:
+    """``$PAPERLIB_WEIGHTS_DIR/<official file name>`` of a backbone, if that file exists."""
+    info = BACKBONES[name]
+    if not (os.environ.get(WEIGHTS_DIR_ENV) and info.weights_file):
+        return None
+    candidate = Path(os.environ[WEIGHTS_DIR_ENV]).expanduser() / info.weights_file
+    return candidate if candidate.is_file() else None
+
+
 def load_backbone(name: str, *, weights: str | Path | None = None,
                   device: torch.device | str | None = None, pos_interpolation: str = "dino",
                   _random_init: bool = False) -> Backbone:
@@ -199,9 +208,7 @@ def load_backbone(name: str, *, weights: str | Path | None = None,
         require(weights is None, "_random_init=True takes no weights")
         model, weights_id = timm.create_model(info.timm_name, pretrained=False, **kwargs), "random-init"
     else:
-        if weights is None and os.environ.get(WEIGHTS_DIR_ENV):
-            candidate = Path(os.environ[WEIGHTS_DIR_ENV]).expanduser() / info.weights_file
-            weights = candidate if candidate.is_file() else None
+        weights = weights if weights is not None else weights_dir_file(name)
         if weights is not None and str(weights) != "hub":
             path = Path(weights).expanduser()
             require(path.is_file(), f"weights file {path} does not exist (for {name}, download "

@@ -35,7 +35,7 @@ from typing import Any, Mapping, Sequence
 
 from .notebook_params import ParamSpec, check_given, declared_parameters
 from .notebook_session import RUN_RECORD_ENV
-from .provenance import MANIFEST, SIDECAR_SUFFIX, code_state, describe_device, versions, write_record
+from .provenance import MANIFEST, code_state, describe_device, sidecar_path, versions, write_record
 from .validation import InputError, require
 
 _PACKAGE_PARENT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def parse_cli_parameters(pairs: Sequence[Sequence[str]] = (), yamls: Sequence[st
 
 def is_done(executed: Path, parameters: Mapping[str, Any], root: Path | None = None) -> bool:
     """Whether ``executed`` ran with exactly ``parameters`` at the current commit, code clean then and now."""
-    record_path = executed.with_name(executed.name + SIDECAR_SUFFIX)
+    record_path = sidecar_path(executed)
     if not (executed.is_file() and record_path.is_file()):
         return False
     record, code = json.loads(record_path.read_text()), code_state(root)
@@ -192,8 +192,8 @@ def run_notebook(name: str, parameters: Mapping[str, Any] | None = None, *, tag:
     out_dir = Path(out).expanduser() if out is not None else workdir / "results" / "notebooks" / tag
     executed = out_dir / f"{name}.ipynb"
     if skip_if_done and is_done(executed, parameters, root):
-        record = json.loads(executed.with_name(executed.name + SIDECAR_SUFFIX).read_text())
-        return NotebookRun(name, tag, executed, executed.with_name(executed.name + SIDECAR_SUFFIX),
+        record = json.loads(sidecar_path(executed).read_text())
+        return NotebookRun(name, tag, executed, sidecar_path(executed),
                            tuple(record.get("outputs_written", [])), 0.0, skipped=True)
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -249,5 +249,4 @@ def run_notebook(name: str, parameters: Mapping[str, Any] | None = None, *, tag:
     record.setdefault("data_label", f"[{tag}]")
     manifest = workdir / MANIFEST
     write_record([executed], record, manifest=manifest)
-    return NotebookRun(name, tag, executed, executed.with_name(executed.name + ".provenance.json"),
-                       tuple(session.get("outputs", [])), wall)
+    return NotebookRun(name, tag, executed, sidecar_path(executed), tuple(session.get("outputs", [])), wall)

@@ -182,6 +182,13 @@ class NotebookSession:
             require(path.is_file(), f"image_path: {path.resolve()} does not exist")
             self.images.append(f"{path} (sha256:{file_sha256(path)})")
 
+    def use_runs(self, runs, *, weights, device: str | None = None) -> None:
+        """Record the heads a table scores: ``{(backbone, crop): checkpoint}``, each with its
+        backbone (and that backbone's weights from ``weights``) and its checkpoint."""
+        for (backbone, _), checkpoint in runs.items():
+            self.use_backbone(backbone, weights.get(backbone), device)
+            self.use_checkpoint(checkpoint)
+
     def use_checkpoint(self, path: str | Path) -> None:
         """Record a trained head the run shows: its file's SHA-256 and the step it was saved at."""
         from .sempart import read_checkpoint

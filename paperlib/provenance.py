@@ -75,14 +75,12 @@ def weights_identity(backbone: str, weights: str | os.PathLike | None) -> str:
         ``"none"`` for an offline backbone without weights, ``"sha256:<hex>"`` for a file
         (``weights`` or ``$PAPERLIB_WEIGHTS_DIR/<official name>``), else ``"hub:<timm name>"``.
     """
-    from .backbones import BACKBONES, WEIGHTS_DIR_ENV
+    from .backbones import BACKBONES, weights_dir_file
 
     info = BACKBONES.get(backbone)
     if info is None or info.timm_name is None:
         return "none"
-    if weights is None and os.environ.get(WEIGHTS_DIR_ENV):
-        candidate = Path(os.environ[WEIGHTS_DIR_ENV]).expanduser() / info.weights_file
-        weights = candidate if candidate.is_file() else None
+    weights = weights if weights is not None else weights_dir_file(backbone)   # load_backbone's order
     if weights is not None and str(weights) != "hub" and Path(weights).expanduser().is_file():
         return f"sha256:{file_sha256(Path(weights).expanduser())}"
     return f"hub:{info.timm_name}"

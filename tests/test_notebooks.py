@@ -200,6 +200,11 @@ def test_ablation_notebooks_share_their_runs(tmp_path):
     t3 = pd.read_csv(tmp_path / "figures" / "table3_smoke.csv", header=[0, 1], index_col=[0, 1, 2, 3])
     assert t1.shape == (8, 3) and t3.shape == (8, 1)       # 4 rows x (ours, paper); 4 switch rows x 2
     runs = tmp_path / "results" / "notebooks" / "smoke" / "ablation"
+    record = json.loads((tmp_path / "figures" / "table1_smoke.csv.provenance.json").read_text())
+    assert record["backbones"] == {"filterbank": "none"}
+    assert {Path(p).parent.name: c["step"] for p, c in record["checkpoints"].items()} == {
+        "filterbank-crop_none": 2, "filterbank-crop_paper": 2}
+    assert [d["name"] for d in record["data"]] == ["duts-te", "duts-tr"]
     logged = (runs / "filterbank-crop_paper" / "log.csv").read_text()
     run("tables_2_4_corloc", tmp_path, params)              # reuses the two finished runs
     assert (runs / "filterbank-crop_paper" / "log.csv").read_text() == logged
