@@ -42,7 +42,7 @@ demo: $(STAMP)
 	$(BIN)/paperlib data degrade --masks $(SYNTH)/DUTS-TE-Mask --out $(DEMO)/down16 --degradation down16
 	$(BIN)/paperlib refine --images $(SYNTH)/DUTS-TE-Image --masks $(DEMO)/blocky16 --out $(DEMO)/blocky16+gf
 	$(BIN)/paperlib refine --images $(SYNTH)/DUTS-TE-Image --masks $(DEMO)/down16 --out $(DEMO)/down16+gf
-	$(BIN)/paperlib refine --method bf --images $(SYNTH)/DUTS-TE-Image --masks $(DEMO)/down16 --out $(DEMO)/down16+bf
+	$(BIN)/paperlib refine --filter bf --images $(SYNTH)/DUTS-TE-Image --masks $(DEMO)/down16 --out $(DEMO)/down16+bf
 	$(BIN)/paperlib -q eval-masks --gt $(SYNTH)/DUTS-TE-Mask --json $(DEMO)/scores.json \
 	    --pred $(DEMO)/blocky16 $(DEMO)/blocky16+gf $(DEMO)/down16 $(DEMO)/down16+gf $(DEMO)/down16+bf
 	@echo "--- TokenCut on the offline filterbank backbone, with and without each refinement"

@@ -34,7 +34,9 @@ def bench_guided_filter(repeat: int, device: str) -> dict:
     import cv2
     import kornia
 
-    from paperlib.guided_filter import guided_filter
+    from paperlib.guided_filter import PAPER_GF, guided_filter
+
+    r, eps = PAPER_GF.radius, PAPER_GF.eps
 
     rng = np.random.default_rng(0)
     guide = rng.random((8, 1, 320, 320), dtype=np.float32)
@@ -42,16 +44,16 @@ def bench_guided_filter(repeat: int, device: str) -> dict:
     g, s = torch.from_numpy(guide).to(device), torch.from_numpy(src).to(device)
 
     def ours():
-        guided_filter(g, s, radius=9, eps=1e-3)
+        guided_filter(g, s, radius=r, eps=eps)
         if device == "cuda":
             torch.cuda.synchronize()
 
     def opencv():
         for b in range(8):
-            cv2.ximgproc.guidedFilter(guide[b, 0], src[b, 0], 9, 1e-3)
+            cv2.ximgproc.guidedFilter(guide[b, 0], src[b, 0], r, eps)
 
     def korn():
-        kornia.filters.guided_blur(g, s, 19, 1e-3)
+        kornia.filters.guided_blur(g, s, 2 * r + 1, eps)
         if device == "cuda":
             torch.cuda.synchronize()
 

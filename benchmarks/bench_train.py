@@ -129,7 +129,7 @@ def time_backbone(backbone, images, amp_dtype, repeats: int = 3) -> dict:
 
 
 def time_augmentation(data_root: str | None, config, n: int = 48) -> float:
-    """Images per second one DataLoader worker reads and augments (SPEC "Training" augmentation).
+    """Images per second one DataLoader worker reads and augments (docs/paper_and_code.md#training).
 
     From ``data_root``'s DUTS-TR when given, else from a synthetic DUTS-TR of ``n`` images.
     """

@@ -78,7 +78,7 @@ import pandas as pd
 from paperlib.data import open_dataset
 from paperlib.images import atomic_path
 from paperlib.methods import build_method
-from paperlib.segment import evaluate_dataset
+from paperlib.dataset_eval import evaluate_dataset
 from paperlib.size_figures import plot_iou_by_size_datasets, size_table
 
 # %% [markdown]

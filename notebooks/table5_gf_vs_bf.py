@@ -55,8 +55,8 @@ weights: Optional[str] = None       # the backbone's official .pth (None: $PAPER
 device: Optional[str] = None        # torch device (None: CUDA when present, else CPU)
 max_images: Optional[int] = 24      # images per dataset (None: every image)
 move_masks: dict[str, str] = {}     # {dataset: folder of MOVE's predicted masks}
-radius: int = 9                     # guided filter radius (the released code; the paper gives none)
-eps: float = 1e-3                   # guided filter regulariser (the released code's epsilon)
+radius: int = 9                     # guided filter radius: paperlib.guided_filter.PAPER_GF.radius
+eps: float = 1e-3                   # guided filter regulariser: paperlib.guided_filter.PAPER_GF.eps
 tag: str = "smoke"                  # names the outputs: figures/table5_<tag>.*, results/notebooks/<tag>/
 
 # %%
@@ -73,7 +73,7 @@ from paperlib.data import open_dataset
 from paperlib.methods import build_method
 from paperlib.paper_results import paper_table
 from paperlib.refine import RefineSettings
-from paperlib.segment import evaluate_dataset
+from paperlib.dataset_eval import evaluate_dataset
 from paperlib.tables import beside_paper, describe_change, gains, plot_gains, scores_table
 
 # %%

@@ -21,7 +21,7 @@
 # A box is the largest 4-connected component of the mask at patch resolution (thresholded at
 # 0.5), scaled to the image; a hit has IoU >= 0.5 with any ground-truth box. With the guided
 # filter, the refined mask is averaged back onto the patch grid and boxed the same way
-# (`paperlib.methods.refined_box`; `paperlib corloc --refine gf`).
+# (`paperlib.method_refine.refined_box`; `paperlib corloc --refine gf`).
 #
 # The heads are the same runs as `tables_1_3_saliency.py` (same `out_dir`: finished runs are
 # reused, not retrained). The paper's run:

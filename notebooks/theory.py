@@ -62,7 +62,7 @@ from paperlib.crop_zoom import CropBox, crop_zoom
 from paperlib.explore import explorer_from_files, explorer_sample
 from paperlib.features import normalise
 from paperlib.graph_tv import gtv_coarse, gtv_fine
-from paperlib.guided_filter import guided_filter, image_to_guide
+from paperlib.guided_filter import PAPER_GF, guided_filter, image_to_guide
 from paperlib.images import resize_mask
 from paperlib.losses import LossWeights, sr_loss
 from paperlib.ncut import affinity, ncut_of_partition, ncut_value, second_smallest_eigenvector
@@ -326,8 +326,8 @@ row = int(np.flatnonzero(ex.truth.any(axis=1))[len(np.flatnonzero(ex.truth.any(a
 profiles = pd.DataFrame({"guide (gray image)": guide[0, 0, row].numpy(), "true mask": ex.truth[row],
                          "blocky mask": ex.mask[row]})
 for eps_value in (1e-4, 1e-2):
-    q = guided_filter(guide, src, radius=9, eps=eps_value).clamp(0, 1)
-    profiles[f"guided filter r=9, eps={eps_value:g}"] = q[0, 0, row].numpy()
+    q = guided_filter(guide, src, radius=PAPER_GF.radius, eps=eps_value).clamp(0, 1)
+    profiles[f"guided filter r={PAPER_GF.radius}, eps={eps_value:g}"] = q[0, 0, row].numpy()
 fig = plot_profiles(profiles, row=row, styles={"blocky mask": "--"})
 run.save_figure(fig, Path(figures_dir) / f"theory_guided_filter{suffix}.png", dpi=100);
 
@@ -370,7 +370,8 @@ S = size
 box = CropBox(top=S // 4, left=S // 4, height=S // 4, width=S // 4)           # the paper's 80 px at 320
 crop_image = crop_zoom(x, box, S)                                              # (1, 3, S, S)
 crop_mask = crop_zoom(src, box, S)                                             # (1, 1, S, S)
-target = guided_filter(image_to_guide(crop_image), crop_mask, radius=9, eps=1e-3).clamp(1e-6, 1 - 1e-6)
+target = guided_filter(image_to_guide(crop_image), crop_mask, radius=PAPER_GF.radius,
+                       eps=PAPER_GF.eps).clamp(1e-6, 1 - 1e-6)
 fig = plot_crop_zoom(ex.image, box, crop_image[0].permute(1, 2, 0).numpy(), crop_mask[0, 0].numpy(),
                      target[0, 0].numpy())
 run.save_figure(fig, Path(figures_dir) / f"theory_crop_zoom{suffix}.png", dpi=100);

@@ -59,6 +59,9 @@ w_gtv_coarse: Optional[float] = None   # weight of the coarse map's graph TV, eq
 w_sr: Optional[float] = None           # weight of the super-resolution consistency L_SR, eq. 4
 w_ncut_crop: Optional[float] = None    # weight of the crop's Ncut (trick 2, paper: 0.01)
 w_eq: Optional[float] = None           # weight of L_eq (trick 2, paper: 0.01)
+teacher_gf_radius: Optional[int] = None    # the teacher target's guided filter: radius (paper: 9)
+teacher_gf_eps: Optional[float] = None     # ... its eps (paper: 1e-3)
+teacher_gf_border: Optional[str] = None    # ... its border rule (count)
 crop: Optional[str] = None             # trick 2 box: paper, official or none
 teacher_bn_mode: Optional[str] = None  # teacher BatchNorm: eval or train
 seed: Optional[int] = None             # seeds init, split, order, augmentations, crops
@@ -86,16 +89,17 @@ import pandas as pd
 
 from paperlib.data import open_dataset
 from paperlib.methods import build_method
-from paperlib.segment import evaluate_dataset, overlay
+from paperlib.dataset_eval import evaluate_dataset
+from paperlib.segment import overlay
 from paperlib.tables import describe_change
 from paperlib.train import train
-from paperlib.train_config import TrainConfig, config_from
+from paperlib.train_config import config_from, settable_fields
 
 # %% [markdown]
 # ## The run's configuration
 
 # %%
-fields = list(TrainConfig.__dataclass_fields__)
+fields = settable_fields()   # TrainConfig's fields, with the nested ones by their flat names (w_eq, ...)
 overrides = {name: value for name, value in run.parameters.items() if name in fields and value is not None}
 overrides["data_root"] = str(run.data_root(data_root))
 config = config_from(preset, **overrides)

@@ -9,6 +9,10 @@ Shape vocabulary, used in every docstring and comment of the package:
     h x w  patch grid of a backbone (H / patch, W / patch)
     N  number of tokens, N = h * w
 
+Citations of the form ``docs/paper_and_code.md#guided-filter`` point to the repository's
+method notes: the paper's equations, where the authors' released code differs, and the
+choices made here, section by section.
+
 Importing the package does nothing: no tensors, no devices, no heavy imports.
 """
 

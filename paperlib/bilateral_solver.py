@@ -1,6 +1,6 @@
 """The fast bilateral solver (Barron & Poole, ECCV 2016), on numpy and scipy.
 
-TokenCut's "+BF" baseline (paper Tab. 5, SPEC "TokenCut") refines a soft mask ``t`` with this
+TokenCut's "+BF" baseline (paper Tab. 5, docs/paper_and_code.md#tokencut) refines a soft mask ``t`` with this
 solver. It finds the image ``x`` that stays close to ``t`` where the confidence ``c`` is high and
 is smooth along the image's edges, by solving in a bilateral grid instead of on pixels:
 
@@ -18,9 +18,10 @@ solved by conjugate gradient with a Jacobi preconditioner; the output is ``S^T y
     BilateralGrid(image, params=...)     the grid of one image, reused across targets
     bilateral_solve(image, target, ...)  one call: grid, then solve
 
-Two presets: ``TOKENCUT`` (sigma 16/16/8, the settings of TokenCut's "+BF", SPEC "TokenCut") and
-``OFFICIAL`` (sigma 24/4/4, the bandwidth defaults of the released solver code); both use
-lambda 256, 25 CG iterations, tolerance 1e-5 (scipy's ``rtol``) and confidence 0.999.
+Two presets: ``TOKENCUT`` (sigma 16/16/8, the settings of TokenCut's "+BF",
+docs/paper_and_code.md#tokencut) and ``OFFICIAL`` (sigma 24/4/4, the bandwidth defaults of the
+released solver code); both use lambda 256, 25 CG iterations, tolerance 1e-5 (scipy's ``rtol``)
+and confidence 0.999.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import cg
 
-from .validation import require
+from .validation import is_int, is_number, require
 
 # The grid has 5 dimensions: x, y, luma, u, v (Barron & Poole's bilateral grid).
 GRID_DIMS = 5
@@ -48,15 +49,14 @@ A_DIAG_MIN = 1e-5
 
 
 def _check_number(name: str, value, *, integer: bool = False) -> None:
-    kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    require(isinstance(value, kind) and not isinstance(value, bool),
+    require(is_int(value) if integer else is_number(value),
             f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
     require(math.isfinite(value) and value > 0, f"{name} must be finite and > 0, got {value!r}")
 
 
 @dataclass(frozen=True)
 class BilateralSolverParams:
-    """Settings of the fast bilateral solver. Defaults: TokenCut's (SPEC "TokenCut")."""
+    """Settings of the fast bilateral solver. Defaults: TokenCut's (docs/paper_and_code.md#tokencut)."""
 
     sigma_spatial: float = 16.0  # pixels per grid cell along x and y (TokenCut)
     sigma_luma: float = 16.0     # luma levels (of 0..255) per grid cell (TokenCut)
@@ -256,7 +256,7 @@ def bilateral_solve(image: np.ndarray, target: np.ndarray, *, confidence: np.nda
                     params: BilateralSolverParams = TOKENCUT) -> np.ndarray:
     """Refine ``target`` along the edges of ``image`` with the fast bilateral solver.
 
-    Barron & Poole (ECCV 2016); TokenCut's "+BF" refinement (SPEC "TokenCut"; paper Tab. 5).
+    Barron & Poole (ECCV 2016); TokenCut's "+BF" refinement (docs/paper_and_code.md#tokencut; paper Tab. 5).
     Builds a :class:`BilateralGrid`; to refine several targets of one image, build the grid
     once and call its :meth:`BilateralGrid.solve`.
 

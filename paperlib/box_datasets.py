@@ -1,6 +1,6 @@
 """Ground-truth boxes for single-object discovery: the VOC, COCO20K and folder readers.
 
-Paper section 5.2 ("Evaluation"); SPEC.md, "Single-object discovery (CorLoc)". Boxes are
+Paper section 5.2 ("Evaluation"); docs/paper_and_code.md#single-object-discovery. Boxes are
 ``(x0, y0, x1, y1)`` float64 in continuous pixel coordinates (pixel column ``c`` spans
 ``[c, c + 1)``; see :mod:`paperlib.corloc`), following LOST/TokenCut's evaluation code:
 
@@ -79,7 +79,7 @@ def _flag(obj: ET.Element, tag: str) -> bool:
 def read_voc_boxes(xml_path: str | Path) -> VocAnnotation:
     """Read the boxes of a Pascal VOC annotation file, all of them (difficult and truncated kept).
 
-    SPEC "Single-object discovery": VOC corners are 1-based and inclusive; the returned boxes
+    docs/paper_and_code.md#single-object-discovery: VOC corners are 1-based and inclusive; the returned boxes
     are ``(xmin - 1, ymin - 1, xmax, ymax)``, i.e. 0-based with exclusive maxima, the rule of
     LOST's ``extract_gt_VOC`` (a box from 1 to W covers the whole image: ``(0, W)``). Only each
     ``<object>``'s own ``<bndbox>`` is read; the ``<part>`` boxes of VOC person layouts are not
@@ -291,7 +291,7 @@ class CorLocSpec:
 
 
 CORLOC_DATASETS: dict[str, CorLocSpec] = {
-    # Counts: VOC07 / VOC12 trainval and LOST's COCO20K list (SPEC "Single-object discovery").
+    # Counts: VOC07 / VOC12 trainval and LOST's COCO20K list (docs/paper_and_code.md#datasets).
     "voc07": CorLocSpec("voc07", 5011, "VOCdevkit/VOC2007/{ImageSets/Main,JPEGImages,Annotations}",
                         functools.partial(VocDetection, year="2007", split="trainval")),
     "voc12": CorLocSpec("voc12", 11540, "VOCdevkit/VOC2012/{ImageSets/Main,JPEGImages,Annotations}",

@@ -29,19 +29,10 @@ from .cli_masks import add_eval_masks, add_gf_sweep, add_refine
 from .cli_methods import add_corloc, add_eval, add_segment
 from .cli_notebook import add_notebook
 from .cli_paper import add_paper
+from .cli_train import add_train
 from .validation import InputError
 
 EXIT_BAD_INPUT = 2
-
-
-def _add_train(sub) -> None:
-    from .train import add_train_arguments, run_train
-
-    p = sub.add_parser("train", help="train the Sempart head (with trick 2) without labels",
-                       description="Every field of the preset can be set by its own flag or with "
-                                   "--set field=value. Writes RUN/last.pt, best.pt, log.csv, val.csv.")
-    add_train_arguments(p)
-    p.set_defaults(run=run_train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Two Tricks to Improve Unsupervised Segmentation Learning: tools and evaluation.")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_refine, add_eval_masks, add_segment, add_eval, add_corloc, _add_train,
+    for add in (add_refine, add_eval_masks, add_segment, add_eval, add_corloc, add_train,
                 add_data, add_gf_sweep, add_notebook, add_paper, add_book):
         add(sub)
     return parser
@@ -60,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 check failed, 2 bad input)."""
     args = build_parser().parse_args(argv)
+    args.cli_main = main   # commands that run other commands (``paper``) call back through this
     try:
         return args.run(args)
     except InputError as err:

@@ -123,7 +123,7 @@ def _run_photos(args) -> int:
 def _run_degrade(args) -> int:
     from tqdm.auto import tqdm
 
-    from .gf_sweep import degrade_mask
+    from .degrade import degrade_mask
     from .images import list_images, read_mask, write_mask_png
     from .validation import check_dir, require
 

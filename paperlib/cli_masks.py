@@ -10,10 +10,29 @@ Public API
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .validation import InputError
+from .guided_filter import BORDERS, PAPER_GF
+from .validation import InputError, require
+
+FILTERS = ("gf", "bf")
+
+
+class _FilterOption(argparse.Action):
+    """``--filter`` and its deprecated spelling ``--method``: one dest, each spelling's value kept.
+
+    Both store into ``args.filter``; ``args.filter_given`` maps the spellings used to their
+    values so that :func:`_run_refine` can refuse two that disagree and flag the old one.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = dict(getattr(namespace, "filter_given", None) or {})
+        given[option_string] = values
+        namespace.filter_given = given
+        setattr(namespace, self.dest, values)
 
 
 def add_refine(sub) -> None:
@@ -24,12 +43,19 @@ def add_refine(sub) -> None:
     p.add_argument("--images", required=True, type=Path, help="folder of images")
     p.add_argument("--masks", required=True, type=Path, help="folder of soft or hard masks")
     p.add_argument("--out", required=True, type=Path, help="output folder for refined PNG masks")
-    p.add_argument("--method", choices=("gf", "bf"), default="gf",
+    p.add_argument("--filter", choices=FILTERS, default="gf", action=_FilterOption,
                    help="gf: guided filter (default); bf: fast bilateral solver")
-    p.add_argument("--radius", type=int, default=9, help="guided-filter radius (default 9: 19x19 window)")
-    p.add_argument("--eps", type=float, default=1e-3, help="guided-filter eps (default 1e-3)")
-    p.add_argument("--border", choices=("count", "reflect", "reflect_101"), default="count",
-                   help="window rule at the borders: count (default, truncated windows as He and the paper), reflect (OpenCV), reflect_101 (kornia)")
+    # The old name of --filter, kept so that existing scripts run; hidden from --help.
+    p.add_argument("--method", dest="filter", choices=FILTERS, default=argparse.SUPPRESS,
+                   action=_FilterOption, help=argparse.SUPPRESS)
+    p.add_argument("--radius", type=int, default=PAPER_GF.radius,
+                   help=f"guided-filter radius (default {PAPER_GF.radius}: "
+                        f"{2 * PAPER_GF.radius + 1}x{2 * PAPER_GF.radius + 1} window)")
+    p.add_argument("--eps", type=float, default=PAPER_GF.eps,
+                   help=f"guided-filter eps (default {PAPER_GF.eps:g})")
+    p.add_argument("--border", choices=BORDERS, default=PAPER_GF.border,
+                   help=f"window rule at the borders (default {PAPER_GF.border}): count (truncated "
+                        f"windows as He and the paper), reflect (OpenCV), reflect_101 (kornia)")
     p.add_argument("--bs-preset", choices=("tokencut", "official"), default="tokencut",
                    help="bilateral solver settings (default tokencut: sigma 16/16/8, lambda 256)")
     p.set_defaults(run=_run_refine)
@@ -38,10 +64,16 @@ def add_refine(sub) -> None:
 def _run_refine(args) -> int:
     from .refine import RefineSettings, refine_folder
 
-    settings = RefineSettings(method=args.method, radius=args.radius, eps=args.eps,
+    given = getattr(args, "filter_given", None) or {}
+    require(len(set(given.values())) <= 1,
+            f"--filter {given.get('--filter')} and --method {given.get('--method')} disagree "
+            f"(--method is the deprecated name of --filter: give --filter only)")
+    if "--method" in given:
+        print("paperlib refine: --method is deprecated, use --filter", file=sys.stderr)
+    settings = RefineSettings(method=args.filter, radius=args.radius, eps=args.eps,
                               border=args.border, bs_preset=args.bs_preset)
     report = refine_folder(args.images, args.masks, args.out, settings, progress=not args.quiet)
-    print(f"refined {report.n_written} mask(s) with {args.method} -> {report.out_dir}"
+    print(f"refined {report.n_written} mask(s) with {args.filter} -> {report.out_dir}"
           + (f" ({report.n_resized} resized to their image first)" if report.n_resized else ""))
     return 0
 

@@ -16,6 +16,7 @@ import dataclasses
 from pathlib import Path
 
 from .cli_masks import format_scores
+from .guided_filter import PAPER_GF
 
 
 def _add_method_options(p, *, refine_default: str) -> None:
@@ -53,8 +54,10 @@ def _add_method_options(p, *, refine_default: str) -> None:
     p.add_argument("--refine", default=refine_default,
                    help=f"none, gf (guided filter), bf (bilateral solver); comma-separated in eval "
                         f"(default {refine_default})")
-    p.add_argument("--radius", type=int, default=9, help="guided-filter radius (default 9)")
-    p.add_argument("--eps", type=float, default=1e-3, help="guided-filter eps (default 1e-3)")
+    p.add_argument("--radius", type=int, default=PAPER_GF.radius,
+                   help=f"guided-filter radius (default {PAPER_GF.radius})")
+    p.add_argument("--eps", type=float, default=PAPER_GF.eps,
+                   help=f"guided-filter eps (default {PAPER_GF.eps:g})")
 
 
 def _method_from_args(args):
@@ -147,7 +150,7 @@ def add_eval(sub) -> None:
 def _run_eval(args) -> int:
     from .data import open_dataset
     from .evaluate import write_csv, write_json
-    from .segment import evaluate_dataset
+    from .dataset_eval import evaluate_dataset
 
     refines = [r.strip() for r in args.refine.split(",") if r.strip()]
     dataset = open_dataset(args.dataset, args.root)
@@ -185,14 +188,14 @@ def add_corloc(sub) -> None:
 
 def _corloc_predictors(method, refine: str, settings):
     """(predict_box_fn, batch options) for corloc_evaluate: boxes of the raw or refined masks."""
-    from .methods import refined_box
+    from .method_refine import refined_box
 
     batched = {}
-    if hasattr(method, "predict_batch"):   # Sempart: polarity and BatchNorm decided per batch
-        batched = dict(batch_size=method.protocol.batch_size,
-                       predict_batch_fn=lambda images, _ids: [
+    if method.batch_size > 1:   # Sempart: polarity and BatchNorm decided per batch
+        batched = dict(batch_size=method.batch_size,
+                       predict_batch_fn=lambda images, ids: [
                            refined_box(image, p, refine=refine, settings=settings)
-                           for image, p in zip(images, method.predict_batch(images))])
+                           for image, p in zip(images, method.predict_batch(images, image_ids=ids))])
     if refine == "none":
         return (lambda image, image_id: method.discover(image, image_id=image_id)), batched
     return (lambda image, image_id: refined_box(image, method.predict(image, image_id=image_id),

@@ -60,5 +60,5 @@ def _run(args) -> int:
                      backbones=tuple(b.strip() for b in args.backbones.split(",") if b.strip()),
                      max_steps=args.max_steps, limit=args.limit, train_overrides=overrides)
     run_paper(plan, progress=not args.quiet, dry_run=args.dry_run, estimate_cost=not args.no_estimate,
-              device=args.device, workdir=args.workdir)
+              device=args.device, workdir=args.workdir, run_command=args.cli_main)
     return 0

@@ -1,9 +1,9 @@
-"""Single-object discovery: a box from a predicted mask, box IoU, and CorLoc.
+"""Single-object discovery: box IoU and CorLoc (a method's box is :mod:`paperlib.boxes`).
 
 Paper section 5.2 ("Evaluation"): the predicted mask is split into connected parts, one part's
 bounding box is the prediction, and an image counts as correctly localised (a hit) when that
-box has IoU >= 0.5 with a ground-truth box; CorLoc = hits / images. SPEC.md, "Single-object
-discovery (CorLoc)", fixes the details, which follow LOST/TokenCut's evaluation code:
+box has IoU >= 0.5 with a ground-truth box; CorLoc = hits / images. The details
+(docs/paper_and_code.md#single-object-discovery) follow LOST/TokenCut's evaluation code:
 
 - Boxes are ``(x0, y0, x1, y1)`` in continuous pixel coordinates: pixel column ``c`` spans
   ``[c, c + 1)``, so a box covering columns 0..W-1 is ``(0, ., W, .)`` and its width is
@@ -19,7 +19,6 @@ Ground-truth boxes come from :mod:`paperlib.box_datasets` (VOC, COCO20K, folders
 
 Public API:
     box_iou(boxes_a, boxes_b), best_iou(pred_box, gt_boxes)   IoU of xyxy boxes.
-    mask_to_box(mask_patch, patch_size=, image_size=)         the box of a predicted mask.
     CorLoc                                                    running hits / images.
     corloc_evaluate(dataset, predict_box_fn) -> CorLocResult  score a box predictor (CorLocRow per image).
 """
@@ -33,74 +32,17 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from .box_datasets import CorLocItem
+from .boxes import as_numpy
 from .images import read_image
-from .validation import check_choice, require
+from .validation import require
 
 IOU_THRESHOLD = 0.5  # CorLoc's hit threshold (LOST, TokenCut, paper section 5.2)
 
 
 # ----------------------------------------------------------------------------- boxes
 
-def _as_numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):  # a torch tensor, on any device
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def mask_to_box(mask_patch, *, patch_size: float | tuple[float, float], image_size: tuple[int, int],
-                threshold: float = 0.5, select: str = "largest_area") -> np.ndarray | None:
-    """The box of one connected part of a predicted mask, in image pixels.
-
-    Paper section 5.2 and SPEC "Single-object discovery": threshold the mask (> ``threshold``)
-    at patch resolution, split it into 4-connected components, take one component's bounding
-    box, scale it by the patch size (``x0 = col_min * patch``, ``x1 = (col_max + 1) * patch``)
-    and clip it to the image (which may be smaller than the padded patch grid).
-
-    ``select`` picks the component: ``"largest_area"`` (default, SPEC: most mask cells) or
-    ``"largest_box"`` (the paper's words: the largest bounding box). Ties go to the component
-    met first in row-major order.
-
-    Args:
-        mask_patch: (h, w) bool or float mask (numpy or torch), one cell per patch.
-        patch_size: pixels per mask cell, one number or (along y, along x), e.g. 16, or
-            ``(H / h, W / w)`` when the mask was computed on a resized image.
-        image_size: (H, W) of the image the box refers to.
-        threshold: foreground is ``mask > threshold``.
-        select: ``"largest_area"`` or ``"largest_box"``.
-
-    Returns:
-        (4,) float64 ``(x0, y0, x1, y1)``, or None when no cell is foreground.
-    """
-    from scipy import ndimage
-
-    mask = _as_numpy(mask_patch)
-    require(mask.ndim == 2 and mask.size > 0, f"mask_patch must be a non-empty 2-D (h, w) mask, got shape {mask.shape}")
-    scale = np.asarray(patch_size, dtype=np.float64).reshape(-1)
-    require(scale.size in (1, 2) and bool(np.all(scale > 0)),
-            f"patch_size must be a positive number or (along y, along x), got {patch_size!r}")
-    sy, sx = (scale[0], scale[-1])
-    size = np.asarray(image_size).reshape(-1)
-    require(size.size == 2 and np.issubdtype(size.dtype, np.number) and bool(np.all(size >= 1)),
-            f"image_size must be (H, W) with positive sides, got {image_size!r}")
-    check_choice("select", select, ("largest_area", "largest_box"))
-    H, W = (int(v) for v in size)
-
-    fg = mask.astype(np.float64) > threshold  # (h, w)
-    labels, n = ndimage.label(fg, structure=ndimage.generate_binary_structure(2, 1))  # 4-connectivity
-    if n == 0:
-        return None
-    slices = ndimage.find_objects(labels)  # n (row slice, col slice) pairs, label order
-    if select == "largest_area":
-        score = np.bincount(labels.ravel(), minlength=n + 1)[1:]  # cells per component
-    else:
-        score = np.array([(r.stop - r.start) * (c.stop - c.start) for r, c in slices])
-    rows, cols = slices[int(np.argmax(score))]  # argmax keeps the first of equal scores
-    box = np.array([cols.start * sx, rows.start * sy, cols.stop * sx, rows.stop * sy], dtype=np.float64)
-    return np.clip(box, 0.0, [W, H, W, H])
-
-
 def _check_boxes(name: str, boxes) -> np.ndarray:
-    boxes = _as_numpy(boxes).astype(np.float64)
+    boxes = as_numpy(boxes).astype(np.float64)
     require(boxes.ndim in (1, 2) and boxes.shape[-1] == 4,
             f"{name} must be (4,) or (K, 4) xyxy boxes, got shape {boxes.shape}")
     require(bool(np.isfinite(boxes).all()), f"{name} holds a non-finite coordinate")
@@ -113,8 +55,8 @@ def _check_boxes(name: str, boxes) -> np.ndarray:
 def box_iou(boxes_a, boxes_b) -> np.ndarray | float:
     """Intersection over union of xyxy boxes, every box of ``a`` with every box of ``b``.
 
-    SPEC "Single-object discovery"; continuous coordinates, areas ``(x1 - x0) * (y1 - y0)``
-    without "+1", as LOST/TokenCut's ``bbox_iou``. An empty union gives 0.
+    docs/paper_and_code.md#single-object-discovery; continuous coordinates, areas
+    ``(x1 - x0) * (y1 - y0)`` without "+1", as LOST/TokenCut's ``bbox_iou``. An empty union gives 0.
 
     Args:
         boxes_a: (M, 4) or (4,) boxes.
@@ -149,7 +91,7 @@ def best_iou(pred_box, gt_boxes) -> float:
     Returns:
         A float in [0, 1].
     """
-    gt = _as_numpy(gt_boxes)
+    gt = as_numpy(gt_boxes)
     if pred_box is None or gt.size == 0:
         return 0.0
     return float(np.max(box_iou(pred_box, gt.reshape(-1, 4))))
@@ -214,7 +156,7 @@ class CorLocResult:
 def _check_pred(box, image_id: str, shape: tuple[int, ...]) -> tuple[float, float, float, float] | None:
     if box is None:
         return None
-    arr = _as_numpy(box).astype(np.float64)
+    arr = as_numpy(box).astype(np.float64)
     require(arr.shape == (4,) and bool(np.isfinite(arr).all()) and arr[2] >= arr[0] and arr[3] >= arr[1],
             f"predict_box_fn returned {box!r} for image {image_id} ({shape[0]}x{shape[1]}); "
             f"expected None or an xyxy box (x0, y0, x1, y1) with x1 >= x0, y1 >= y0")

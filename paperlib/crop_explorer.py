@@ -26,27 +26,25 @@ sample).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from numbers import Integral
 from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
 
-from .crop_predictors import PREDICTORS, ImageFunction, MaskSource, SempartPredictor, _resize
-from .crop_zoom import CROP_SAMPLERS, CropBox, check_box, crop_consistency_loss, crop_zoom, teacher_target
+from .crop_predictors import PREDICTORS, ImageFunction, MaskSource, SempartPredictor
+from .crop_zoom import (
+    CROP_SAMPLERS, CropBox, check_box, crop_consistency_loss, crop_zoom, sample_box, teacher_target,
+)
 from .explore import show_map
-from .features import normalise
-from .validation import check_choice, require
+from .features import normalise, resize_bilinear
+from .losses import LossWeights
+from .validation import check_choice, check_image, is_int, require
 
 
 # What a colour means in each kind of map (the colour bars' labels).
 PANEL_LABELS = {"gray": "mask value (sigmoid; 1 = object)",
                 "coolwarm": "change of mask value",
                 "magma": "squared error per pixel"}
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 # ----------------------------------------------------------------------------- the explorer
@@ -87,27 +85,24 @@ class CropZoomExplorer:
 
     def __post_init__(self) -> None:
         image = self.image
-        require(isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
-                and image.shape[2] == 3 and min(image.shape[:2]) >= 1,
-                f"image must be a (H, W, 3) uint8 RGB array, got "
-                f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
+        check_image("image", image)
         require(isinstance(self.predictor, PREDICTORS),
                 f"predictor must be a SempartPredictor, ImageFunction or MaskSource, "
                 f"got {type(self.predictor).__name__}")
-        require(_is_int(self.size) and self.size >= 4, f"size must be an int >= 4, got {self.size!r}")
+        require(is_int(self.size) and self.size >= 4, f"size must be an int >= 4, got {self.size!r}")
         patch = self.predictor.patch_size
         require(self.size % patch == 0, f"size must be a multiple of the checkpoint's patch size {patch}, "
                                         f"got {self.size}")
         check_choice("sampler", self.sampler, CROP_SAMPLERS)
         require(self.sampler != "official" or self.size >= 240,
                 f"sampler 'official' places a 160 px box at row 80: size must be >= 240, got {self.size}")
-        require(_is_int(self.seed) and self.seed >= 0, f"seed must be an int >= 0, got {self.seed!r}")
+        require(is_int(self.seed) and self.seed >= 0, f"seed must be an int >= 0, got {self.seed!r}")
         if isinstance(self.predictor, MaskSource):
             require(self.predictor.mask.shape == image.shape[:2],
                     f"the mask source's mask must be {image.shape[:2]} like the image, "
                     f"got {self.predictor.mask.shape}")
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
-        x = _resize(x, self.size).clamp(0.0, 1.0)                     # (1, 3, S, S): I
+        x = resize_bilinear(x, (self.size, self.size), antialias=True).clamp(0.0, 1.0)   # (1, 3, S, S): I
         object.__setattr__(self, "_input", x)
         object.__setattr__(self, "_student", self.predictor.student(x))  # (1, 1, S, S) logits
 
@@ -127,12 +122,10 @@ class CropZoomExplorer:
 
         sampler = self.sampler if sampler is None else sampler
         check_choice("sampler", sampler, CROP_SAMPLERS)
-        require(_is_int(step) and step >= 0, f"step must be an int >= 0, got {step!r}")
+        require(is_int(step) and step >= 0, f"step must be an int >= 0, got {step!r}")
         g = seeded_generator(self.seed, SEED_CROP, int(step))
         S = self.size
-        # train_step: crop='paper' draws an S/4 box (80 at 320), 'official' the fixed 160 px box.
-        return (CROP_SAMPLERS["paper"](g, image_size=S, crop=S // 4) if sampler == "paper"
-                else CROP_SAMPLERS["official"](g, image_size=S))
+        return sample_box(sampler, g, image_size=S)   # the box train_step draws at this step
 
     def _check_box(self, box) -> CropBox:
         return check_box(box, self.size, self.size)   # the S x S training input
@@ -201,7 +194,6 @@ class CropZoomExplorer:
     def figure(self, box: CropBox | None = None):
         """The eight maps of one box, with titles (matplotlib Figure)."""
         import matplotlib.pyplot as plt
-        from .train_config import TrainConfig
 
         v = self.views(box)
         zoom = f"x{self.size / v.box.height:.3g}" + ("" if v.box.height == v.box.width
@@ -218,7 +210,7 @@ class CropZoomExplorer:
         for ax, (title, data, cmap, *box) in zip(axes.flat, panels):
             self._panel(ax, title, data, cmap, box=box[0] if box else None)
         fig.suptitle(f"{self.predictor.label}; box (top, left, h, w) = {tuple(v.box)}; "
-                     f"L_eq = {v.l_eq:.4g}, lambda_eq L_eq = {TrainConfig.w_eq * v.l_eq:.3g}", fontsize=10)
+                     f"L_eq = {v.l_eq:.4g}, lambda_eq L_eq = {LossWeights().eq * v.l_eq:.3g}", fontsize=10)
         return fig
 
     def grid_figure(self, steps: Sequence[int] = range(4)):
@@ -308,7 +300,7 @@ def crop_explorer_sample(seed: int = 1, *, size: int = 320, degradation: str = "
     Args:
         seed: the synthetic sample (:func:`paperlib.synth_sample.make_sample`).
         size: image side and model size S.
-        degradation: D (:data:`paperlib.gf_sweep.DEGRADATIONS` or 'none').
+        degradation: D (:data:`paperlib.degrade.DEGRADATIONS` or 'none').
         sampler, crop_seed: the box sampler and the training seed it replays.
 
     Returns:

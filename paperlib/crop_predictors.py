@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .crop_zoom import CropBox, crop_zoom
+from .features import resize_bilinear, tensor_image
 from .losses import S_CLAMP
 from .validation import check_choice, require
 
@@ -42,18 +42,6 @@ NO_DEGRADATION = "none"  # MaskSource: the teacher is the exact crop-zoom of the
 def _to_logits(mask: torch.Tensor) -> torch.Tensor:
     """A [0, 1] map as logits whose sigmoid gives it back (clamped to [1e-6, 1 - 1e-6])."""
     return torch.logit(mask.float(), eps=S_CLAMP)
-
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8."""
-    return (x[0].permute(1, 2, 0) * 255.0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-
-
-def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear, antialiased (as :class:`paperlib.sempart_method.SempartMethod` resizes its input)."""
-    if tuple(x.shape[-2:]) == (size, size):
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
 @dataclass(frozen=True)
@@ -70,7 +58,8 @@ class SempartPredictor:
     bn_mode: str = "eval"
 
     def __post_init__(self) -> None:
-        from .sempart import BN_MODES, SempartModel
+        from .sempart import SempartModel
+        from .sempart_method import BN_MODES
 
         require(isinstance(self.model, SempartModel),
                 f"model must be a SempartModel (paperlib.sempart.load_sempart), got {type(self.model).__name__}")
@@ -115,7 +104,7 @@ class ImageFunction:
 
     Attributes:
         fn: (S, S, 3) uint8 RGB -> (S, S) soft mask in [0, 1], e.g.
-            ``lambda im: method.predict(im).mask`` for a :class:`paperlib.methods.Method`.
+            ``lambda im: method.predict(im).mask`` for a :class:`paperlib.method_base.Method`.
         name: shown in the figures.
     """
 
@@ -132,7 +121,7 @@ class ImageFunction:
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         S = x.shape[-1]
-        mask = np.asarray(self.fn(_to_uint8(x)), dtype=np.float32)
+        mask = np.asarray(self.fn(tensor_image(x)), dtype=np.float32)
         require(mask.shape == (S, S), f"fn must return a ({S}, {S}) mask for a ({S}, {S}, 3) image, "
                                       f"got shape {mask.shape}")
         require(bool(np.isfinite(mask).all()) and mask.min() >= 0 and mask.max() <= 1,
@@ -152,7 +141,7 @@ class MaskSource:
 
     Without weights nothing can predict on the crop, so this predictor *assumes* what trick 2
     rests on instead of measuring it. It plays a network whose only error is D, a fixed
-    degradation of its own S x S input grid (:data:`paperlib.gf_sweep.DEGRADATIONS`; 'blocky16'
+    degradation of its own S x S input grid (:data:`paperlib.degrade.DEGRADATIONS`; 'blocky16'
     is a ViT-S/16 patch mask):
 
     * student: s_hat = D(mask resized to S);
@@ -169,7 +158,7 @@ class MaskSource:
 
     Attributes:
         mask: (H, W) float in [0, 1], a mask of the full image (the ground truth or a prediction).
-        degradation: D, a name of :data:`paperlib.gf_sweep.DEGRADATIONS` or 'none'.
+        degradation: D, a name of :data:`paperlib.degrade.DEGRADATIONS` or 'none'.
     """
 
     mask: np.ndarray
@@ -177,7 +166,7 @@ class MaskSource:
     patch_size = 1  # any S works (a class constant, not a field)
 
     def __post_init__(self) -> None:
-        from .gf_sweep import DEGRADATIONS
+        from .degrade import DEGRADATIONS
 
         mask = np.asarray(self.mask, dtype=np.float32)
         require(mask.ndim == 2 and min(mask.shape) >= 1, f"mask must be a (H, W) array, got shape {mask.shape}")
@@ -193,14 +182,15 @@ class MaskSource:
         return f"mask source (stand-in, no weights): D = {self.degradation} of each input grid"
 
     def _degrade(self, m: torch.Tensor) -> torch.Tensor:
-        from .gf_sweep import degrade_mask
+        from .degrade import degrade_mask
 
         if self.degradation == NO_DEGRADATION:
             return _to_logits(m)
         return _to_logits(torch.from_numpy(degrade_mask(m[0, 0].numpy(), self.degradation))[None, None])
 
     def _at(self, size: int) -> torch.Tensor:
-        return _resize(torch.from_numpy(self.mask)[None, None], size).clamp(0.0, 1.0)   # (1, 1, S, S)
+        return resize_bilinear(torch.from_numpy(self.mask)[None, None], (size, size),
+                               antialias=True).clamp(0.0, 1.0)   # (1, 1, S, S)
 
     def student(self, x: torch.Tensor) -> torch.Tensor:
         return self._degrade(self._at(x.shape[-1]))

@@ -13,33 +13,37 @@ One training step with the crop:
 
 **One box per batch.** Every image of a batch is cropped at the same place, so a crop is one
 slice of the batch tensor, one resize, and the teacher runs on one (B, 3, size, size) batch.
-SPEC describes a single random placement per step and does not mention per-image boxes; this
-module offers only the shared box. Per-image boxes would change which regions are sampled
-within a step, not the loss of any one image.
+The described procedure (docs/paper_and_code.md#crop-zoom-consistency) draws a single random
+placement per step and does not mention per-image boxes; this module offers only the shared box.
+Per-image boxes would change which regions are sampled within a step, not the loss of any one
+image.
 
 **Box placement.** ``"paper"``: an 80 x 80 box anywhere in the 320 x 320 input, zoomed x4
 (paper Sec. 5). ``"official"``: the released code's effective placement, a 160 x 160 box whose top
-edge is always at row 80 and whose left edge is a random column in [10, 29], zoomed x2 (SPEC:
-an indexing slip in that code).
+edge is always at row 80 and whose left edge is a random column in [10, 29], zoomed x2 (an
+indexing slip in that code; docs/paper_and_code.md#crop-zoom-consistency).
 """
 
 from __future__ import annotations
 
-from numbers import Integral
+from dataclasses import replace
 from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .features import IMAGENET_MEAN, IMAGENET_STD
-from .guided_filter import guided_filter, image_to_guide
+from .guided_filter import PAPER_GF, GuidedFilterSettings, guided_filter, image_to_guide
 from .losses import S_CLAMP, ncut_loss
 from .ncut import SEMPART_AFFINITY, AffinityParams, affinity
-from .validation import check_tensor, require
+from .validation import check_choice, check_int, check_tensor, is_int, require
 
-# The paper's crop: 80 x 80 in a 320 x 320 input, zoomed x4 (paper Sec. 5, "Multi-scale consistency").
-PAPER_CROP = 80
-# The released code's effective crop: 160 x 160 at row 80, left edge in [10, 29] (SPEC).
+# The paper's crop: a quarter of the input's side (80 x 80 in 320 x 320), zoomed x4 (paper Sec. 5,
+# "Multi-scale consistency"); the trainer and the explorer scale it with the input size.
+PAPER_ZOOM = 4
+PAPER_CROP = 320 // PAPER_ZOOM
+# The released code's effective crop: 160 x 160 at row 80, left edge in [10, 29]
+# (docs/paper_and_code.md#crop-zoom-consistency).
 OFFICIAL_CROP = 160
 OFFICIAL_TOP = 80
 OFFICIAL_LEFT = (10, 29)  # inclusive
@@ -57,7 +61,7 @@ class CropBox(NamedTuple):
 def check_box(box, H: int, W: int) -> CropBox:
     """``box`` as a :class:`CropBox` of ints inside an H x W image, or an InputError naming it."""
     require(isinstance(box, Sequence) and len(box) == 4
-            and all(isinstance(v, Integral) and not isinstance(v, bool) for v in box),
+            and all(is_int(v) for v in box),
             f"box must be a CropBox of 4 ints (top, left, height, width), got {box!r}")
     box = CropBox(*(int(v) for v in box))
     require(box.height >= 1 and box.width >= 1, f"box must have a positive height and width, got {box}")
@@ -67,10 +71,10 @@ def check_box(box, H: int, W: int) -> CropBox:
 
 
 def _check_size(size) -> tuple[int, int]:
-    if isinstance(size, Integral) and not isinstance(size, bool):
+    if is_int(size):
         size = (int(size), int(size))
     require(isinstance(size, Sequence) and len(size) == 2
-            and all(isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in size),
+            and all(is_int(v) and v >= 1 for v in size),
             f"size must be a positive int or a pair of positive ints (H, W), got {size!r}")
     return int(size[0]), int(size[1])
 
@@ -114,7 +118,7 @@ def sample_crop_paper(generator: torch.Generator, *, image_size: int = 320,
         CropBox with top, left uniform in [0, image_size - crop].
     """
     _check_generator(generator)
-    require(isinstance(image_size, Integral) and isinstance(crop, Integral) and 1 <= crop <= image_size,
+    require(is_int(image_size) and is_int(crop) and 1 <= crop <= image_size,
             f"crop and image_size must be ints with 1 <= crop <= image_size, got crop={crop!r}, "
             f"image_size={image_size!r}")
     top, left = torch.randint(0, image_size - crop + 1, (2,), generator=generator).tolist()
@@ -122,7 +126,9 @@ def sample_crop_paper(generator: torch.Generator, *, image_size: int = 320,
 
 
 def sample_crop_official(generator: torch.Generator, *, image_size: int = 320) -> CropBox:
-    """The released code's effective box: 160 x 160, top 80, left random in [10, 29] (SPEC).
+    """The released code's effective box: 160 x 160, top 80, left random in [10, 29].
+
+    See docs/paper_and_code.md#crop-zoom-consistency.
 
     Args:
         generator: torch.Generator that draws the left edge (one draw of one integer).
@@ -132,9 +138,7 @@ def sample_crop_official(generator: torch.Generator, *, image_size: int = 320) -
         CropBox(80, left, 160, 160) with left in [10, 29]; zoomed x2 back to 320.
     """
     _check_generator(generator)
-    require(isinstance(image_size, Integral) and image_size >= OFFICIAL_TOP + OFFICIAL_CROP,
-            f"image_size must be an int >= {OFFICIAL_TOP + OFFICIAL_CROP} for the official box, "
-            f"got {image_size!r}")
+    check_int("image_size", image_size, low=OFFICIAL_TOP + OFFICIAL_CROP)  # room for the box at row 80
     low, high = OFFICIAL_LEFT
     left = int(torch.randint(low, high + 1, (1,), generator=generator))
     return CropBox(OFFICIAL_TOP, left, OFFICIAL_CROP, OFFICIAL_CROP)
@@ -147,26 +151,51 @@ CROP_SAMPLERS: dict[str, Callable[..., CropBox]] = {
 }
 
 
+def sample_box(sampler: str, generator: torch.Generator, *, image_size: int) -> CropBox:
+    """The trick-2 box of one training step, by sampler name (training and the explorer both draw here).
+
+    Args:
+        sampler: 'paper' (a box of side ``image_size // PAPER_ZOOM``, 80 at 320, placed
+            uniformly) or 'official' (the released code's fixed-size box).
+        generator: torch.Generator seeded for the step (exact replay).
+        image_size: side S of the square network input.
+
+    Returns:
+        CropBox inside the S x S input.
+    """
+    check_choice("sampler", sampler, CROP_SAMPLERS)
+    if sampler == "paper":
+        check_int("image_size", image_size, low=PAPER_ZOOM)
+        return sample_crop_paper(generator, image_size=image_size, crop=image_size // PAPER_ZOOM)
+    return sample_crop_official(generator, image_size=image_size)
+
+
 def teacher_target(crop_image: torch.Tensor, teacher_fine_logits: torch.Tensor, *,
                    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                   radius: int = 9, eps: float = 1e-3) -> torch.Tensor:
+                   gf: GuidedFilterSettings = PAPER_GF, radius: int | None = None,
+                   eps: float | None = None) -> torch.Tensor:
     """The target of L_eq: SG[GF(sigmoid(teacher logits), gray crop)], clamped (paper Sec. 4).
 
     The guide is the zoomed crop un-normalised to [0, 1] and averaged over R, G, B
-    (:func:`paperlib.guided_filter.image_to_guide`); the guided filter uses truncated border
-    windows (SPEC "Guided filter"); the result is clamped to [1e-6, 1 - 1e-6] and detached, so
-    no gradient reaches the teacher through the target.
+    (:func:`paperlib.guided_filter.image_to_guide`); the guided filter runs with ``gf`` (the
+    paper's radius 9, eps 1e-3 and truncated border windows by default); the result is clamped
+    to [1e-6, 1 - 1e-6] and detached, so no gradient reaches the teacher through the target.
 
     Args:
         crop_image: (B, 3, H, W) the zoomed crop as fed to the teacher (ImageNet-normalised).
         teacher_fine_logits: (B, 1, H, W) the network's fine logits on ``crop_image``.
         mean, std: the normalisation of ``crop_image`` (ImageNet's).
-        radius: guided-filter radius r (9: a 19 x 19 window at 320 x 320).
-        eps: guided-filter regularisation (1e-3).
+        gf: the teacher's guided filter (:data:`paperlib.guided_filter.PAPER_GF`).
+        radius, eps: shorthands that replace ``gf``'s radius or eps when given (None: ``gf``'s).
 
     Returns:
         (B, 1, H, W) detached target in [1e-6, 1 - 1e-6].
     """
+    require(isinstance(gf, GuidedFilterSettings),
+            f"gf must be a GuidedFilterSettings, got {type(gf).__name__}")
+    # replace() re-runs GuidedFilterSettings' checks, so a bad radius or eps fails here.
+    gf = replace(gf, **{name: value for name, value in (("radius", radius), ("eps", eps))
+                        if value is not None})
     check_tensor("crop_image", crop_image, ndim=4, channels=3, floating=True)
     check_tensor("teacher_fine_logits", teacher_fine_logits, ndim=4, channels=1, floating=True)
     require(crop_image.shape[0] == teacher_fine_logits.shape[0]
@@ -175,8 +204,8 @@ def teacher_target(crop_image: torch.Tensor, teacher_fine_logits: torch.Tensor, 
             f"got {tuple(crop_image.shape)} and {tuple(teacher_fine_logits.shape)}")
     with torch.no_grad():  # stop-gradient: the target needs no graph, so none is built
         guide = image_to_guide(crop_image, mean=mean, std=std)  # (B, 1, H, W) in [0, 1]
-        q = guided_filter(guide, torch.sigmoid(teacher_fine_logits), radius=radius, eps=eps,
-                          border="count")
+        q = guided_filter(guide, torch.sigmoid(teacher_fine_logits), radius=gf.radius, eps=gf.eps,
+                          border=gf.border)
     return q.clamp(S_CLAMP, 1.0 - S_CLAMP)
 
 
@@ -208,7 +237,7 @@ def ncut_crop_loss(crop_keys: torch.Tensor, crop_coarse_logits: torch.Tensor, *,
                    affinity_params: AffinityParams = SEMPART_AFFINITY) -> torch.Tensor:
     """L_Ncut-crop: the Ncut loss of the crop pass with the crop's own affinity (paper Sec. 5).
 
-    Backpropagates into the network that produced ``crop_coarse_logits`` (SPEC "Losses").
+    Backpropagates into the network that produced ``crop_coarse_logits`` (docs/paper_and_code.md#losses).
 
     Args:
         crop_keys: (B, D, h, w) backbone features of the zoomed crop.

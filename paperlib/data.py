@@ -6,7 +6,7 @@ Public API
     one file of an official release and where its contents go under the data root.
 ``DatasetSpec(name, image_dir, mask_dir, image_suffix, mask_suffix, n_images, downloads, parents)``
     the official layout of one saliency dataset; ``DATASETS`` maps ``duts-tr``, ``duts-te``,
-    ``dut-omron`` and ``ecssd`` to theirs (SPEC.md, "Official downloads" and "Layouts").
+    ``dut-omron`` and ``ecssd`` to theirs (docs/paper_and_code.md#datasets).
 ``FolderPairs(images_dir, masks_dir)``
     any two folders whose files are matched by stem.
 ``find_layout(name, root) -> FolderPairs``
@@ -279,8 +279,8 @@ def open_dataset(source: str | FolderPairs, root: str | Path | None = None, *, b
                  transform: Callable[[Sample], Any] | None = None) -> SaliencyDataset:
     """Open a registered saliency dataset, or any ``FolderPairs``, as a ``SaliencyDataset``.
 
-    Evaluation protocol (SPEC.md): masks are read as [0, 1]; the metrics binarise them at 0.5.
-    ``binary=True`` does it here instead.
+    Evaluation protocol (docs/paper_and_code.md#saliency-metrics): masks are read as [0, 1]; the
+    metrics binarise them at 0.5. ``binary=True`` does it here instead.
 
     Args:
         source: a ``DATASETS`` name (``duts-te`` ...) or a ``FolderPairs``.

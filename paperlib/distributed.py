@@ -9,9 +9,6 @@ Public API:
 
 * :class:`GlooSyncBatchNorm` -- BatchNorm2d with statistics over every rank's batch;
 * :func:`convert_sync_batchnorm` -- replace a module's BatchNorm2d layers by synchronised ones;
-* :class:`DistributedEnv` / :func:`distributed_env` -- rank, world size and local rank that
-  ``torchrun`` sets (a single process without it);
-* :func:`resolve_device` -- the device a rank trains on, always indexed on CUDA;
 * :class:`DeviceSetup` / :func:`setup_device` -- that device made current, cuDNN tuned, the
   process group started (nccl on CUDA, gloo on CPU) and the DataLoader settings that suit it.
   These are the only lines of training that run on CUDA alone; tests/test_train_cuda_paths.py
@@ -20,14 +17,13 @@ Public API:
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from .devices import DistributedEnv, resolve_device
 from .train_config import loader_workers
-from .validation import InputError, require
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -96,73 +92,6 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
         else:
             convert_sync_batchnorm(child, device)
     return module
-
-
-# --------------------------------------------------------------------------------------------
-# The torchrun environment
-
-class DistributedEnv(NamedTuple):
-    """This process's place in the run, from the variables ``torchrun`` sets."""
-
-    rank: int
-    world_size: int
-    local_rank: int
-    local_world_size: int = 1  # processes on this machine, which share its CPUs and GPUs
-
-
-def distributed_env() -> DistributedEnv:
-    """Read RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE; without them, one process of rank 0."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return DistributedEnv(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")),
-                          int(os.environ.get("LOCAL_WORLD_SIZE", str(world))))
-
-
-_DEVICE_HINT = "use cpu, cuda or cuda:N"
-
-
-def resolve_device(requested: str | torch.device | None, env: DistributedEnv) -> torch.device:
-    """The device of this rank, with an index whenever it is a CUDA device.
-
-    ``torch.cuda.set_device`` and DDP's ``device_ids`` need an index, so every spelling is
-    given one: a bare 'cuda' (or None on a CUDA machine) becomes ``cuda:LOCAL_RANK`` in a
-    multi-process run (one GPU per rank, as torchrun expects) and the current CUDA device
-    otherwise (0 unless the caller has chosen another); 'cuda:N' is kept as it is.
-
-    Args:
-        requested: a torch device string ('cpu', 'cuda', 'cuda:1'), or None for CUDA when
-            available, else the CPU.
-        env: this process's :class:`DistributedEnv`.
-
-    Returns:
-        The device; ``index`` is set when its type is 'cuda'.
-
-    Raises:
-        InputError: naming ``--device``, for a string torch does not read as a device, a CUDA
-            device on a machine without CUDA, or an index beyond ``torch.cuda.device_count()``.
-    """
-    if requested is None:
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        requested = "cuda"
-    try:
-        device = torch.device(requested)
-    except (RuntimeError, TypeError):
-        raise InputError(f"--device {requested!r} is not a device; {_DEVICE_HINT}") from None
-    if device.type != "cuda":
-        return device
-    require(torch.cuda.is_available(), f"--device {requested}: CUDA is not available on this machine "
-                                       f"(torch.cuda.is_available() is False); use --device cpu")
-    count = torch.cuda.device_count()
-    if device.index is not None:
-        require(device.index < count, f"--device {requested}: this machine has {count} CUDA device(s), "
-                                      f"cuda:0 to cuda:{count - 1}")
-        return device
-    if env.world_size > 1:
-        require(env.local_rank < count, f"--device {requested}: LOCAL_RANK {env.local_rank} asks for "
-                                        f"cuda:{env.local_rank}, but this machine has {count} CUDA device(s); "
-                                        f"start at most {count} processes per machine")
-        return torch.device("cuda", env.local_rank)
-    return torch.device("cuda", torch.cuda.current_device())
 
 
 class DeviceSetup(NamedTuple):

@@ -175,8 +175,8 @@ def download(name: str, root: str | Path, *, progress: bool = True, sha256: str 
              keep_archives: bool = False) -> DownloadReport:
     """Fetch a dataset from its official source, check it, unpack it into the official layout.
 
-    Layouts (SPEC.md): ``root/DUTS-TE/{DUTS-TE-Image,DUTS-TE-Mask}``, ``root/DUT-OMRON/...``,
-    ``root/ECSSD/{images,ground_truth_mask}``, ``root/VOCdevkit/VOC2007``,
+    Layouts (docs/paper_and_code.md#datasets): ``root/DUTS-TE/{DUTS-TE-Image,DUTS-TE-Mask}``,
+    ``root/DUT-OMRON/...``, ``root/ECSSD/{images,ground_truth_mask}``, ``root/VOCdevkit/VOC2007``,
     ``root/COCO/{train2014,annotations,coco_20k_filenames.txt}``. A file whose contents are
     already in place is not fetched again; the dataset is verified at the end either way.
 

@@ -53,7 +53,10 @@ def match_stems(pred: dict[str, Path], gt: dict[str, Path], *, pred_dir, gt_dir,
 
 def evaluate_folders(pred_dir: str | Path, gt_dir: str | Path, *, allow_missing: bool = False,
                      per_image_csv: str | Path | None = None, progress: bool = True) -> FolderEval:
-    """Score every prediction in ``pred_dir`` against its mask in ``gt_dir`` (SPEC metrics)."""
+    """Score every prediction in ``pred_dir`` against its mask in ``gt_dir``.
+
+    The metrics are those of docs/paper_and_code.md#saliency-metrics.
+    """
     from tqdm.auto import tqdm
 
     pred = list_images(check_dir("--pred", pred_dir))

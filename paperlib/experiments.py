@@ -148,7 +148,7 @@ def saliency_ablation(checkpoints: Mapping[tuple[str, str], str | Path], dataset
         {(backbone, crop, refine): {dataset: SaliencyScores}}.
     """
     from .data import open_dataset
-    from .segment import evaluate_dataset
+    from .dataset_eval import evaluate_dataset
 
     datasets, weights = check_names("datasets", datasets), check_mapping("weights", weights)
     results: dict = {}
@@ -166,7 +166,7 @@ def corloc_ablation(checkpoints: Mapping[tuple[str, str], str | Path], datasets:
                     data_root: str | Path, *, weights: Mapping[str, str] | None = None,
                     refines: Sequence[str] = ("none", "gf"), protocol: str = "default",
                     device: str | None = None, limit: int | None = None, progress: bool = True) -> dict:
-    """CorLoc of every run on every detection dataset, raw and refined (:func:`paperlib.methods.refined_box`).
+    """CorLoc of every run on every detection dataset, raw and refined (:func:`paperlib.method_refine.refined_box`).
 
     Each batch is predicted once; every refinement boxes its own refined masks.
 
@@ -179,13 +179,13 @@ def corloc_ablation(checkpoints: Mapping[tuple[str, str], str | Path], datasets:
     from .box_datasets import open_corloc_dataset
     from .corloc import CorLoc
     from .images import read_image
-    from .methods import refined_box
+    from .method_refine import refined_box
 
     datasets, weights = check_names("datasets", datasets), check_mapping("weights", weights)
     results: dict = {}
     for (backbone, crop), checkpoint in checkpoints.items():
         method = _sempart(checkpoint, weights.get(backbone), device, protocol)
-        step = method.protocol.batch_size
+        step = method.batch_size
         for name in datasets:
             dataset = open_corloc_dataset(name, data_root)
             n = len(dataset) if limit is None else min(limit, len(dataset))
@@ -194,7 +194,7 @@ def corloc_ablation(checkpoints: Mapping[tuple[str, str], str | Path], datasets:
             for start in range(0, n, step):
                 items = [dataset[i] for i in range(start, min(n, start + step))]
                 images = [read_image(item.image_path) for item in items]
-                for image, item, pred in zip(images, items, method.predict_batch(images)):
+                for image, item, pred in zip(images, items, method.predict_batch(images, image_ids=[item.image_id for item in items])):
                     for r in refines:
                         scores[r].update(refined_box(image, pred, refine=r), item.boxes)
                 bar.update(len(items))

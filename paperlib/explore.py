@@ -23,10 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .guided_filter import BORDERS, PAPER_GF, check_radius
 from .validation import check_choice, check_positive, require
-
-# The paper's setting at 320 x 320 (SPEC "Guided filter").
-PAPER_RADIUS, PAPER_EPS = 9, 1e-3
 
 
 @dataclass(frozen=True)
@@ -43,11 +41,9 @@ class GFExplorer:
     image: np.ndarray
     mask: np.ndarray
     truth: np.ndarray | None = None
-    border: str = "count"
+    border: str = PAPER_GF.border
 
     def __post_init__(self) -> None:
-        from .guided_filter import BORDERS
-
         image, mask = np.asarray(self.image), np.asarray(self.mask, dtype=np.float32)
         require(image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8,
                 f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
@@ -97,7 +93,7 @@ class GFExplorer:
 
         require(self.truth is not None, "the grid scores need a ground truth: GFExplorer(..., truth=...)")
         for r in radii:
-            require(isinstance(r, (int, np.integer)) and r >= 1, f"radii must be ints >= 1, got {r!r}")
+            check_radius(r)
         for e in eps_values:
             check_positive("eps", e)
         table = pd.DataFrame([[self._score(self.refine(int(r), float(e))).iou for e in eps_values] for r in radii],
@@ -106,7 +102,7 @@ class GFExplorer:
         table.attrs["iou_before"] = self._score(self.mask).iou
         return table
 
-    def figure(self, radius: int = PAPER_RADIUS, eps: float = PAPER_EPS):
+    def figure(self, radius: int = PAPER_GF.radius, eps: float = PAPER_GF.eps):
         """Image, mask, filtered mask and what the filter changed, side by side (matplotlib Figure).
 
         Every map has a colour bar naming its quantity; the difference map is on [-1, 1].
@@ -151,7 +147,7 @@ class GFExplorer:
         fig.colorbar(im, ax=ax, label="IoU gain (filtered - unfiltered)")
         return fig
 
-    def widget(self, *, radius: int = PAPER_RADIUS, eps: float = PAPER_EPS, max_radius: int = 64):
+    def widget(self, *, radius: int = PAPER_GF.radius, eps: float = PAPER_GF.eps, max_radius: int = 64):
         """Sliders for r and log10(eps) redrawing :meth:`figure` (an ipywidgets VBox).
 
         The sliders are ``widget.children[0]`` (radius) and ``[1]`` (eps); ``[2]`` is an
@@ -231,7 +227,7 @@ def explorer_from_files(image_path: str | Path, truth_path: str | Path, *, size:
     """
     from PIL import Image
 
-    from .gf_sweep import degrade_mask
+    from .degrade import degrade_mask
     from .images import read_image, read_mask, resize_mask
 
     image = np.asarray(Image.fromarray(read_image(image_path)).resize((size, size), Image.BILINEAR))
@@ -245,13 +241,13 @@ def explorer_sample(seed: int = 0, *, size: int = 320, degradation: str = "block
     Args:
         seed: the synthetic sample's seed (:func:`paperlib.synth_sample.make_sample`).
         size: image side in pixels.
-        degradation: how the prediction is spoiled (:data:`paperlib.gf_sweep.DEGRADATIONS`;
+        degradation: how the prediction is spoiled (:data:`paperlib.degrade.DEGRADATIONS`;
             'blocky16' looks like a ViT-S/16 TokenCut mask).
 
     Returns:
         :class:`GFExplorer` with image, mask = the degraded truth, truth.
     """
-    from .gf_sweep import degrade_mask
+    from .degrade import degrade_mask
     from .synth_sample import make_sample
 
     sample = make_sample(np.random.default_rng(seed), height=size, width=size)

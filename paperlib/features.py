@@ -8,6 +8,7 @@ and :mod:`paperlib.filterbank` (the offline filter bank) implement it.
 
 Public API:
     IMAGENET_MEAN, IMAGENET_STD, normalise   the ImageNet input normalisation.
+    image_tensor, tensor_image, resize_bilinear   uint8 images <-> (1, 3, H, W) tensors, resizing.
     Features   NamedTuple (keys (B, D, h, w), tokens (B, N, D), grid (h, w)).
     Backbone   nn.Module base: validates the images, runs ``_extract`` (or ``_extract_keys`` for
                :meth:`Backbone.keys`) without gradients.
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .validation import check_tensor, require
@@ -32,8 +35,29 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _RANGE_SLACK = 0.25
 
 
+def image_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1] on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device).float() / 255.0
+
+
+def tensor_image(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) float in [0, 1] -> (H, W, 3) uint8 RGB, rounded as PIL rounds."""
+    return (x[0].permute(1, 2, 0) * 255.0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def resize_bilinear(x: torch.Tensor, size: tuple[int, int], *, antialias: bool) -> torch.Tensor:
+    """Bilinear resize of (B, C, H, W) to ``size`` = (H', W'), ``align_corners=False``; x itself if equal.
+
+    ``antialias=True`` matches PIL's bilinear and torchvision's ``Resize`` on images (the Sempart
+    head's input); ``antialias=False`` is the head's own up-sampling of features and images.
+    """
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=antialias)
+
+
 def normalise(images: torch.Tensor) -> torch.Tensor:
-    """ImageNet normalisation: the Sempart head's image input (paper appendix; SPEC "Head").
+    """ImageNet normalisation: the Sempart head's image input (paper appendix; docs/paper_and_code.md#head).
 
     Args:
         images: (B, 3, H, W) float RGB in [0, 1].
@@ -50,7 +74,7 @@ class Features(NamedTuple):
     """What a backbone returns for a batch of images.
 
     Attributes:
-        keys: (B, D, h, w) float32, the last block's keys (SPEC "Backbone features").
+        keys: (B, D, h, w) float32, the last block's keys (docs/paper_and_code.md#backbone-features).
         tokens: (B, N, D) float32, the final normed patch tokens, row-major over (h, w).
         grid: (h, w), the patch grid.
     """
@@ -95,7 +119,7 @@ class Backbone(nn.Module):
     def features(self, images: torch.Tensor, *, autocast: torch.dtype | None = None) -> Features:
         """Features of a batch of images, without gradients.
 
-        Paper section 3 (frozen DINO features); SPEC "Backbone features".
+        Paper section 3 (frozen DINO features); docs/paper_and_code.md#backbone-features.
 
         Args:
             images: (B, 3, H, W) float RGB in [0, 1], **not** normalised; H and W multiples of

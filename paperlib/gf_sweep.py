@@ -1,70 +1,24 @@
 """Where does the guided filter pay? Masks of known quality, refined over a grid of (radius, eps).
 
-Ground-truth masks are degraded the way real predictions are imperfect -- computed at the
-backbone's patch resolution (1/8, 1/16) then upsampled, or blurred -- and each degraded mask is
+Ground-truth masks are degraded the way real predictions are imperfect (:mod:`paperlib.degrade`:
+computed at the backbone's patch resolution (1/8, 1/16) then upsampled, or blurred) and each is
 guided-filtered with its image over a grid of radius and eps. The table reports every metric
 before and after, so a user sees where each setting helps and where it hurts.
 
-    DEGRADATIONS                     name -> how the ground truth is spoiled
-    degrade_mask(mask, name)         one degraded mask
     sweep(pairs, radii=, eps=, ...)  the table (a pandas DataFrame), one row per setting
     plot_sweep(table, path)          heat maps of the IoU and max-F changes
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from .degrade import DEGRADATIONS, degrade_mask
+from .images import save_figure
 from .validation import check_choice, require
-
-
-@dataclass(frozen=True)
-class Degradation:
-    """One way of spoiling a ground-truth mask."""
-
-    name: str
-    factor: int = 1           # compute at 1/factor resolution (area average), then upsample
-    upsample: str = "bilinear"  # "bilinear": soft low-res prediction; "nearest": blocky patch mask
-    blur_sigma: float = 0.0   # Gaussian blur in pixels, applied at full resolution
-    description: str = ""
-
-
-DEGRADATIONS: dict[str, Degradation] = {d.name: d for d in (
-    Degradation("down8", factor=8, description="1/8 resolution (ViT-S/8 patch grid), bilinear up"),
-    Degradation("down16", factor=16, description="1/16 resolution (ViT-S/16 grid), bilinear up"),
-    Degradation("blocky16", factor=16, upsample="nearest",
-                description="1/16 resolution binarised, nearest up (TokenCut-like)"),
-    Degradation("blur4", blur_sigma=4.0, description="Gaussian blur, sigma 4 px"),
-)}
-
-
-def degrade_mask(mask: np.ndarray, name: str) -> np.ndarray:
-    """Spoil a [0, 1] mask (H, W) as the named degradation says; returns float32 (H, W)."""
-    import torch
-    import torch.nn.functional as F
-    from scipy.ndimage import gaussian_filter
-
-    check_choice("degradation", name, DEGRADATIONS)
-    deg = DEGRADATIONS[name]
-    out = np.asarray(mask, dtype=np.float32)
-    height, width = out.shape
-    if deg.factor > 1:
-        small = (max(1, round(height / deg.factor)), max(1, round(width / deg.factor)))
-        t = torch.from_numpy(out)[None, None]                          # (1, 1, H, W)
-        low = F.adaptive_avg_pool2d(t, small)                          # (1, 1, H/f, W/f)
-        if deg.upsample == "nearest":
-            low = (low > 0.5).float()
-            up = F.interpolate(low, size=(height, width), mode="nearest-exact")
-        else:
-            up = F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)
-        out = up[0, 0].numpy()
-    if deg.blur_sigma > 0:
-        out = gaussian_filter(out, sigma=deg.blur_sigma, mode="nearest")
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 def sweep(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, radii: Sequence[int] = (2, 4, 9, 16, 32),
@@ -132,8 +86,6 @@ def plot_sweep(table, path: str | Path, *, metrics: Sequence[str] = ("iou", "max
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .images import atomic_path
-
     degs = list(dict.fromkeys(table.degradation))
     fig, axes = plt.subplots(len(metrics), len(degs), figsize=(3.2 * len(degs), 2.8 * len(metrics)),
                              squeeze=False, constrained_layout=True)
@@ -153,8 +105,7 @@ def plot_sweep(table, path: str | Path, *, metrics: Sequence[str] = ("iou", "max
             ax.set_xlabel("eps")
             ax.set_ylabel("radius")
     fig.colorbar(im, ax=axes, shrink=0.6)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

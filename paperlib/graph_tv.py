@@ -11,8 +11,8 @@ with E the 8-neighbour pairs of the pixel grid (fine) or of the patch grid (coar
   grid neighbours.
 
 **Normalisation.** The paper's implementation section replaces the sum by an average "since we
-observed that this improves stability", and SPEC ("Losses") fixes it as the mean over pixels and
-neighbours. Every function here returns
+observed that this improves stability", and docs/paper_and_code.md#losses fixes it as the mean
+over pixels and neighbours. Every function here returns
 
     mean over b, the H*W pixels i and the 8 offsets k of  a_{i, i+k} (s_i - s_{i+k})^2,
 
@@ -55,8 +55,9 @@ def gtv_fine(image: torch.Tensor, s: torch.Tensor, *, sigma: float = 1.0) -> tor
     """Graph total variation of the fine mask with image-similarity weights (eqs. 5, 6).
 
     ``a_ij = exp(-||x_i - x_j||^2 / sigma)``, the squared norm summed over the channels of the
-    image as given (the ImageNet-normalised network input, SPEC "Losses"). The mean over pixels
-    and 8 neighbours is eq. (5) / (4 H W) (module docstring). Differentiable in ``s`` and ``image``.
+    image as given (the ImageNet-normalised network input, docs/paper_and_code.md#losses). The
+    mean over pixels and 8 neighbours is eq. (5) / (4 H W) (module docstring). Differentiable in
+    ``s`` and ``image``.
 
     Args:
         image: (B, C, H, W) guide, C = 3 for the ImageNet-normalised RGB input.
@@ -108,7 +109,7 @@ def gtv_coarse(keys: torch.Tensor, s: torch.Tensor, *, tau: float = SEMPART_AFFI
     Args:
         keys: (B, D, h, w) backbone features, the ones the Ncut affinity is built from.
         s: (B, 1, h, w) coarse mask, the sigmoid of the coarse logits; h, w >= 2.
-        tau: similarity threshold, 0.4 for Sempart (SPEC "Affinity").
+        tau: similarity threshold, 0.4 for Sempart (docs/paper_and_code.md#affinity).
         eps: weight of unlinked neighbours, 1e-6 for Sempart.
         binary: linked neighbours weigh 1 if True, else their similarity.
 

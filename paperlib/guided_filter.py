@@ -28,6 +28,7 @@ are upsampled back before being applied to the full-resolution guide.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Sequence
 
@@ -40,15 +41,49 @@ from .validation import check_choice, check_positive, check_tensor, require
 BORDERS = ("count", "reflect", "reflect_101")
 
 
-def _check_params(radius, eps, border, subsample) -> None:
+def check_radius(radius) -> None:
+    """The one radius rule of every guided-filter entry point: an int (not a bool), r >= 0.
+
+    r = 0 is allowed: a 1x1 window has var_I = cov_Ip = 0, so the filter returns src exactly,
+    which is a valid (if idle) setting and the natural "no filter" end of a radius sweep.
+    """
     require(isinstance(radius, Integral) and not isinstance(radius, bool),
             f"radius must be an int, got {type(radius).__name__}")
     require(radius >= 0, f"radius must be >= 0 (0 is a 1x1 window, which returns src), got {radius}")
+
+
+def _check_settings(radius, eps, border) -> None:
+    check_radius(radius)
     require(isinstance(eps, Real) and not isinstance(eps, bool),
             f"eps must be a real number, got {type(eps).__name__}")
     check_positive("eps", eps)
     require(isinstance(border, str), f"border must be a str, got {type(border).__name__}")
     check_choice("border", border, BORDERS)
+
+
+@dataclass(frozen=True)
+class GuidedFilterSettings:
+    """The guided filter's hyper-parameters; :data:`PAPER_GF` holds the paper's, the one home of them.
+
+    The paper prints no radius and no eps (docs/paper_and_code.md, "Guided filter"); the defaults
+    are its released code's, and every default in the package (``guided_filter``, ``RefineSettings``, the CLI, the crop-zoom
+    teacher, the explorer) is read from here.
+    """
+
+    radius: int = 9          # a 19 x 19 window at the 320 x 320 input: the authors' released code
+    eps: float = 1e-3        # in squared units of the [0, 1] gray guide: the released code's epsilon
+    border: str = "count"    # windows truncated at the image border: the released code's box filter
+
+    def __post_init__(self) -> None:
+        _check_settings(self.radius, self.eps, self.border)
+
+
+# The paper's guided filter (released code): radius 9, eps 1e-3, truncated border windows.
+PAPER_GF = GuidedFilterSettings()
+
+
+def _check_params(radius, eps, border, subsample) -> None:
+    _check_settings(radius, eps, border)
     require(isinstance(subsample, Integral) and not isinstance(subsample, bool),
             f"subsample must be an int, got {type(subsample).__name__}")
     require(subsample >= 1, f"subsample must be >= 1, got {subsample}")
@@ -135,8 +170,9 @@ def _coefficients_colour(I: torch.Tensor, p: torch.Tensor, radius: int, eps: flo
     return mean_a.reshape(B, 3, C, H, W), mean_b
 
 
-def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = 9, eps: float = 1e-3,
-                  border: str = "count", subsample: int = 1) -> torch.Tensor:
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = PAPER_GF.radius,
+                  eps: float = PAPER_GF.eps, border: str = PAPER_GF.border, subsample: int = 1
+                  ) -> torch.Tensor:
     """Filter ``src`` with the guided filter of He et al., steered by ``guide``.
 
     Paper Sec. 3 ("Guided Filtering") and Sec. 4: q = GF(p, I), with a_k, b_k minimising
@@ -147,10 +183,10 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = 9, ep
     Args:
         guide: (B, 1, H, W) gray or (B, 3, H, W) colour guide I, floating point.
         src: (B, C, H, W) input p, any C, on ``guide``'s device.
-        radius: r, windows are (2r+1) x (2r+1); r = 9 in the paper. 0 gives a 1x1 window, where
-            var_I = cov_Ip = 0, so q = src.
-        eps: regularisation added to var_I (> 0, in squared guide units); 1e-3 in the paper.
-        border: ``"count"`` (truncated windows, the paper's), ``"reflect"`` (OpenCV's
+        radius: r >= 0 (:func:`check_radius`), windows are (2r+1) x (2r+1); default
+            ``PAPER_GF.radius``. 0 gives a 1x1 window, where var_I = cov_Ip = 0, so q = src.
+        eps: regularisation added to var_I (> 0, in squared guide units); default ``PAPER_GF.eps``.
+        border: ``"count"`` (truncated windows, the paper's and the default), ``"reflect"`` (OpenCV's
             ximgproc.guidedFilter) or ``"reflect_101"`` (kornia's guided_blur default).
         subsample: s >= 1; s > 1 is the fast guided filter: a, b from guide and src shrunk to
             (H // s, W // s) by bilinear sampling without antialiasing (He and Sun's second
@@ -212,11 +248,12 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = 9, ep
 class GuidedFilter(nn.Module):
     """Module form of :func:`guided_filter` (no parameters); ``forward(guide, src)`` gives the same q.
 
-    Paper Sec. 3; hyper-parameters as in :func:`guided_filter`, checked at construction.
+    Paper Sec. 3; hyper-parameters as in :func:`guided_filter` (defaults :data:`PAPER_GF`),
+    checked at construction.
     """
 
-    def __init__(self, *, radius: int = 9, eps: float = 1e-3, border: str = "count",
-                 subsample: int = 1) -> None:
+    def __init__(self, *, radius: int = PAPER_GF.radius, eps: float = PAPER_GF.eps,
+                 border: str = PAPER_GF.border, subsample: int = 1) -> None:
         super().__init__()
         _check_params(radius, eps, border, subsample)
         self.radius, self.eps, self.border, self.subsample = radius, eps, border, subsample

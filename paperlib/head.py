@@ -15,7 +15,7 @@ evaluation apply the sigmoid):
   64+3 -> 192, 192+3 -> 128, 128+3 -> 128 -> 128, then 128+3 -> 1.
 
 Choices that the paper leaves open, and what settled them. The released head has exactly
-748,165 parameters (SPEC "Head"). Of the 32 combinations of the ambiguous options (head width
+748,165 parameters (docs/paper_and_code.md#head). Of the 32 combinations of the ambiguous options (head width
 32 or 64, qkv bias or not, conv bias before BatchNorm or not, a final LayerNorm or not, a bias in
 the 1x1 projection or not) exactly one gives that count:
 
@@ -35,14 +35,14 @@ the 1x1 projection or not) exactly one gives that count:
     fine 1x1 conv 131 -> 1, bias                   131 + 1                       =     132
                                                                            total = 748,165
 
-* attention heads are 64 wide each (SPEC "2 heads of dim 64", inner width 128) and the qkv
+* attention heads are 64 wide each (2 heads, inner width 128; docs/paper_and_code.md#head) and the qkv
   projection has no bias. PyTorch's ``nn.TransformerEncoderLayer`` (2 heads of 32, qkv bias)
   gives 715,781 instead; heads of 64 with a qkv bias give 748,933 (+768 = 2 layers x 384
   biases). So the encoder is written here rather than taken from ``torch.nn``.
 * the 3x3 convs keep their bias although BatchNorm follows (PyTorch's default; without them
   the total would be 747,589, -576). The bias is redundant in train mode and harmless.
 * the LayerNorms are standard (weight and bias, eps 1e-5), two per layer (pre-attention and
-  pre-MLP), and there is no LayerNorm after the last layer (SPEC; one would add 128).
+  pre-MLP), and there is no LayerNorm after the last layer (docs/paper_and_code.md#head; one would add 128).
 
 Choices the count cannot decide, made here and exposed as keyword arguments where useful:
 
@@ -51,7 +51,7 @@ Choices the count cannot decide, made here and exposed as keyword arguments wher
   weights, the attention output, the MLP's hidden layer and the MLP's output.
 * the image concatenated at every scale is the ImageNet-normalised image the backbone saw (the
   head receives nothing else), resized with ``F.interpolate`` bilinear, ``align_corners=False``,
-  no antialias: the same resize as the SR loss's down-sampling (SPEC "Losses").
+  no antialias: the same resize as the SR loss's down-sampling (docs/paper_and_code.md#losses).
 * the up-sampling is bilinear x2 with ``align_corners=False``.
 * weights keep PyTorch's default initialisation.
 * patch sizes must be powers of two (each stage doubles the resolution): 8 -> 3 stages,
@@ -69,9 +69,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .validation import InputError, check_tensor, require
+from .features import resize_bilinear
+from .validation import InputError, check_int, check_tensor, require
 
-# The parameter count of the released head for ViT-S/8 (D = 384, patch 8); SPEC "Head".
+# The parameter count of the released head for ViT-S/8 (D = 384, patch 8); docs/paper_and_code.md#head.
 RELEASED_HEAD_PARAMETERS = 748_165
 
 # App. A: "the feature dimensions are 64, 192, and 128" before each bilinear up-sampling.
@@ -137,13 +138,6 @@ class ConvBlock(nn.Sequential):
                          nn.LeakyReLU(negative_slope))
 
 
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize, ``align_corners=False``, no antialias (for the image and the features)."""
-    if tuple(x.shape[-2:]) == size:
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
 class UpStage(nn.Module):
     """One decoder stage: bilinear x2 up-sampling, concat the image at that scale, conv blocks."""
 
@@ -155,12 +149,13 @@ class UpStage(nn.Module):
 
     def forward(self, x: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         size = (2 * x.shape[-2], 2 * x.shape[-1])
-        x = torch.cat([_resize(x, size), _resize(image, size)], dim=1)  # (B, C + 3, 2h', 2w')
+        x = torch.cat([resize_bilinear(x, size, antialias=False),
+                       resize_bilinear(image, size, antialias=False)], dim=1)  # (B, C + 3, 2h', 2w')
         return self.blocks(x)
 
 
 class SempartHead(nn.Module):
-    """Sempart's segmentation head on frozen backbone keys (paper App. A; SPEC "Head").
+    """Sempart's segmentation head on frozen backbone keys (paper App. A; docs/paper_and_code.md#head).
 
     Stages, as named methods: :meth:`forward_features` (projection + transformer encoder),
     :meth:`forward_coarse` (coarse logits) and :meth:`forward_decoder` (fine logits).
@@ -171,8 +166,10 @@ class SempartHead(nn.Module):
         embed_dim: token width of the coarse branch (64, App. A).
         depth: transformer layers (2, App. A).
         num_heads: attention heads (2, App. A).
-        head_dim: width of each attention head (64; SPEC, fixed by the parameter count).
-        mlp_dim: hidden width of the transformer MLP (64; SPEC, fixed by the parameter count).
+        head_dim: width of each attention head (64, fixed by the parameter count;
+            docs/paper_and_code.md#head).
+        mlp_dim: hidden width of the transformer MLP (64, fixed by the parameter count;
+            docs/paper_and_code.md#head).
         dropout: dropout probability in the transformer (0.0; the released value is unknown).
         negative_slope: LeakyReLU slope of the decoder conv blocks (0.01, App. A).
     """
@@ -184,8 +181,7 @@ class SempartHead(nn.Module):
         for name, value in (("dim", dim), ("patch_size", patch_size), ("embed_dim", embed_dim),
                             ("depth", depth), ("num_heads", num_heads), ("head_dim", head_dim),
                             ("mlp_dim", mlp_dim)):
-            require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                    f"{name} must be a positive int, got {value!r}")
+            check_int(name, value, low=1)
         require(patch_size >= 2 and patch_size & (patch_size - 1) == 0,
                 f"patch_size must be a power of two >= 2 (each decoder stage up-samples x2), got "
                 f"{patch_size}; patch 14 backbones (DINOv2) are not supported by this head")

@@ -70,7 +70,7 @@ def read_mask(path: str | Path) -> np.ndarray:
 
 
 def binarize(mask: np.ndarray) -> np.ndarray:
-    """Threshold a [0, 1] mask at 0.5 (strictly greater), as SPEC's protocol does."""
+    """Threshold a [0, 1] mask at 0.5, strictly greater (docs/paper_and_code.md#saliency-metrics)."""
     return mask > 0.5
 
 

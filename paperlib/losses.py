@@ -1,4 +1,4 @@
-"""The Sempart training objective and its terms (paper eqs. 3, 4, 5 and 8; SPEC "Losses").
+"""The Sempart training objective and its terms (paper eqs. 3, 4, 5 and 8; docs/paper_and_code.md#losses).
 
 The head predicts coarse logits on the patch grid and fine logits on the pixel grid; their
 sigmoids ``s_coarse`` (B, 1, h, w) and ``s_fine`` (B, 1, H, W) enter
@@ -23,7 +23,8 @@ from .graph_tv import gtv_coarse, gtv_fine
 from .ncut import SEMPART_AFFINITY, AffinityParams, affinity, ncut_value
 from .validation import check_positive, check_tensor, require
 
-# The coarse sigmoid is clamped to [S_CLAMP, 1 - S_CLAMP] before the Ncut loss (SPEC "Losses").
+# The coarse sigmoid is clamped to [S_CLAMP, 1 - S_CLAMP] before the Ncut loss
+# (docs/paper_and_code.md#losses).
 S_CLAMP = 1e-6
 
 
@@ -48,9 +49,10 @@ def sr_loss(s_fine: torch.Tensor, s_coarse: torch.Tensor) -> torch.Tensor:
     """Super-resolution consistency ``mean((s_coarse - down(s_fine))^2)`` (paper eq. 4).
 
     ``down`` is bilinear resizing to the coarse grid, ``align_corners=False``, without
-    antialiasing (SPEC): for a factor 8 each coarse value is the mean of the 2 x 2 fine pixels at
-    the centre of its 8 x 8 block. No stop-gradient: both maps receive gradients. The squared
-    norm of eq. (4) is taken as a mean over the h * w tokens and the batch.
+    antialiasing (docs/paper_and_code.md#losses): for a factor 8 each coarse value is the mean
+    of the 2 x 2 fine pixels at the centre of its 8 x 8 block. No stop-gradient: both maps
+    receive gradients. The squared norm of eq. (4) is taken as a mean over the h * w tokens and
+    the batch.
 
     Args:
         s_fine: (B, 1, H, W) fine sigmoid.
@@ -71,7 +73,7 @@ def sr_loss(s_fine: torch.Tensor, s_coarse: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights lambda of the terms of the training objective (paper Sec. 5, SPEC "Losses")."""
+    """Weights lambda of the terms of the training objective (paper Sec. 5, docs/paper_and_code.md#losses)."""
 
     ncut: float = 1.0         # eq. (8) has no weight on L_Ncut
     gtv_fine: float = 1.0     # lambda_GTV-fine = 1, paper Sec. 5
@@ -106,7 +108,8 @@ def sempart_loss(keys: torch.Tensor, image: torch.Tensor, fine_logits: torch.Ten
     W = ``affinity(keys, **affinity_params)``; L_Ncut = :func:`ncut_loss` (W, s_coarse);
     L_GTV-fine = :func:`paperlib.graph_tv.gtv_fine` (image, s_fine, sigma);
     L_GTV-coarse = :func:`paperlib.graph_tv.gtv_coarse` (keys, s_coarse, affinity_params);
-    L_SR = :func:`sr_loss` (s_fine, s_coarse). Only the Ncut loss clamps s_coarse (SPEC).
+    L_SR = :func:`sr_loss` (s_fine, s_coarse). Only the Ncut loss clamps s_coarse
+    (docs/paper_and_code.md#losses).
 
     Args:
         keys: (B, D, h, w) frozen backbone features of the image.

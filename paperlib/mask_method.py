@@ -15,10 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .boxes import mask_to_box
+from .images import list_images, read_mask, resize_mask
+from .method_base import ImageByImage, Prediction
 from .validation import InputError, require
 
 
-class MaskFolder:
+class MaskFolder(ImageByImage):
     """Predictions read from ``folder/<stem>.<png|jpg|...>``, resized to the image if needed.
 
     Args:
@@ -31,16 +34,12 @@ class MaskFolder:
     patch_size = 1   # boxes for CorLoc are taken at pixel resolution
 
     def __init__(self, folder: str | Path):
-        from .images import list_images
-
         self.folder = Path(folder).expanduser()
         require(self.folder.is_dir(), f"masks folder {self.folder} does not exist")
         self.files = list_images(self.folder, prefer=".png")
         require(len(self.files) > 0, f"masks folder {self.folder} holds no image files")
 
     def _mask(self, image: np.ndarray, image_id: str | None) -> np.ndarray:
-        from .images import read_mask, resize_mask
-
         require(image_id is not None, "method 'masks' finds each mask by the image's stem: pass image_id")
         path = self.files.get(str(image_id))
         if path is None:
@@ -51,13 +50,9 @@ class MaskFolder:
         return np.clip(mask, 0.0, 1.0).astype(np.float32)
 
     def predict(self, image: np.ndarray, *, image_id: str | None = None):
-        """The saved mask of ``image_id`` as a :class:`~paperlib.methods.Prediction` at the image's size."""
-        from .methods import Prediction
-
+        """The saved mask of ``image_id`` as a :class:`~paperlib.method_base.Prediction` at the image's size."""
         return Prediction(mask=self._mask(image, image_id), patch_mask=None, box=None)
 
     def discover(self, image: np.ndarray, *, image_id: str | None = None) -> np.ndarray | None:
         """The box (4,) xyxy of the mask's largest 4-connected component (> 0.5), or None."""
-        from .corloc import mask_to_box
-
         return mask_to_box(self._mask(image, image_id), patch_size=1, image_size=image.shape[:2])

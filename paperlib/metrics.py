@@ -1,7 +1,7 @@
 """Saliency-segmentation metrics: Acc, IoU, max F-beta, MAE and IoU by object size.
 
-The evaluation protocol of the paper (Sec. 5.2, eq. 9) as SPEC "Evaluation protocol" fixes it,
-accumulated one image at a time so memory does not grow with the number of images:
+The evaluation protocol of the paper (Sec. 5.2, eq. 9) as docs/paper_and_code.md#saliency-metrics
+fixes it, accumulated one image at a time so memory does not grow with the number of images:
 
 - **Acc**: per image, the fraction of pixels where ``pred > 0.5`` agrees with ``gt > 0.5``;
   then the mean over images (TokenCut's and MOVE's ``accuracy``, averaged per image).
@@ -141,7 +141,7 @@ def _prepare(pred, gt) -> tuple[np.ndarray, np.ndarray]:
         fg = gt > 127  # gt / 255 > 0.5  <=>  gt >= 128
     elif gt.dtype in (np.float16, np.float32, np.float64):
         _check_unit_range("gt", gt)
-        fg = gt > 0.5  # DUTS masks are anti-aliased: binarise at 0.5 (SPEC)
+        fg = gt > 0.5  # DUTS masks are anti-aliased (docs/paper_and_code.md#saliency-metrics)
     else:
         raise InputError(f"gt dtype {gt.dtype} is ambiguous: pass bool, uint8 in 0..255 "
                          f"or float in [0, 1]")

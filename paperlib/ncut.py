@@ -33,9 +33,10 @@ class AffinityParams(NamedTuple):
     binary: bool = True  # True: linked pairs weigh 1; False: they weigh their similarity S_ij
 
 
-# TokenCut (Wang et al. 2022), object discovery and saliency: tau 0.2, eps 1e-5 (SPEC "Affinity").
+# TokenCut (Wang et al. 2022), object discovery and saliency: tau 0.2, eps 1e-5
+# (docs/paper_and_code.md#affinity).
 TOKENCUT_AFFINITY = AffinityParams(tau=0.2, eps=1e-5)
-# Sempart's Ncut and GTV-coarse losses: tau 0.4, eps 1e-6 (SPEC "Affinity").
+# Sempart's Ncut and GTV-coarse losses: tau 0.4, eps 1e-6 (docs/paper_and_code.md#affinity).
 SEMPART_AFFINITY = AffinityParams(tau=0.4, eps=1e-6)
 
 SOLVERS = ("auto", "dense", "arpack", "lobpcg")
@@ -43,7 +44,7 @@ SOLVERS = ("auto", "dense", "arpack", "lobpcg")
 # on 2 cores); above it Lanczos wins by 10-20x (21 ms vs 219 ms at N = 1600, 131 ms vs 2.95 s at
 # N = 3600). See second_smallest_eigenvector.
 AUTO_DENSE_MAX_N = 128
-# The floor of the Ncut denominators (SPEC "Losses": denominators floored at 1e-6).
+# The floor of the Ncut loss's denominators, 1e-6 (docs/paper_and_code.md#losses).
 ASSOC_FLOOR = 1e-6
 
 
@@ -56,7 +57,7 @@ class EigenResult(NamedTuple):
 
 def affinity(keys: torch.Tensor, *, tau: float = TOKENCUT_AFFINITY.tau,
              eps: float = TOKENCUT_AFFINITY.eps, binary: bool = True) -> torch.Tensor:
-    """Token affinity graph from cosine similarities of features (paper eq. 2, SPEC "Affinity").
+    """Token affinity graph from cosine similarities (paper eq. 2, docs/paper_and_code.md#affinity).
 
     The features are L2-normalised over D and ``S = K^T K`` is their cosine similarity, the
     diagonal included. The binary graph (TokenCut's default and Sempart's) is

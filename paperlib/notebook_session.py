@@ -201,7 +201,7 @@ class NotebookSession:
     def use_backbone(self, name: str, weights: str | None = None, device: str | None = None) -> None:
         """Record a backbone, the SHA-256 of its weights file (or where they come from) and the device."""
         from .backbones import BACKBONES
-        from .distributed import distributed_env, resolve_device
+        from .devices import resolve_device
         from .validation import check_choice
 
         check_choice("backbone", name, BACKBONES)
@@ -209,7 +209,7 @@ class NotebookSession:
             require(name not in _OFFLINE_BACKBONES,
                     f"tag {self.tag!r} needs a pretrained backbone; {name} is the offline stand-in")
         self.backbones[name] = weights_identity(name, weights)
-        self.device = describe_device(str(resolve_device(device, distributed_env())))
+        self.device = describe_device(str(resolve_device(device)))
 
     # -- labels and outputs ------------------------------------------------------------------
 

@@ -92,15 +92,15 @@ def estimate(plan: PaperPlan, counts: Mapping[str, int], device: str | None = No
     import torch
 
     from .backbones import load_backbone
-    from .distributed import distributed_env, resolve_device
+    from .devices import resolve_device
     from .head import SempartHead
-    from .methods import predict_refined
+    from .method_refine import predict_refined
     from .sempart import SempartModel
     from .sempart_method import SempartMethod
     from .train import train_step
     from .train_config import config_from
 
-    device = resolve_device(device, distributed_env())
+    device = resolve_device(device)
     weights = str(weights_files(plan)["dino_vits8"])
     config = config_from("paper", weights=weights, max_steps=plan.max_steps, **plan.train_overrides)
     backbone = load_backbone("dino_vits8", weights=weights, device=device)

@@ -120,7 +120,8 @@ def prepare_data(plan: PaperPlan, *, progress: bool = True, dry_run: bool = Fals
 
 def run_paper(plan: PaperPlan, *, progress: bool = True, dry_run: bool = False, estimate_cost: bool = True,
               device: str | None = None, workdir: Path | None = None,
-              echo: Callable[[str], None] = print) -> dict:
+              echo: Callable[[str], None] = print,
+              run_command: Callable[[list[str]], int] | None = None) -> dict:
     """Run the whole paper (see the module docstring); returns the summary written to PAPER_RUN.json.
 
     Args:
@@ -132,9 +133,11 @@ def run_paper(plan: PaperPlan, *, progress: bool = True, dry_run: bool = False, 
         device: torch device for the estimate (the runs choose theirs: CUDA when present).
         workdir: where the notebooks run and write (default: the repository root).
         echo: where progress lines go.
+        run_command: runs one ``paperlib`` command line (its arguments) and returns its exit
+            status; the CLI passes its own ``main``, so the eval files come from exactly the
+            commands printed. Needed unless ``dry_run``.
     """
     from .book import build_book
-    from .cli import main as cli_main
     from .notebook_run import repo_root, run_notebook
     from .paper_cost import estimate
 
@@ -156,6 +159,7 @@ def run_paper(plan: PaperPlan, *, progress: bool = True, dry_run: bool = False, 
         summary["estimate_s"] = round(cost.total_s)
     if dry_run:
         return summary
+    require(run_command is not None, "run_paper needs run_command (the paperlib CLI's main) to run its commands")
 
     out_dir = workdir / "results" / "notebooks" / plan.tag
     started = time.time()
@@ -175,7 +179,7 @@ def run_paper(plan: PaperPlan, *, progress: bool = True, dry_run: bool = False, 
             for e in evals:
                 if not (workdir / e.json).is_file():
                     argv = ["-q"] * (not progress) + list(e.argv)
-                    require(_in(workdir, cli_main, argv) == 0, f"paperlib {' '.join(e.argv)} failed")
+                    require(_in(workdir, run_command, argv) == 0, f"paperlib {' '.join(e.argv)} failed")
             done("eval files for Figs. 6-8", "done", time.time() - t0, plan.eval_dir)
         t0 = time.time()
         result = run_notebook(step.notebook, step.parameters, tag=plan.tag, workdir=workdir, progress=progress,

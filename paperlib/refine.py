@@ -1,9 +1,10 @@
 """Trick 1 as a tool: refine any method's masks with the guided filter (or the bilateral solver).
 
 The guided filter runs at each image's own resolution with the paper's settings: the guide is
-the mean of the image's R, G, B in [0, 1], radius 9 (a 19 x 19 window), eps 1e-3, windows
-truncated at the borders (SPEC "Guided filter"). A mask of another size than its image is first
-resized bilinearly to the image. Outputs are clipped to [0, 1].
+the mean of the image's R, G, B in [0, 1], and radius, eps and border rule default to
+:data:`paperlib.guided_filter.PAPER_GF` (radius 9, a 19 x 19 window; eps 1e-3; windows
+truncated at the borders). A mask of another size than its image is first resized bilinearly
+to the image. Outputs are clipped to [0, 1].
 
     refine_mask(image, mask, ...)            one image, numpy in and out
     refine_folder(images, masks, out, ...)   a folder of masks, PNGs out, a report back
@@ -16,27 +17,32 @@ from pathlib import Path
 
 import numpy as np
 
+from .guided_filter import PAPER_GF, GuidedFilterSettings
 from .images import list_images, read_image, read_mask, resize_mask, write_mask_png
-from .validation import InputError, check_choice, check_dir, check_positive, require
+from .validation import InputError, check_choice, check_dir, require
 
 METHODS = ("gf", "bf")
 
 
 @dataclass(frozen=True)
 class RefineSettings:
-    """How masks are refined. Defaults are the paper's guided filter (SPEC "Guided filter")."""
+    """How masks are refined. The guided filter's fields default to :data:`PAPER_GF`."""
 
     method: str = "gf"          # "gf": guided filter (trick 1); "bf": fast bilateral solver
-    radius: int = 9             # 19 x 19 window at 320 x 320, the paper's setting
-    eps: float = 1e-3           # the paper's regulariser
-    border: str = "count"       # windows truncated at the borders, as He's reference code
+    radius: int = PAPER_GF.radius   # the paper's guided filter: reasons in GuidedFilterSettings
+    eps: float = PAPER_GF.eps
+    border: str = PAPER_GF.border
     bs_preset: str = "tokencut"  # bilateral solver preset: TokenCut's sigma 16/16/8, lambda 256
 
     def __post_init__(self):
         check_choice("method", self.method, METHODS)
-        require(isinstance(self.radius, (int, np.integer)) and self.radius >= 1,
-                f"radius must be an integer >= 1, got {self.radius!r}")
-        check_positive("eps", self.eps)
+        # Building the filter's settings applies its rules (radius, eps, border), even for "bf".
+        GuidedFilterSettings(radius=self.radius, eps=self.eps, border=self.border)
+
+    @property
+    def gf(self) -> GuidedFilterSettings:
+        """The guided filter's part of these settings (validated by its constructor)."""
+        return GuidedFilterSettings(radius=self.radius, eps=self.eps, border=self.border)
 
 
 def refine_mask(image: np.ndarray, mask: np.ndarray, settings: RefineSettings = RefineSettings()
@@ -77,7 +83,8 @@ def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings) -> np
     rgb = torch.from_numpy(image).permute(2, 0, 1)[None].double() / 255.0  # (1, 3, H, W)
     guide = image_to_guide(rgb)                                            # (1, 1, H, W)
     src = torch.from_numpy(mask).double()[None, None]                      # (1, 1, H, W)
-    out = guided_filter(guide, src, radius=settings.radius, eps=settings.eps, border=settings.border)
+    gf = settings.gf
+    out = guided_filter(guide, src, radius=gf.radius, eps=gf.eps, border=gf.border)
     return out[0, 0].float().numpy()
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data import DATASETS, SAMPLE_MARKER, find_layout, find_synthetic_marker, pair_files
-from .validation import check_choice, require
+from .validation import check_choice, check_int, require
 
 SAMPLE_DEFAULTS: dict[str, tuple[int, int]] = {
     "duts-te": (10, 3),   # the shared 502-pair DUTS-TE sample (module docstring)
@@ -77,12 +77,6 @@ def _place(src: Path, dst: Path, link: bool) -> bool:
             pass
     shutil.copyfile(src, dst)
     return False
-
-
-def _check_int(name: str, value, low: int) -> int:
-    require(isinstance(value, int) and not isinstance(value, bool) and value >= low,
-            f"{name} must be an integer >= {low}, got {value!r}")
-    return value
 
 
 def _check_target(key: str, root: Path, target: Path, source: Path) -> Path:
@@ -136,8 +130,9 @@ def sample_dataset(name: str, root: str | Path, out: str | Path, *, every: int |
     check_choice("dataset", key, DATASETS)
     spec = DATASETS[key]
     default_every, default_offset = SAMPLE_DEFAULTS.get(key, _OTHER_DEFAULT)
-    every = _check_int("every", default_every if every is None else every, 1)
-    offset = _check_int("offset", (default_offset if every == default_every else 0) if offset is None else offset, 0)
+    every = check_int("every", default_every if every is None else every, low=1)
+    offset = check_int("offset", (default_offset if every == default_every else 0) if offset is None else offset,
+                       low=0)
     require(offset < every, f"offset must be smaller than every ({every}), got {offset}")
 
     folders = find_layout(key, root)

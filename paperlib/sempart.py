@@ -1,93 +1,32 @@
-"""A trained Sempart head: its evaluation protocol, the model, and the checkpoint contract.
+"""A trained Sempart head: the model and the checkpoint contract.
 
-SPEC "Evaluation protocol". Public API:
+Public API:
 
-* :class:`EvalProtocol`, :data:`PROTOCOLS` ('default', 'official'): how a trained head is
-  evaluated (BatchNorm mode, polarity rule, scored frame, batch size).
 * :class:`SempartModel`: the head on its frozen backbone, with the input size it was trained at.
 * :func:`read_checkpoint`, :func:`load_sempart`, :func:`save_sempart`, :data:`SEMPART_FORMAT`:
   a checkpoint written by training (format ``paperlib-sempart-1``; :func:`save_sempart` is the
   writer side of the contract) read back, validated, and rebuilt as a :class:`SempartModel`.
 
-Running the model as a segmentation method (forward pass, polarity flip, the released code's
-centre-crop frame, :class:`paperlib.methods.Method` wrapper) is :mod:`paperlib.sempart_method`.
+Running the model as a segmentation method (the evaluation protocol, forward pass, polarity
+flip, the released code's centre-crop frame, :class:`paperlib.method_base.Method` wrapper) is
+:mod:`paperlib.sempart_method`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .backbones import BACKBONES, Backbone, load_backbone
+from .devices import backbone_device
 from .features import normalise
 from .head import HeadOutput, SempartHead
-from .tokencut import backbone_device
-from .validation import InputError, check_choice, require
+from .validation import InputError, check_choice, is_int, require
 
 SEMPART_FORMAT = "paperlib-sempart-1"
 
-BN_MODES = ("eval", "train")
-POLARITIES = ("batch", "image")
-RESOLUTIONS = ("full", "center320")
-REFINE_AT = ("model", "full")
-
-
-# ----------------------------------------------------------------------------- protocol
-
-@dataclass(frozen=True)
-class EvalProtocol:
-    """How a trained head is evaluated (SPEC "Evaluation protocol").
-
-    Attributes:
-        bn_mode: 'eval': BatchNorm uses its running statistics (default; a prediction does not
-            depend on the other images of its batch). 'train': batch statistics, as the
-            released evaluation code runs it; the model's running statistics are left as they
-            were (the released code would update them, which changes no prediction it makes).
-        polarity: 'batch': flip every mask of a batch of ``batch_size`` when the mean of their
-            fine sigmoids exceeds 0.5 (paper and released code); 'image': decide per image.
-        resolution: 'full': predict at image_size and resize back to the image's size
-            (default, TokenCut's protocol); 'center320': the released code's frame, a
-            resize_short resize plus an image_size centre crop of image and ground truth
-            (:meth:`paperlib.sempart_method.SempartMethod.view`).
-        batch_size: images per batch for the batch polarity rule and train-mode BatchNorm
-            (8: the released evaluation's batch size).
-        resize_short: short side before the 'center320' crop; None uses the checkpoint's
-            training value. The released evaluation resizes to 335 whatever the training used.
-        refine_at: where trick 1 filters a prediction: 'model' (default: on the image_size
-            input, where the paper sets r = 9 at 320 x 320, then resized) or 'full' (on the
-            prediction resized to the scored frame).
-    """
-
-    bn_mode: str = "eval"
-    polarity: str = "batch"
-    resolution: str = "full"
-    batch_size: int = 8
-    resize_short: int | None = None
-    refine_at: str = "model"
-
-    def __post_init__(self) -> None:
-        check_choice("bn_mode", self.bn_mode, BN_MODES)
-        check_choice("polarity", self.polarity, POLARITIES)
-        check_choice("resolution", self.resolution, RESOLUTIONS)
-        require(isinstance(self.batch_size, int) and not isinstance(self.batch_size, bool)
-                and self.batch_size >= 1, f"batch_size must be an int >= 1, got {self.batch_size!r}")
-        check_choice("refine_at", self.refine_at, REFINE_AT)
-        require(self.resize_short is None or (isinstance(self.resize_short, int)
-                                              and not isinstance(self.resize_short, bool)
-                                              and self.resize_short >= 1),
-                f"resize_short must be None or an int >= 1, got {self.resize_short!r}")
-
-
-PROTOCOLS: dict[str, EvalProtocol] = {
-    # The paper's description with TokenCut's full-resolution scoring; BatchNorm in eval mode.
-    "default": EvalProtocol(),
-    # The released evaluation code: BatchNorm in train mode, batch-of-8 polarity, 335 + 320 crop.
-    "official": EvalProtocol(bn_mode="train", polarity="batch", resolution="center320",
-                             resize_short=335),
-}
 
 
 # ----------------------------------------------------------------------------- model + checkpoint
@@ -146,10 +85,6 @@ def _checkpoint_error(path: Path, what: str) -> InputError:
     return InputError(f"checkpoint {path}: {what}")
 
 
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
 def read_checkpoint(checkpoint: str | Path) -> dict:
     """Read and validate a Sempart checkpoint file (format ``paperlib-sempart-1``).
 
@@ -195,12 +130,12 @@ def read_checkpoint(checkpoint: str | Path) -> dict:
         raise _checkpoint_error(path, f"config names backbone {config['backbone']!r}, not one of "
                                       f"{', '.join(BACKBONES)}")
     for key in ("image_size", "resize_short"):
-        if not _positive_int(config[key]):
+        if not (is_int(config[key]) and config[key] >= 1):
             raise _checkpoint_error(path, f"config {key!r} must be a positive int, got {config[key]!r}")
     info = BACKBONES[config["backbone"]]
     head_cfg = config.get("head", {"dim": info.dim, "patch_size": info.patch_size})
-    if not (isinstance(head_cfg, dict) and _positive_int(head_cfg.get("dim"))
-            and _positive_int(head_cfg.get("patch_size"))):
+    if not (isinstance(head_cfg, dict) and all(is_int(head_cfg.get(k)) and head_cfg[k] >= 1
+                                               for k in ("dim", "patch_size"))):
         raise _checkpoint_error(path, f"config 'head' must be {{'dim': int, 'patch_size': int}}, "
                                       f"got {head_cfg!r}")
     return {**ckpt, "config": {**config, "head": dict(head_cfg)}}
@@ -259,7 +194,7 @@ def save_sempart(path: str | Path, head: SempartHead, *, backbone: str, image_si
         path: the file to write.
         head: the trained head (its state dict is moved to the CPU).
         backbone: the backbone's registry name.
-        image_size: the square training input side (320, SPEC "Training").
+        image_size: the square training input side (320, docs/paper_and_code.md#training).
         resize_short: the released protocol's short-side resize before the crop (335).
         step, epoch: training progress, or None.
         config: further plain config entries to record (e.g. loss weights, learning rate).

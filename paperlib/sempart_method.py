@@ -1,16 +1,18 @@
 """A trained Sempart head as a segmentation method: model -> predictions.
 
-SPEC "Evaluation protocol", "Single-object discovery". Public API, in the order a prediction
-runs through it (the model, its protocol and its checkpoint are :mod:`paperlib.sempart`):
+Method notes: docs/paper_and_code.md#evaluation-protocol and #single-object-discovery.
+Public API, in the order a prediction runs through it (the model and its checkpoint are :mod:`paperlib.sempart`):
 
-1. :func:`sempart_forward` runs a :class:`paperlib.sempart.SempartModel` on a batch of images
+1. :class:`EvalProtocol`, :data:`PROTOCOLS` ('default', 'official'): how a trained head is
+   evaluated (BatchNorm mode, polarity rule, scored frame, batch size).
+2. :func:`sempart_forward` runs a :class:`paperlib.sempart.SempartModel` on a batch of images
    resized to the training size (``image_size`` x ``image_size``, 320), with BatchNorm in eval
    mode (default) or train mode (the released code's evaluation).
-2. :func:`apply_polarity` flips masks whose fine sigmoid averages above 0.5, over each batch of
+3. :func:`apply_polarity` flips masks whose fine sigmoid averages above 0.5, over each batch of
    8 (paper and released code) or per image. The flip comes before any refinement (the guided
-   filter runs on the flipped mask, in :func:`paperlib.methods.refine_prediction`).
-3. :func:`center_crop_view` and :class:`EvalView`: the released code's scored frame.
-4. :class:`SempartMethod` puts these behind :class:`paperlib.methods.Method`: ``predict``,
+   filter runs on the flipped mask, in :func:`paperlib.method_refine.refine_prediction`).
+4. :func:`center_crop_view`: the released code's scored frame (an :class:`paperlib.method_base.EvalView`).
+5. :class:`SempartMethod` puts these behind :class:`paperlib.method_base.Method`: ``predict``,
    ``predict_batch`` (the batch polarity rule), ``discover`` (the CorLoc box) and ``view``.
 
 The two evaluation frames (``EvalProtocol.resolution``):
@@ -34,18 +36,78 @@ boxes refer to the whole image).
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .corloc import mask_to_box
+from .boxes import mask_to_box
+from .features import image_tensor, resize_bilinear, tensor_image
 from .head import HeadOutput
-from .methods import Prediction
-from .sempart import BN_MODES, POLARITIES, EvalProtocol, SempartModel, _positive_int
-from .validation import check_choice, check_tensor, require
+from .method_base import EvalView, Prediction
+from .sempart import SempartModel
+from .validation import check_choice, check_image, check_int, check_tensor, is_int, require
+
+
+BN_MODES = ("eval", "train")
+POLARITIES = ("batch", "image")
+RESOLUTIONS = ("full", "center320")
+REFINE_AT = ("model", "full")
+
+
+# ----------------------------------------------------------------------------- protocol
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How a trained head is evaluated (docs/paper_and_code.md#evaluation-protocol).
+
+    Attributes:
+        bn_mode: 'eval': BatchNorm uses its running statistics (default; a prediction does not
+            depend on the other images of its batch). 'train': batch statistics, as the
+            released evaluation code runs it; the model's running statistics are left as they
+            were (the released code would update them, which changes no prediction it makes).
+        polarity: 'batch': flip every mask of a batch of ``batch_size`` when the mean of their
+            fine sigmoids exceeds 0.5 (paper and released code); 'image': decide per image.
+        resolution: 'full': predict at image_size and resize back to the image's size
+            (default, TokenCut's protocol); 'center320': the released code's frame, a
+            resize_short resize plus an image_size centre crop of image and ground truth
+            (:meth:`paperlib.sempart_method.SempartMethod.view`).
+        batch_size: images per batch for the batch polarity rule and train-mode BatchNorm
+            (8: the released evaluation's batch size).
+        resize_short: short side before the 'center320' crop; None uses the checkpoint's
+            training value. The released evaluation resizes to 335 whatever the training used.
+        refine_at: where trick 1 filters a prediction: 'model' (default: on the image_size
+            input, where the paper sets r = 9 at 320 x 320, then resized) or 'full' (on the
+            prediction resized to the scored frame).
+    """
+
+    bn_mode: str = "eval"
+    polarity: str = "batch"
+    resolution: str = "full"
+    batch_size: int = 8
+    resize_short: int | None = None
+    refine_at: str = "model"
+
+    def __post_init__(self) -> None:
+        check_choice("bn_mode", self.bn_mode, BN_MODES)
+        check_choice("polarity", self.polarity, POLARITIES)
+        check_choice("resolution", self.resolution, RESOLUTIONS)
+        check_int("batch_size", self.batch_size, low=1)
+        check_choice("refine_at", self.refine_at, REFINE_AT)
+        if self.resize_short is not None:
+            check_int("resize_short", self.resize_short, low=1)
+
+
+PROTOCOLS: dict[str, EvalProtocol] = {
+    # The paper's description with TokenCut's full-resolution scoring; BatchNorm in eval mode.
+    "default": EvalProtocol(),
+    # The released evaluation code: BatchNorm in train mode, batch-of-8 polarity, 335 + 320 crop.
+    "official": EvalProtocol(bn_mode="train", polarity="batch", resolution="center320",
+                             resize_short=335),
+}
 
 
 # ----------------------------------------------------------------------------- forward + polarity
@@ -76,7 +138,9 @@ def _batch_norm_mode(head: nn.Module, bn_mode: str) -> Iterator[None]:
 
 
 def sempart_forward(model: SempartModel, images: torch.Tensor, *, bn_mode: str = "eval") -> HeadOutput:
-    """Head logits for a batch at the training size, without gradients (SPEC "Evaluation protocol").
+    """Head logits for a batch at the training size, without gradients.
+
+    The BatchNorm modes are those of docs/paper_and_code.md#evaluation-protocol.
 
     Args:
         model: a :class:`paperlib.sempart.SempartModel`.
@@ -95,10 +159,11 @@ def sempart_forward(model: SempartModel, images: torch.Tensor, *, bn_mode: str =
 
 def apply_polarity(fine: torch.Tensor, coarse: torch.Tensor, *, rule: str = "batch"
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Flip masks whose foreground covers more than half the image (SPEC "Evaluation protocol").
+    """Flip masks whose foreground covers more than half the image.
 
     The Ncut loss is symmetric in s and 1 - s, so a trained head may mark the background; the
-    paper and the released code invert when the mean fine sigmoid exceeds 0.5.
+    paper and the released code invert when the mean fine sigmoid exceeds 0.5
+    (docs/paper_and_code.md#evaluation-protocol).
 
     Args:
         fine: (B, 1, H, W) fine sigmoid in [0, 1].
@@ -122,37 +187,11 @@ def apply_polarity(fine: torch.Tensor, coarse: torch.Tensor, *, rule: str = "bat
 
 # ----------------------------------------------------------------------------- images
 
-def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device).float() / 255.0
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize with antialiasing (PIL's bilinear, as torchvision's Resize on images)."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-
-
-def _check_image(image) -> None:
-    require(isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
-            and image.shape[2] == 3 and min(image.shape[:2]) >= 1,
-            f"image must be a (H, W, 3) uint8 RGB array, got "
-            f"{getattr(image, 'shape', type(image).__name__)} {getattr(image, 'dtype', '')}")
-
-
-class EvalView(NamedTuple):
-    """An image and its ground truth in the frame a protocol scores."""
-
-    image: np.ndarray         # (H', W', 3) uint8
-    mask: np.ndarray | None   # (H', W') float32 in [0, 1], or None when no mask was given
-
-
 def center_crop_view(image: np.ndarray, mask: np.ndarray | None = None, *, resize_short: int = 335,
                      crop: int = 320) -> EvalView:
     """The released evaluation's frame: short side resized to ``resize_short``, central ``crop`` square.
 
-    SPEC "Evaluation protocol" (released code: 335 resize + 320 centre crop). Sizes follow
+    docs/paper_and_code.md#evaluation-protocol (released code: 335 resize + 320 centre crop). Sizes follow
     torchvision's ``Resize(int)`` (long side ``int(resize_short * long / short)``) and
     ``CenterCrop`` (offset ``round((side - crop) / 2)``). The image is resized bilinearly with
     antialiasing and rounded back to uint8 (as PIL does); the mask is resized the same way in
@@ -167,8 +206,8 @@ def center_crop_view(image: np.ndarray, mask: np.ndarray | None = None, *, resiz
     Returns:
         EvalView(image (crop, crop, 3) uint8, mask (crop, crop) float32 or None).
     """
-    _check_image(image)
-    require(_positive_int(crop) and _positive_int(resize_short) and resize_short >= crop,
+    check_image("image", image)
+    require(is_int(crop) and is_int(resize_short) and resize_short >= crop >= 1,
             f"need ints resize_short >= crop >= 1, got resize_short={resize_short!r}, crop={crop!r}")
     H, W = image.shape[:2]
     if mask is not None:
@@ -180,10 +219,10 @@ def center_crop_view(image: np.ndarray, mask: np.ndarray | None = None, *, resiz
     top, left = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
 
     def frame(x: torch.Tensor) -> torch.Tensor:        # (1, C, H, W) -> (1, C, crop, crop)
-        return _resize(x, size)[..., top:top + crop, left:left + crop]
+        return resize_bilinear(x, size, antialias=True)[..., top:top + crop, left:left + crop]
 
-    x = frame(_to_tensor(image, torch.device("cpu")))
-    view_image = (x[0].permute(1, 2, 0) * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+    x = frame(image_tensor(image, torch.device("cpu")))
+    view_image = tensor_image(x)
     view_mask = None
     if mask is not None:
         m = torch.from_numpy(mask.astype(np.float32))[None, None]
@@ -194,7 +233,7 @@ def center_crop_view(image: np.ndarray, mask: np.ndarray | None = None, *, resiz
 # ----------------------------------------------------------------------------- the method
 
 class SempartMethod:
-    """Sempart's trained head as a :class:`paperlib.methods.Method` (name 'sempart').
+    """Sempart's trained head as a :class:`paperlib.method_base.Method` (name 'sempart').
 
     ``predict(image)`` is ``predict_batch([image])[0]``: a batch of one, so the polarity rule is
     per image there. The batch rule of the paper and the released code (and train-mode
@@ -206,12 +245,12 @@ class SempartMethod:
     Each Prediction holds: ``mask`` the fine sigmoid after the polarity flip, resized bilinearly
     to the image's (H, W); ``patch_mask`` the coarse sigmoid (h, w) flipped the same way; ``box``
     the CorLoc box: the fine sigmoid averaged over each patch (its patch-resolution mask),
-    thresholded at 0.5, largest 4-connected component (:func:`paperlib.corloc.mask_to_box`),
+    thresholded at 0.5, largest 4-connected component (:func:`paperlib.boxes.mask_to_box`),
     scaled to the image's pixels.
 
     Args:
         model: a :class:`paperlib.sempart.SempartModel` (:func:`paperlib.sempart.load_sempart`).
-        protocol: a :class:`paperlib.sempart.EvalProtocol` (``PROTOCOLS['default']`` or
+        protocol: a :class:`paperlib.sempart_method.EvalProtocol` (``PROTOCOLS['default']`` or
             ``PROTOCOLS['official']``).
     """
 
@@ -224,6 +263,11 @@ class SempartMethod:
         self.model = model
         self.protocol = protocol
         self.patch_size = model.patch_size
+
+    @property
+    def batch_size(self) -> int:
+        """Images predicted together: the protocol's batch (polarity and BatchNorm decided per batch)."""
+        return self.protocol.batch_size
 
     @property
     def device(self) -> torch.device:
@@ -243,32 +287,35 @@ class SempartMethod:
         if self.protocol.resolution == "center320":
             short = self.protocol.resize_short or self.model.resize_short
             return center_crop_view(image, mask, resize_short=short, crop=self.model.image_size)
-        _check_image(image)
+        check_image("image", image)
         if mask is not None:
             mask = np.asarray(mask, dtype=np.float32)
             require(mask.shape == image.shape[:2],
                     f"mask must be (H, W) = {image.shape[:2]} like the image, got {mask.shape}")
         return EvalView(image, mask)
 
-    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+    def predict_batch(self, images: Sequence[np.ndarray], *,
+                      image_ids: Sequence[str | None] | None = None) -> list[Prediction]:
         """Predictions for a list of images, polarity and BatchNorm decided per batch of ``batch_size``.
 
-        Paper section 5 / SPEC "Evaluation protocol".
+        Paper section 5 / docs/paper_and_code.md#evaluation-protocol.
 
         Args:
             images: (H_i, W_i, 3) uint8 RGB arrays, sizes may differ.
+            image_ids: unused (the head needs nothing but the pixels).
 
         Returns:
             One Prediction per image: mask (H_i, W_i), patch_mask (h, w), box (4,) or None.
         """
         require(len(images) > 0, "images is empty")
         for image in images:
-            _check_image(image)
+            check_image("image", image)
         out: list[Prediction] = []
         S, n = self.model.image_size, self.protocol.batch_size
         for start in range(0, len(images), n):
             chunk = images[start:start + n]
-            x = torch.cat([_resize(_to_tensor(im, self.device), (S, S)) for im in chunk])
+            x = torch.cat([resize_bilinear(image_tensor(im, self.device), (S, S), antialias=True)
+                           for im in chunk])                                  # (b, 3, S, S)
             logits = sempart_forward(self.model, x.clamp_(0.0, 1.0), bn_mode=self.protocol.bn_mode)
             fine, coarse, _ = apply_polarity(logits.fine.sigmoid(), logits.coarse.sigmoid(),
                                              rule=self.protocol.polarity)   # (b, 1, S, S), (b, 1, h, w)
@@ -282,7 +329,7 @@ class SempartMethod:
                     coarse: torch.Tensor, patch_fine: torch.Tensor) -> Prediction:
         H, W = size
         h, w = patch_fine.shape
-        mask = _resize(fine, (H, W))[0, 0].clamp(0.0, 1.0)                   # (H, W)
+        mask = resize_bilinear(fine, (H, W), antialias=True)[0, 0].clamp(0.0, 1.0)   # (H, W)
         # One patch cell covers H / h x W / w pixels of the original image.
         box = mask_to_box(patch_fine, patch_size=(H / h, W / w), image_size=(H, W), threshold=0.5)
         frame = None
@@ -304,7 +351,7 @@ class SempartMethod:
         return self.predict_batch([image])[0]
 
     def discover(self, image: np.ndarray, *, image_id: str | None = None) -> np.ndarray | None:
-        """The CorLoc box of one image (SPEC "Single-object discovery"), in its pixels.
+        """The CorLoc box of one image (docs/paper_and_code.md#single-object-discovery), in its pixels.
 
         Args:
             image: (H, W, 3) uint8 RGB (the whole image: no crop, whatever the protocol).

@@ -15,7 +15,7 @@ saved, lays them out as one tidy table and draws the figure.
 
 A *source* is any of: an :class:`~paperlib.metrics.IouBySize`; a
 :class:`~paperlib.metrics.SaliencyScores` (or a result holding one as ``.scores``, such as
-:class:`paperlib.segment.DatasetEval`); the dict of :meth:`SaliencyScores.as_dict`; the path of
+:class:`paperlib.dataset_eval.DatasetEval`); the dict of :meth:`SaliencyScores.as_dict`; the path of
 a JSON file written by ``paperlib eval --json`` (one score dict per refinement: ``entry`` picks
 one, e.g. ``"gf"``) or by ``paperlib eval-masks --json`` (one summary, or one per ``--pred``
 folder); or a pair ``(path, entry)``, the form a notebook parameter takes.
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .images import save_figure
 from .metrics import IouBySize, SaliencyScores
 from .validation import InputError, require
 
@@ -291,13 +292,8 @@ def _draw_panel(ax_iou, ax_count, rows, title: str) -> None:
 
 
 def _save(fig, path: str | Path | None, dpi: int) -> None:
-    if path is None:
-        return
-    from .images import atomic_path
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
+    if path is not None:
+        save_figure(fig, path, dpi=dpi)
 
 
 def plot_iou_by_size(table, *, dataset: str | None = None, title: str | None = None,

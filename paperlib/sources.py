@@ -1,7 +1,7 @@
 """Where every dataset comes from: the official files of each downloadable name.
 
 The saliency sets' files live in :data:`paperlib.data.DATASETS`; the single-object-discovery
-sets (SPEC.md, "Single-object discovery (CorLoc)") are registered here with their folder under
+sets (docs/paper_and_code.md#single-object-discovery) are registered here with their folder under
 the data root and their official image count.
 
 Public API:
@@ -22,7 +22,10 @@ from .validation import check_choice
 
 @dataclass(frozen=True)
 class DetectionSpec:
-    """A single-object-discovery set: its folder under the root and its image count (SPEC.md)."""
+    """A single-object-discovery set: its folder under the root and its image count.
+
+    Both as in docs/paper_and_code.md#datasets.
+    """
 
     name: str
     folder: str
@@ -41,7 +44,7 @@ def _voc(year: str, stamp: str, n_images: int, sha256: str, md5: str, size: int)
                  filename=tar, places=((folder, folder),), sha256=sha256, md5=md5, size=size),))
 
 
-# VOC07 trainval 5,011 images, VOC12 trainval 11,540, COCO20K 19,817 (SPEC.md, CorLoc).
+# VOC07 trainval 5,011 images, VOC12 trainval 11,540, COCO20K 19,817 (docs/paper_and_code.md#datasets).
 DETECTION_SETS: dict[str, DetectionSpec] = {
     "voc07": _voc("2007", "06-Nov-2007", 5011, size=460032000, md5="c52e279531787c972589f7e41ab4ae64",
                   sha256="7d8cd951101b0957ddfd7a530bdc8a94f06121cfc1e511bb5937e973020c7508"),

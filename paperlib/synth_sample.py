@@ -36,7 +36,7 @@ import numpy as np
 from .silhouettes import SHAPE_KINDS, place_silhouette, shape_template
 from .skimage_sources import BACKGROUND_SOURCES, FILL_SOURCES, load_source
 from .skimage_sources import SKIMAGE_SOURCES  # noqa: F401  re-exported, as before the split
-from .validation import require
+from .validation import check_int, require
 
 # one probability per SHAPE_KINDS entry, in its order
 _SHAPE_PROBS = (0.30, 0.22, 0.10, 0.10, 0.08, 0.08, 0.12)  # smooth shapes first, some real ones
@@ -148,8 +148,7 @@ def make_sample(rng: np.random.Generator, *, height: int, width: int,
     require(isinstance(rng, np.random.Generator),
             f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     for name, v in (("height", height), ("width", width)):
-        require(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 32,
-                f"{name} must be an integer >= 32, got {v!r}")
+        check_int(name, v, low=32)
     require(fg_ratio is None or 0.001 <= fg_ratio <= 0.9,
             f"fg_ratio must lie in [0.001, 0.9] or be None, got {fg_ratio!r}")
     require(n_objects in (None, 1, 2), f"n_objects must be 1, 2 or None, got {n_objects!r}")

@@ -1,6 +1,6 @@
 """Our scores laid out as the paper's tables, beside the paper's own numbers (Tables 1-5).
 
-The notebooks compute scores with :func:`paperlib.segment.evaluate_dataset` (or read
+The notebooks compute scores with :func:`paperlib.dataset_eval.evaluate_dataset` (or read
 ``paperlib eval --json`` files) and hand them here; the paper's values come from
 :mod:`paperlib.paper_results`, never typed in.
 

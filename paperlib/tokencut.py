@@ -1,6 +1,6 @@
 """TokenCut (Wang et al. 2022): a training-free foreground mask from one normalized cut of tokens.
 
-Stages, each a function (SPEC "TokenCut"):
+Stages, each a function (docs/paper_and_code.md#tokencut):
 
 1. :func:`tokencut_patch_mask`: keys (D, h, w) -> binary affinity (tau 0.2, eps 1e-5) ->
    second-smallest generalised eigenvector -> :func:`bipartition`: split at mean(v), the side of
@@ -10,18 +10,25 @@ Stages, each a function (SPEC "TokenCut"):
    the patch mask (nearest) to the original size. Refinement (+GF, +BF) starts from this
    binary mask.
 3. :func:`tokencut_box`: the object-discovery box (CorLoc) of the seed's component.
+4. :class:`TokenCut`: the stages as a :class:`paperlib.method_base.Method` (``--method tokencut``).
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from PIL import Image
+
 from .backbones import multiple_size
+from .devices import backbone_device
+from .feature_cache import cached_features
+from .features import Features
+from .images import resize_mask
+from .method_base import ImageByImage, Prediction
 from .ncut import TOKENCUT_AFFINITY, affinity, second_smallest_eigenvector
 from .validation import InputError, check_positive, check_tensor, require
 
@@ -54,7 +61,7 @@ class FeatureBackbone(Protocol):
 
 
 def bipartition(v, grid: tuple[int, int]) -> TokenCutResult:
-    """Split an eigenvector into TokenCut's foreground (SPEC "TokenCut").
+    """Split an eigenvector into TokenCut's foreground (docs/paper_and_code.md#tokencut).
 
     Foreground = the tokens with ``v > mean(v)`` on the side of the seed ``argmax |v|`` (the first
     on ties), restricted to the seed's 4-connected component on the h x w grid. The sign of
@@ -94,7 +101,7 @@ def bipartition(v, grid: tuple[int, int]) -> TokenCutResult:
 def tokencut_patch_mask(keys: torch.Tensor, *, tau: float = TOKENCUT_AFFINITY.tau,
                         eps: float = TOKENCUT_AFFINITY.eps, binary: bool = True,
                         solver: str = "auto") -> TokenCutResult:
-    """TokenCut on one image's keys: affinity -> eigenvector -> bipartition (SPEC "TokenCut").
+    """TokenCut on one image's keys: affinity -> eigenvector -> bipartition (docs/paper_and_code.md#tokencut).
 
     Args:
         keys: (1, D, h, w) or (D, h, w) features (last-block keys).
@@ -122,7 +129,7 @@ def tokencut_patch_mask(keys: torch.Tensor, *, tau: float = TOKENCUT_AFFINITY.ta
 def tokencut_saliency(image: np.ndarray, backbone: FeatureBackbone, *,
                       tau: float = TOKENCUT_AFFINITY.tau, eps: float = TOKENCUT_AFFINITY.eps,
                       binary: bool = True, solver: str = "auto") -> TokenCutSaliency:
-    """TokenCut's unsupervised saliency mask of one image at full resolution (SPEC "TokenCut").
+    """TokenCut's unsupervised saliency mask of an image at full resolution (docs/paper_and_code.md#tokencut).
 
     As TokenCut's ``get_saliency.py``: the image is resized (PIL Lanczos, on the uint8 image)
     so that each side is rounded to the nearest multiple of the patch size,
@@ -169,18 +176,6 @@ def tokencut_saliency(image: np.ndarray, backbone: FeatureBackbone, *,
     return TokenCutSaliency(mask=mask, patch=patch, input_size=(Hr, Wr))
 
 
-def backbone_device(backbone) -> torch.device:
-    """Where a backbone runs: its ``device`` attribute, its first tensor's device, or the CPU."""
-    device = getattr(backbone, "device", None)
-    if device is not None:
-        return torch.device(device)
-    if isinstance(backbone, torch.nn.Module):
-        tensor = next(itertools.chain(backbone.parameters(), backbone.buffers()), None)
-        if tensor is not None:
-            return tensor.device
-    return torch.device("cpu")
-
-
 def tokencut_box(result: TokenCutResult, patch_size: int,
                  image_size: tuple[int, int]) -> np.ndarray:
     """TokenCut's object-discovery box: the seed component's extent in pixels (CorLoc).
@@ -202,3 +197,91 @@ def tokencut_box(result: TokenCutResult, patch_size: int,
     H, W = image_size
     x0, y0, x1, y1 = (c * patch_size for c in result.component_box)
     return np.array([min(x0, W), min(y0, H), min(x1, W), min(y1, H)], dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- the method
+
+class TokenCut(ImageByImage):
+    """TokenCut (Wang et al.): training-free, one normalized cut of the last-block keys.
+
+    Saliency follows TokenCut's protocol (image resized to multiples of the patch size, patch
+    mask upsampled with nearest neighbours); object discovery pads the image to multiples of
+    the patch size and boxes the seed's connected component, as TokenCut's CorLoc code does.
+
+    The cut works on an N x N affinity, N = tokens, so memory grows with the fourth power of the
+    image side: a 4000 x 3000 photo at patch 16 would need 17 GB. Images whose long side exceeds
+    ``max_side`` are first shrunk to it (the benchmarks' images, at most 640 px, never are); the
+    mask and the box come back at the original size.
+    """
+
+    name = "tokencut"
+
+    def __init__(self, backbone, *, tau: float = TOKENCUT_AFFINITY.tau, eps: float = TOKENCUT_AFFINITY.eps,
+                 solver: str = "auto",
+                 cache=None, max_side: int | None = 1024):
+        require(max_side is None or (isinstance(max_side, int) and max_side >= backbone.patch_size),
+                f"max_side must be None or an int >= the patch size {backbone.patch_size}, got {max_side!r}")
+        self.backbone = backbone
+        self.patch_size = int(backbone.patch_size)
+        self.tau, self.eps, self.solver = tau, eps, solver
+        self.cache = cache      # a paperlib.feature_cache.FeatureCache, or None
+        self.max_side = max_side
+
+    def _shrunk(self, image: np.ndarray) -> np.ndarray:
+        """The image with its long side at most ``max_side`` (PIL Lanczos), else itself."""
+        height, width = image.shape[:2]
+        if self.max_side is None or max(height, width) <= self.max_side:
+            return image
+        scale = self.max_side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        return np.array(Image.fromarray(image).resize(size, resample=Image.LANCZOS))
+
+    def _keys_source(self, image_id: str | None):
+        """The backbone, or the backbone seen through the feature cache for this image."""
+        if self.cache is None or image_id is None:
+            return self.backbone
+        return _CachedBackbone(self.backbone, self.cache, image_id)
+
+    def predict(self, image: np.ndarray, *, image_id: str | None = None) -> Prediction:
+        small = self._shrunk(image)
+        out = tokencut_saliency(small, self._keys_source(image_id), tau=self.tau, eps=self.eps,
+                                solver=self.solver)
+        mask = resize_mask(out.mask, image.shape[:2], mode="nearest")
+        return Prediction(mask=mask.astype(np.float32),
+                          patch_mask=out.patch.mask.astype(np.float32), box=None)
+
+    def discover(self, image: np.ndarray, *, image_id: str | None = None) -> np.ndarray | None:
+        small = self._shrunk(image)
+        box = self._discover(small, image_id)
+        if small is image:
+            return box
+        sy, sx = image.shape[0] / small.shape[0], image.shape[1] / small.shape[1]
+        return np.minimum(box * [sx, sy, sx, sy], [image.shape[1], image.shape[0]] * 2)
+
+    def _discover(self, image: np.ndarray, image_id: str | None) -> np.ndarray:
+        height, width = image.shape[:2]
+        p = self.patch_size
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+        # Pad bottom / right to multiples of the patch as TokenCut's object discovery does: with
+        # zeros after normalisation, i.e. with the normalisation's mean colour before it.
+        mean = torch.tensor(getattr(self.backbone, "mean", (0.0, 0.0, 0.0)))[None, :, None, None]
+        x = F.pad(x - mean, (0, (-width) % p, 0, (-height) % p)) + mean   # (1, 3, H', W')
+        source = self._keys_source(image_id)
+        with torch.no_grad():
+            keys = source.features(x.to(backbone_device(self.backbone))).keys  # (1, D, h, w)
+        result = tokencut_patch_mask(keys, tau=self.tau, eps=self.eps, solver=self.solver)
+        return tokencut_box(result, p, (height, width)).astype(np.float64)
+
+
+class _CachedBackbone:
+    """A backbone whose keys for one image id are read from (or written to) a feature cache."""
+
+    def __init__(self, backbone, cache, image_id: str):
+        self.backbone, self.cache, self.image_id = backbone, cache, image_id
+        self.patch_size = backbone.patch_size
+        self.device = backbone_device(backbone)
+
+    def features(self, images):
+        keys = cached_features(self.backbone, images, [self.image_id], self.cache)  # (1, D, h, w)
+        return Features(keys=keys, tokens=keys.flatten(2).transpose(1, 2),
+                        grid=tuple(keys.shape[-2:]))

@@ -1,4 +1,6 @@
-"""Training the Sempart head with both tricks (paper Sec. 5 "Implementation"; SPEC "Training").
+"""Training the Sempart head with both tricks (paper Sec. 5 "Implementation").
+
+The procedure and its settings: docs/paper_and_code.md#training.
 
 Named stages:
 
@@ -11,12 +13,11 @@ Named stages:
   :func:`load_checkpoint`; the files and RNG states are :mod:`paperlib.train_state`), exact
   resume, ``log.csv`` and ``val.csv``, and
   DistributedDataParallel under ``torchrun`` (:mod:`paperlib.distributed`);
-* :func:`run_train` / :func:`main_train`: the ``paperlib train`` command (``python -m
-  paperlib.train``, ``torchrun -m paperlib.train``).
+The ``paperlib train`` command (also ``python -m paperlib.train``, ``torchrun -m
+paperlib.train``) is :mod:`paperlib.cli_train`.
 
-Public API: :class:`StepLosses`, :func:`train_step`, :func:`validate`,
-:data:`CHECKPOINT_FORMAT`, :func:`load_checkpoint`, :data:`RESUMABLE_FIELDS`,
-:class:`TrainResult`, :func:`train`, :func:`run_train`, :func:`main_train`.
+Public API: :class:`StepLosses`, :func:`train_step`, :func:`validate`, :class:`TrainResult`,
+:func:`train`.
 
 **Reproducibility.** Nothing reads the global random state after the head is initialised:
 the data order of an epoch, the augmentation of an image and the crop box of a step each
@@ -35,23 +36,22 @@ writes files.
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from .distributed import convert_sync_batchnorm, distributed_env, setup_device
+from .devices import distributed_env
+from .distributed import convert_sync_batchnorm, setup_device
 from .features import normalise
-from .train_config import LOG_TERMS, TrainConfig, add_train_arguments, autocast_dtype, config_from_args
+from .train_config import LOG_TERMS, TrainConfig, autocast_dtype
 from .train_data import AugmentedDataset, EvalDataset, SEED_CROP, epoch_batches, seeded_generator, split_indices
-from .train_state import (CHECKPOINT_FORMAT, RESUMABLE_FIELDS, check_resumable, load_checkpoint,  # noqa: F401 (re-exported)
-                          open_csv_log, open_tensorboard, rng_states, save_checkpoint, set_rng_states)
-from .validation import InputError, require
+from .train_state import (CHECKPOINT_FORMAT, check_resumable, load_checkpoint, open_csv_log, open_tensorboard,
+                          rng_states, save_checkpoint, set_rng_states)
+from .validation import require
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def train_step(head: nn.Module, backbone, optimizer: torch.optim.Optimizer, imag
     Returns:
         StepLosses of this rank's batch.
     """
-    from .crop_zoom import CROP_SAMPLERS, crop_consistency_loss, crop_zoom, ncut_crop_loss, teacher_target
+    from .crop_zoom import crop_consistency_loss, crop_zoom, ncut_crop_loss, sample_box, teacher_target
     from .losses import sempart_loss
 
     device = images.device
@@ -116,8 +116,7 @@ def train_step(head: nn.Module, backbone, optimizer: torch.optim.Optimizer, imag
     if config.crop != "none":
         S = config.image_size
         g = seeded_generator(config.seed, SEED_CROP, step)
-        box = (CROP_SAMPLERS["paper"](g, image_size=S, crop=S // 4) if config.crop == "paper"
-               else CROP_SAMPLERS["official"](g, image_size=S))
+        box = sample_box(config.crop, g, image_size=S)
         crop_images = crop_zoom(images, box, S).clamp(0.0, 1.0)              # (B, 3, S, S)
         if config.teacher_bn_mode == "eval":
             _set_batchnorm_training(head, False)
@@ -125,7 +124,7 @@ def train_step(head: nn.Module, backbone, optimizer: torch.optim.Optimizer, imag
             crop_keys, crop_norm, crop_fine, crop_coarse = run_head(crop_images)
         finally:
             _set_batchnorm_training(head, True)
-        target = teacher_target(crop_norm, crop_fine)                        # (B, 1, S, S), detached
+        target = teacher_target(crop_norm, crop_fine, gf=config.teacher_gf)  # (B, 1, S, S), detached
         eq = crop_consistency_loss(fine, box, target)
         ncut_crop = ncut_crop_loss(crop_keys, crop_coarse)
     terms = sempart_loss(keys, image_norm, fine, coarse, weights=config.loss_weights,
@@ -141,9 +140,10 @@ def train_step(head: nn.Module, backbone, optimizer: torch.optim.Optimizer, imag
 
 @torch.no_grad()
 def validate(head: nn.Module, backbone, loader, *, amp: str = "off") -> float:
-    """Mean IoU at 0.5 of the fine map, foreground polarity flipped per batch (SPEC "Evaluation").
+    """Mean IoU at 0.5 of the fine map, foreground polarity flipped per batch.
 
-    The batch's fine sigmoid is inverted when its mean exceeds 0.5 (paper and code).
+    The batch's fine sigmoid is inverted when its mean exceeds 0.5 (paper and code;
+    docs/paper_and_code.md#evaluation-protocol).
 
     Args:
         head: the (unwrapped) head; evaluated in eval mode, restored afterwards.
@@ -359,33 +359,3 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     return TrainResult(out_dir=out_dir, step=step, epoch=epoch, last_checkpoint=last_path if is_main else None,
                        best_checkpoint=best_path if best_path.exists() else None, best_iou=best_iou,
                        val_iou=tuple(val_ious), losses=tuple(losses), head=head)
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-
-def run_train(args: argparse.Namespace) -> int:
-    """Run ``paperlib train`` from parsed options; returns the exit status."""
-    config = config_from_args(args)
-    result = train(config, args.out, resume=args.resume, progress=not getattr(args, "quiet", False))
-    if result.last_checkpoint is not None:
-        best = "" if result.best_iou is None else f", best {config.select_on} IoU {result.best_iou:.4f}"
-        print(f"trained {result.step} steps ({result.epoch} epochs){best}; checkpoint {result.last_checkpoint}")
-    return 0
-
-
-def main_train(argv: Sequence[str] | None = None) -> int:
-    """``python -m paperlib.train ...``: the train command on its own (torchrun entry point)."""
-    parser = argparse.ArgumentParser(prog="paperlib train", description=__doc__.splitlines()[0])
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    add_train_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_train(args)
-    except InputError as err:
-        print(f"paperlib train: error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main_train())

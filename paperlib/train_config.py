@@ -1,39 +1,49 @@
-"""The training run's configuration and its command-line mapping (paper Sec. 5; SPEC "Training").
+"""The training run's configuration (paper Sec. 5).
+
+Each setting and where it comes from: docs/paper_and_code.md#training.
 
 Public API:
 
 * :class:`TrainConfig` -- the frozen dataclass that fixes a run; defaults are the paper's;
 * :data:`PRESETS` -- named instances ``paper``, ``official`` (the released code) and ``smoke``;
 * :func:`config_from` -- a preset with some fields replaced, validated;
-* :data:`LOG_TERMS` -- the loss terms logged each step (the lambdas are ``w_<term>``);
+* :data:`LOG_TERMS` -- the loss terms logged each step (their lambdas: ``loss_weights``, a
+  :class:`paperlib.losses.LossWeights`; ``w_<term>=`` overrides one of them);
 * :data:`AMP_MODES` / :func:`autocast_dtype` -- the mixed-precision modes and their dtype on a device;
 * :func:`loader_workers` -- the DataLoader worker count a config asks for on a device;
 * :func:`parse_field` -- one field's value from text;
-* :func:`add_train_arguments` / :func:`config_from_args` -- the ``train`` options (one flag per
-  field, ``--preset``, ``--set FIELD=VALUE``) and the TrainConfig they describe.
+* :func:`settable_fields` -- every name a run can be configured by (flags, notebook parameters);
+
+The ``train`` command's options (one flag per settable name) are :mod:`paperlib.cli_train`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import os
 import typing
 from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from .validation import InputError, check_choice, require
+from .guided_filter import PAPER_GF, GuidedFilterSettings
+from .losses import LossWeights
+from .validation import InputError, check_choice, check_int, is_number, require
 
 LOG_TERMS = ("ncut", "gtv_fine", "gtv_coarse", "sr", "ncut_crop", "eq", "total")
+# ``w_<term>``: the name that sets one lambda (config_from, ``--w-<term>``, the train notebook).
+WEIGHT_FIELDS = tuple(f"w_{term}" for term in LOG_TERMS[:-1])
+# ``teacher_gf_<field>``: the name that sets one of the teacher target's guided-filter settings.
+TEACHER_GF_FIELDS = {"teacher_gf_radius": int, "teacher_gf_eps": float, "teacher_gf_border": str}
 AMP_MODES = ("auto", "bf16", "off")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that fixes a training run; defaults are the paper's (SPEC "Training")."""
+    """Everything that fixes a training run; defaults are the paper's (docs/paper_and_code.md#training)."""
 
     data_root: str | None = None       # folder holding DUTS-TR/ (required to train)
     dataset: str = "duts-tr"           # paper Sec. 5: trained on DUTS-TR (10,553 images)
@@ -45,14 +55,10 @@ class TrainConfig:
     epochs: int = 30                   # paper Sec. 5: 30 epochs (about 39.6k iterations)
     max_steps: int | None = None       # optional cap on optimiser steps (smoke runs, budgets)
     lr: float = 1e-4                   # paper Sec. 5: AdamW, lr 1e-4, no schedule
-    betas: tuple[float, float] = (0.9, 0.99)  # released code's AdamW betas (SPEC)
-    weight_decay: float = 0.0          # released code: weight decay 0 (SPEC)
-    w_ncut: float = 1.0                # lambda of L_Ncut (eq. 8 has none)
-    w_gtv_fine: float = 1.0            # lambda_GTV-fine = 1, paper Sec. 5
-    w_gtv_coarse: float = 1.0          # lambda_GTV-coarse = 1, paper Sec. 5
-    w_sr: float = 1.0                  # lambda_SR = 1, paper Sec. 5
-    w_ncut_crop: float = 0.01          # lambda_Ncut-Crop = 0.01, paper Sec. 5
-    w_eq: float = 0.01                 # lambda_eq = 0.01, paper Sec. 5
+    betas: tuple[float, float] = (0.9, 0.99)  # released code's AdamW betas (docs/paper_and_code.md#training)
+    weight_decay: float = 0.0          # released code: weight decay 0 (docs/paper_and_code.md#training)
+    loss_weights: LossWeights = LossWeights()  # the lambdas of eq. 8 and trick 2 (their home, with sources)
+    teacher_gf: GuidedFilterSettings = PAPER_GF  # trick 1 inside trick 2: the teacher target's filter
     crop: str = "paper"                # trick 2 box: 'paper' (80 px, x4), 'official' (160 px, x2), 'none'
     teacher_bn_mode: str = "eval"      # teacher pass BatchNorm: 'eval' (paper silent; inference mode),
                                        # 'train' (released code: batch statistics, running stats updated)
@@ -73,6 +79,14 @@ class TrainConfig:
     compile: bool = False              # torch.compile the head (speed; off for exact replay)
 
     def __post_init__(self) -> None:
+        if isinstance(self.loss_weights, Mapping):   # read back from a checkpoint's plain dict
+            object.__setattr__(self, "loss_weights", LossWeights(**self.loss_weights))
+        require(isinstance(self.loss_weights, LossWeights),
+                f"loss_weights must be a LossWeights, got {type(self.loss_weights).__name__}")
+        if isinstance(self.teacher_gf, Mapping):
+            object.__setattr__(self, "teacher_gf", GuidedFilterSettings(**self.teacher_gf))
+        require(isinstance(self.teacher_gf, GuidedFilterSettings),
+                f"teacher_gf must be a GuidedFilterSettings, got {type(self.teacher_gf).__name__}")
         from .backbones import BACKBONES
         from .data import DATASETS
 
@@ -84,12 +98,12 @@ class TrainConfig:
         check_choice("select_on", self.select_on, ("val", "test", "none"))
         check_choice("amp", self.amp, AMP_MODES)
         for name in ("image_size", "resize_short", "batch_size", "epochs", "checkpoint_every", "log_every"):
-            _check_int(name, getattr(self, name), low=1)
-        _check_int("seed", self.seed, low=0)
+            check_int(name, getattr(self, name), low=1)
+        check_int("seed", self.seed, low=0)
         if self.num_workers is not None:
-            _check_int("num_workers", self.num_workers, low=0)
+            check_int("num_workers", self.num_workers, low=0)
         if self.max_steps is not None:
-            _check_int("max_steps", self.max_steps, low=1)
+            check_int("max_steps", self.max_steps, low=1)
         patch = BACKBONES[self.backbone].patch_size
         require(self.image_size % patch == 0,
                 f"image_size must be a multiple of the {self.backbone} patch size {patch}, got {self.image_size}")
@@ -101,9 +115,9 @@ class TrainConfig:
         if self.crop == "paper":
             require(self.image_size >= 4 * patch, f"crop='paper' zooms an image_size/4 box: image_size must "
                                                   f"be >= {4 * patch}, got {self.image_size}")
-        for name in ("lr", "weight_decay", "val_fraction") + tuple(f"w_{t}" for t in LOG_TERMS[:-1]):
+        for name in ("lr", "weight_decay", "val_fraction"):
             value = getattr(self, name)
-            require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            require(is_number(value) and math.isfinite(value)
                     and value >= 0, f"{name} must be a finite number >= 0, got {value!r}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
         require(self.val_fraction < 1, f"val_fraction must be < 1, got {self.val_fraction!r}")
@@ -116,13 +130,6 @@ class TrainConfig:
         require(isinstance(self.betas, tuple) and len(self.betas) == 2
                 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas),
                 f"betas must be two numbers in [0, 1), got {self.betas!r}")
-
-    @property
-    def loss_weights(self):
-        """The lambdas as a :class:`paperlib.losses.LossWeights`."""
-        from .losses import LossWeights
-
-        return LossWeights(**{name: getattr(self, f"w_{name}") for name in LOG_TERMS[:-1]})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values only (loadable with ``torch.load(weights_only=True)``)."""
@@ -177,16 +184,12 @@ def loader_workers(num_workers: int | None, device: torch.device, *, processes: 
     return max(1, min(8, cpus // max(1, processes)))
 
 
-def _check_int(name: str, value, *, low: int) -> None:
-    require(isinstance(value, int) and not isinstance(value, bool) and value >= low,
-            f"{name} must be an int >= {low}, got {value!r}")
-
-
 _PAPER = TrainConfig()
 PRESETS: dict[str, TrainConfig] = {
     "paper": _PAPER,
-    # The released code (SPEC): 335 resize, its effective crop box, teacher BatchNorm in train
-    # mode, and the best checkpoint chosen on DUTS-TE.
+    # The released code (docs/paper_and_code.md#paper-versus-released-code): 335 resize, its
+    # effective crop box, teacher BatchNorm in train mode, and the best checkpoint chosen on
+    # DUTS-TE.
     "official": replace(_PAPER, resize_short=335, crop="official", teacher_bn_mode="train", select_on="test"),
     # Seconds on a CPU: the offline filter bank, 64 px inputs, 20 steps; lr 1e-3 so that a
     # short run shows a clear drop of the loss.
@@ -200,12 +203,23 @@ def config_from(preset: str = "paper", **overrides) -> TrainConfig:
 
     Args:
         preset: a key of :data:`PRESETS`.
-        **overrides: TrainConfig fields; an unknown name is an :class:`InputError`.
+        **overrides: TrainConfig fields, ``w_<term>`` for one field of ``loss_weights`` or
+            ``teacher_gf_<field>`` for one of ``teacher_gf``; an unknown name is an :class:`InputError`.
 
     Returns:
         The validated TrainConfig.
     """
     check_choice("preset", preset, PRESETS)
+    weights = {name[2:]: overrides.pop(name) for name in list(overrides) if name in WEIGHT_FIELDS}
+    if weights:   # w_<term>=value: one lambda changed, the others kept from the preset (or loss_weights)
+        base = overrides.get("loss_weights", PRESETS[preset].loss_weights)
+        base = LossWeights(**base) if isinstance(base, Mapping) else base
+        overrides["loss_weights"] = replace(base, **weights)
+    gf = {name[len("teacher_gf_"):]: overrides.pop(name) for name in list(overrides) if name in TEACHER_GF_FIELDS}
+    if gf:        # teacher_gf_<field>=value: one filter setting changed, the others kept
+        base = overrides.get("teacher_gf", PRESETS[preset].teacher_gf)
+        base = GuidedFilterSettings(**base) if isinstance(base, Mapping) else base
+        overrides["teacher_gf"] = replace(base, **gf)
     names = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(overrides) - names)
     require(not unknown, f"unknown TrainConfig field(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
@@ -219,13 +233,15 @@ def config_from(preset: str = "paper", **overrides) -> TrainConfig:
 # --------------------------------------------------------------------------------------------
 # Command line
 
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(TrainConfig)
+def settable_fields() -> dict[str, Any]:
+    """Each settable name and its type: TrainConfig's fields, the nested ones by their flat names."""
+    hints = {k: v for k, v in typing.get_type_hints(TrainConfig).items() if k not in ("loss_weights", "teacher_gf")}
+    return {**hints, **{name: float for name in WEIGHT_FIELDS}, **TEACHER_GF_FIELDS}
 
 
 def parse_field(name: str, text: str) -> Any:
     """Parse one TrainConfig field's value from text ('none' for an optional field's None)."""
-    types = _field_types()
+    types = settable_fields()
     require(name in types, f"unknown TrainConfig field {name!r}; known: {', '.join(sorted(types))}")
     hint = types[name]
     args = typing.get_args(hint)
@@ -244,36 +260,3 @@ def parse_field(name: str, text: str) -> Any:
         return base(text)
     except ValueError:
         raise InputError(f"{name}: cannot read {text!r} as {getattr(base, '__name__', base)}") from None
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``train`` options to ``parser``: --preset, --out, --resume, --set and one flag per field."""
-    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="named configuration")
-    parser.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override any TrainConfig field (repeatable)")
-    for name, hint in _field_types().items():
-        flag = "--" + name.replace("_", "-")
-        if hint is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"TrainConfig.{name}")
-        else:
-            kind = "comma-separated floats" if typing.get_origin(hint) is tuple else "value"
-            optional = ", or none" if type(None) in typing.get_args(hint) else ""
-            parser.add_argument(flag, dest=name, default=None, metavar="VALUE",
-                                help=f"TrainConfig.{name} ({kind}{optional})")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig that parsed ``train`` options describe (preset, then --set, then flags)."""
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        require("=" in item, f"--set expects FIELD=VALUE, got {item!r}")
-        name, text = item.split("=", 1)
-        overrides[name.strip()] = parse_field(name.strip(), text)
-    for name in _field_types():
-        value = getattr(args, name, None)
-        if value is not None:
-            overrides[name] = value if isinstance(value, bool) else parse_field(name, value)
-    return config_from(args.preset, **overrides)

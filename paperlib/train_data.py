@@ -1,4 +1,4 @@
-"""Seeded randomness, augmentation and data order of training (SPEC "Training").
+"""Seeded randomness, augmentation and data order of training (docs/paper_and_code.md#training).
 
 Every random draw of the data pipeline comes from its own generator seeded by
 ``(seed, purpose, epoch or step, index)``, so runs (and resumed runs) replay exactly.
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # Purposes of the seeded generators; each stream is independent of the others.
 SEED_ORDER, SEED_AUGMENT, SEED_CROP, SEED_SPLIT = 0, 1, 2, 3
 
-# Colour jitter (brightness, contrast, saturation, hue) of SPEC "Training".
+# Colour jitter (brightness, contrast, saturation, hue): docs/paper_and_code.md#training.
 JITTER = (0.4, 0.4, 0.2, 0.1)
 
 
@@ -48,7 +48,7 @@ def _resize_short(x: torch.Tensor, short: int) -> torch.Tensor:
 
 
 def augment(image: np.ndarray, *, generator: torch.Generator, resize_short: int, image_size: int) -> torch.Tensor:
-    """The training augmentation of SPEC "Training", all randomness from ``generator``.
+    """The training augmentation (docs/paper_and_code.md#training), all randomness from ``generator``.
 
     Resize the short side to ``resize_short`` (bilinear, antialiased), a random
     ``image_size`` square crop, horizontal flip (p 0.5), colour jitter (brightness 0.4,

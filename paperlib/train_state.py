@@ -1,4 +1,4 @@
-"""A training run's state on disk: checkpoints, random-number states and logs (SPEC "Training").
+"""A training run's state on disk: checkpoints, RNG states and logs (docs/paper_and_code.md#training).
 
 Everything :func:`paperlib.train.train` needs to stop and continue to the same weights: the
 checkpoint file (written atomically, read with ``weights_only=True``), the global RNG states it
@@ -17,6 +17,7 @@ Public API:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
+from .guided_filter import PAPER_GF
 from .images import atomic_path
 from .validation import require
 
@@ -96,6 +98,10 @@ def check_resumable(config: "TrainConfig", saved: dict[str, Any], path: str | Pa
     saved = dict(saved)
     if isinstance(saved.get("amp"), bool):  # checkpoints of paperlib 0.1 before amp became a mode
         saved["amp"] = "auto" if saved["amp"] else "off"
+    weights = {k[2:]: saved.pop(k) for k in list(saved) if k.startswith("w_")}
+    if weights and "loss_weights" not in saved:   # checkpoints from before loss_weights was nested
+        saved["loss_weights"] = weights
+    saved.setdefault("teacher_gf", dataclasses.asdict(PAPER_GF))   # ... and before teacher_gf existed
     changed = [k for k, v in config.to_dict().items()
                if k not in RESUMABLE_FIELDS and k in saved and _plain(saved[k]) != _plain(v)]
     require(not changed, f"resume: {', '.join(changed)} {'differs' if len(changed) == 1 else 'differ'} from the "

@@ -7,6 +7,7 @@ parameter or file and says what was expected, so the CLI can print it as one lin
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -46,6 +47,35 @@ def check_tensor(name: str, x, *, ndim: int | Sequence[int] | None = None,
                 f"got shape {tuple(x.shape)}")
     if floating:
         require(x.is_floating_point(), f"{name} must be a floating-point tensor, got {x.dtype}")
+
+
+def is_int(value) -> bool:
+    """An integer (Python's or numpy's) that is not a bool: ``True`` is an int to Python, never a size here."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A real number (int, float or numpy's) that is not a bool."""
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def check_int(name: str, value, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int if it is an integer (not a bool) in [``low``, ``high``], else an InputError."""
+    bounds = " and ".join(b for b in (f">= {low}" if low is not None else "",
+                                      f"<= {high}" if high is not None else "") if b)
+    ok = is_int(value) and (low is None or value >= low) and (high is None or value <= high)
+    require(ok, f"{name} must be an integer{' ' + bounds if bounds else ''}, got {value!r}")
+    return int(value)
+
+
+def check_image(name: str, image) -> None:
+    """Check an RGB image as the package passes it around: a (H, W, 3) uint8 numpy array, H, W >= 1."""
+    import numpy as np
+
+    require(isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+            and image.shape[2] == 3 and min(image.shape[:2]) >= 1,
+            f"{name} must be a (H, W, 3) uint8 RGB array, got "
+            f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:

@@ -1,9 +1,9 @@
 """The frozen ViT backbone: the last block's keys, with the position embedding resampled to the input.
 
 Paper, section 3 and appendix: the head reads the **keys of the last block** of a frozen
-self-supervised ViT (DINO ViT-S/8 by default). SPEC "Backbone features" pins them down: the
-output of the last block's qkv linear (bias included) applied to its LayerNorm'd input, the key
-third, heads concatenated, the CLS token dropped, reshaped to (B, D, h, w).
+self-supervised ViT (DINO ViT-S/8 by default). docs/paper_and_code.md#backbone-features pins
+them down: the output of the last block's qkv linear (bias included) applied to its LayerNorm'd
+input, the key third, heads concatenated, the CLS token dropped, reshaped to (B, D, h, w).
 
 Position embeddings are resampled from the 224-pixel grid to the input's grid by one of two
 rules (``pos_interpolation``). 'dino' (default) is the rule of DINO's ``vision_transformer.py``,

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from paperlib.backbones import load_backbone
 from paperlib.head import SempartHead
-from paperlib.sempart import EvalProtocol, load_sempart
-from paperlib.sempart_method import SempartMethod
+from paperlib.sempart import load_sempart
+from paperlib.sempart_method import EvalProtocol, SempartMethod
 
 SIZE = 64          # a small training size keeps the tests fast: an 8 x 8 grid at patch 8
 FILTERBANK_DIM = 16

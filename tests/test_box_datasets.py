@@ -11,7 +11,8 @@ import pytest
 
 from paperlib.box_datasets import (CORLOC_DATASETS, Coco20k, FolderBoxes, VocDetection, open_corloc_dataset,
                                    read_voc_boxes)
-from paperlib.corloc import corloc_evaluate, mask_to_box
+from paperlib.boxes import mask_to_box
+from paperlib.corloc import corloc_evaluate
 from paperlib.images import read_image, write_image
 from paperlib.validation import InputError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -9,8 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from paperlib.cli import main
+from paperlib.cli import build_parser, main
+from paperlib.guided_filter import PAPER_GF, check_radius
 from paperlib.images import read_mask, write_image, write_mask_png
+from paperlib.validation import InputError
 
 
 @pytest.fixture
@@ -120,6 +123,78 @@ def test_console_script_bad_parameter_exit_code(folders):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "paperlib: error: eps must be > 0, got -1.0"
+
+
+def _subparser(name):
+    """The argparse parser of one sub-command."""
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices[name]
+
+
+@pytest.mark.parametrize("command", ["refine", "segment", "eval", "corloc"])
+def test_guided_filter_options_default_to_paper_gf(command):
+    parser = _subparser(command)
+    options = {a.dest: a for a in parser._actions}
+    assert options["radius"].default == PAPER_GF.radius
+    assert options["eps"].default == PAPER_GF.eps
+    assert f"default {PAPER_GF.radius}" in options["radius"].help
+    assert f"default {PAPER_GF.eps:g}" in options["eps"].help
+    if command == "refine":
+        assert options["border"].default == PAPER_GF.border
+        assert f"default {PAPER_GF.border}" in options["border"].help
+
+
+def test_refine_filter_and_deprecated_method_give_the_same_masks(folders, tmp_path, capsys):
+    img, _, pred = folders
+    common = ["-q", "refine", "--images", str(img), "--masks", str(pred)]
+    assert main(common + ["--out", str(tmp_path / "filter"), "--filter", "bf"]) == 0
+    captured = capsys.readouterr()
+    assert "deprecated" not in captured.err and "with bf" in captured.out
+    assert main(common + ["--out", str(tmp_path / "method"), "--method", "bf"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "paperlib refine: --method is deprecated, use --filter\n"
+    assert "with bf" in captured.out
+    assert main(common + ["--out", str(tmp_path / "gf")]) == 0         # the default: gf
+    for i in range(3):
+        name = f"im{i}.png"
+        assert (tmp_path / "filter" / name).read_bytes() == (tmp_path / "method" / name).read_bytes()
+    assert any((tmp_path / "filter" / f"im{i}.png").read_bytes() != (tmp_path / "gf" / f"im{i}.png").read_bytes()
+               for i in range(3))
+
+
+def test_refine_filter_and_method_share_one_dest():
+    parser = build_parser()
+    base = ["refine", "--images", "i", "--masks", "m", "--out", "o"]
+    assert parser.parse_args(base).filter == "gf"
+    assert parser.parse_args(base + ["--filter", "bf"]).filter == "bf"
+    assert parser.parse_args(base + ["--method", "bf"]).filter == "bf"
+    assert not hasattr(parser.parse_args(base + ["--method", "bf"]), "method")
+    help_text = _subparser("refine").format_help()
+    assert "--filter" in help_text and "--method" not in help_text
+
+
+def test_refine_filter_and_method_that_disagree_are_refused(folders, tmp_path, capsys):
+    img, _, pred = folders
+    out = tmp_path / "o"
+    common = ["-q", "refine", "--images", str(img), "--masks", str(pred), "--out", str(out)]
+    assert main(common + ["--filter", "gf", "--method", "bf"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("paperlib: error: --filter gf and --method bf disagree")
+    assert not out.exists()
+    # The same value twice is only the deprecated spelling.
+    assert main(common + ["--method", "bf", "--filter", "bf"]) == 0
+    assert capsys.readouterr().err == "paperlib refine: --method is deprecated, use --filter\n"
+
+
+@pytest.mark.parametrize("radius", ["-1", "-3"])
+def test_refine_radius_rule_is_the_guided_filters(folders, tmp_path, capsys, radius):
+    img, _, pred = folders
+    with pytest.raises(InputError) as rule:
+        check_radius(int(radius))
+    assert main(["-q", "refine", "--images", str(img), "--masks", str(pred), "--out", str(tmp_path / "o"),
+                 "--radius", radius]) == 2
+    assert capsys.readouterr().err == f"paperlib: error: {rule.value}\n"
 
 
 def test_degrade_command(folders, tmp_path):

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from paperlib.box_datasets import CorLocItem
-from paperlib.corloc import CorLoc, best_iou, box_iou, corloc_evaluate, mask_to_box
+from paperlib.boxes import mask_to_box
+from paperlib.corloc import CorLoc, best_iou, box_iou, corloc_evaluate
 from paperlib.images import write_image
 from paperlib.validation import InputError
 

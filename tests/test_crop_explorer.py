@@ -19,7 +19,7 @@ from paperlib.crop_explorer import CropZoomExplorer, crop_explorer_sample, open_
 from paperlib.crop_predictors import ImageFunction, MaskSource, SempartPredictor
 from paperlib.crop_zoom import CropBox, crop_consistency_loss, crop_zoom, teacher_target
 from paperlib.features import normalise
-from paperlib.gf_sweep import degrade_mask
+from paperlib.degrade import degrade_mask
 from paperlib.guided_filter import guided_filter
 from paperlib.validation import InputError
 

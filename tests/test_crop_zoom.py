@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import cv2
 import numpy as np
 import pytest
@@ -18,7 +21,7 @@ from paperlib.crop_zoom import (
     teacher_target,
 )
 from paperlib.features import IMAGENET_MEAN, IMAGENET_STD
-from paperlib.guided_filter import guided_filter
+from paperlib.guided_filter import PAPER_GF, GuidedFilterSettings, check_radius, guided_filter, image_to_guide
 from paperlib.losses import ncut_loss
 from paperlib.ncut import SEMPART_AFFINITY, AffinityParams, affinity
 from paperlib.validation import InputError
@@ -126,7 +129,7 @@ def test_sampler_registry_and_errors():
         sample_crop_paper(np.random.default_rng(0))
     with pytest.raises(InputError, match="1 <= crop <= image_size"):
         sample_crop_paper(torch.Generator(), image_size=64, crop=80)
-    with pytest.raises(InputError, match="image_size must be an int >= 240"):
+    with pytest.raises(InputError, match="image_size must be an integer >= 240"):
         sample_crop_official(torch.Generator(), image_size=224)
 
 
@@ -159,6 +162,50 @@ def test_teacher_target_keeps_a_constant_prediction():
     target = teacher_target(crop_image, torch.full((1, 1, 20, 20), 0.8, dtype=torch.float64))
     torch.testing.assert_close(target, torch.full_like(target, float(torch.sigmoid(torch.tensor(0.8, dtype=torch.float64)))),
                                rtol=0, atol=1e-10)
+
+
+def _teacher_inputs(seed=7, size=24):
+    g = torch.Generator().manual_seed(seed)
+    crop_image = torch.randn(2, 3, size, size, generator=g, dtype=torch.float64)
+    logits = 4 * torch.randn(2, 1, size, size, generator=g, dtype=torch.float64)
+    guide = image_to_guide(crop_image, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    return crop_image, logits, guide
+
+
+def test_teacher_filter_defaults_to_paper_gf():
+    params = inspect.signature(teacher_target).parameters
+    assert params["gf"].default is PAPER_GF and params["gf"].kind is inspect.Parameter.KEYWORD_ONLY
+    crop_image, logits, guide = _teacher_inputs()
+    expected = guided_filter(guide, torch.sigmoid(logits), **dataclasses.asdict(PAPER_GF))
+    torch.testing.assert_close(teacher_target(crop_image, logits), expected.clamp(1e-6, 1 - 1e-6),
+                               rtol=0, atol=0)
+
+
+def test_teacher_filter_is_configurable():
+    crop_image, logits, guide = _teacher_inputs()
+    gf = GuidedFilterSettings(radius=3, eps=1e-2, border="reflect")
+    expected = guided_filter(guide, torch.sigmoid(logits), radius=3, eps=1e-2, border="reflect")
+    target = teacher_target(crop_image, logits, gf=gf)
+    torch.testing.assert_close(target, expected.clamp(1e-6, 1 - 1e-6), rtol=0, atol=0)
+    assert not torch.equal(target, teacher_target(crop_image, logits))
+    # radius= and eps= replace gf's own, the border stays gf's.
+    torch.testing.assert_close(teacher_target(crop_image, logits, gf=dataclasses.replace(gf, radius=5)),
+                               teacher_target(crop_image, logits, gf=gf, radius=5), rtol=0, atol=0)
+    torch.testing.assert_close(teacher_target(crop_image, logits, radius=3, eps=1e-2),
+                               teacher_target(crop_image, logits, gf=dataclasses.replace(gf, border="count")),
+                               rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("radius", [-1, 2.5, True])
+def test_teacher_radius_rule_is_the_guided_filters(radius):
+    crop_image, logits, _ = _teacher_inputs(size=8)
+    with pytest.raises(InputError) as rule:
+        check_radius(radius)
+    with pytest.raises(InputError) as err:
+        teacher_target(crop_image, logits, radius=radius)
+    assert str(err.value) == str(rule.value)
+    with pytest.raises(InputError, match="gf must be a GuidedFilterSettings, got dict"):
+        teacher_target(crop_image, logits, gf={"radius": 3})
 
 
 def test_teacher_target_errors():
@@ -256,3 +303,16 @@ def test_ncut_crop_gradcheck_and_errors():
     assert torch.autograd.gradcheck(lambda c: ncut_crop_loss(crop_keys, c), (logits,))
     with pytest.raises(InputError, match="share the batch size and grid"):
         ncut_crop_loss(crop_keys, torch.zeros(1, 1, 3, 4, dtype=torch.float64))
+
+
+def test_sample_box_is_the_one_rule_for_both_samplers():
+    from paperlib.crop_zoom import PAPER_CROP, PAPER_ZOOM, sample_box, sample_crop_official, sample_crop_paper
+
+    def g():
+        return torch.Generator().manual_seed(7)
+
+    assert sample_box("paper", g(), image_size=320) == sample_crop_paper(g(), image_size=320, crop=PAPER_CROP)
+    assert PAPER_CROP == 80 and sample_box("paper", g(), image_size=64).height == 64 // PAPER_ZOOM == 16
+    assert sample_box("official", g(), image_size=320) == sample_crop_official(g(), image_size=320)
+    with pytest.raises(InputError, match="sampler"):
+        sample_box("none", g(), image_size=320)

@@ -41,7 +41,7 @@ def make_duts_te(base: Path, stems=("a", "b", "c"), **kw) -> dict[str, tuple]:
 
 
 def test_registry_holds_the_official_layouts_and_counts():
-    expected = {  # SPEC.md "Layouts" and the official image counts
+    expected = {  # layouts and official image counts: docs/paper_and_code.md#datasets
         "duts-tr": ("DUTS-TR/DUTS-TR-Image", "DUTS-TR/DUTS-TR-Mask", 10553),
         "duts-te": ("DUTS-TE/DUTS-TE-Image", "DUTS-TE/DUTS-TE-Mask", 5019),
         "dut-omron": ("DUT-OMRON/DUT-OMRON-image", "DUT-OMRON/pixelwiseGT-new-PNG", 5168),

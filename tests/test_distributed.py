@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from paperlib.distributed import DistributedEnv, GlooSyncBatchNorm, distributed_env
+from paperlib.devices import DistributedEnv, distributed_env
+from paperlib.distributed import GlooSyncBatchNorm
 
 
 def test_gloo_sync_batchnorm_in_a_group_of_one_equals_batchnorm(tmp_path):

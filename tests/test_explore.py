@@ -6,11 +6,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import inspect
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
 from paperlib.explore import GFExplorer, explorer_from_files, explorer_sample, show_map
+from paperlib.guided_filter import PAPER_GF, check_radius
 from paperlib.validation import InputError
 
 from figure_checks import assert_labelled_map, assert_labelled_plot, map_colorbar, panels
@@ -59,8 +62,8 @@ def test_grid_matches_single_scores(ex):
     assert list(grid.index) == [1, 4] and list(grid.columns) == [1e-4, 1e-2]
     assert grid.loc[4, 1e-2] == pytest.approx(ex.scores(4, 1e-2)["iou_after"], abs=1e-12)
     assert grid.attrs["iou_before"] == pytest.approx(_iou(ex.mask, ex.truth), abs=1e-12)
-    with pytest.raises(InputError, match="radii"):
-        ex.grid(radii=(0,))
+    with pytest.raises(InputError, match="radius must be >= 0"):   # the guided filter's own rule
+        ex.grid(radii=(-1,))
     with pytest.raises(InputError, match="eps"):
         ex.grid(eps_values=(-1.0,))
 
@@ -105,6 +108,22 @@ def test_widget_redraws_on_each_slider(ex, monkeypatch):
     e_slider.value = 1e-4
     assert calls[0] == (5, pytest.approx(1e-2)) and calls[1][0] == 7 and calls[2] == (7, pytest.approx(1e-4))
     assert bytes(image.value) != first
+
+
+def test_defaults_are_the_paper_guided_filter(ex):
+    for name in ("figure", "widget"):
+        params = inspect.signature(getattr(GFExplorer, name)).parameters
+        assert (params["radius"].default, params["eps"].default) == (PAPER_GF.radius, PAPER_GF.eps), name
+    assert GFExplorer(ex.image, ex.mask).border == PAPER_GF.border
+
+
+@pytest.mark.parametrize("radius", [-1, 2.5, True])
+def test_grid_radius_rule_is_the_guided_filters(ex, radius):
+    with pytest.raises(InputError) as rule:
+        check_radius(radius)
+    with pytest.raises(InputError) as err:
+        ex.grid(radii=(radius,), eps_values=(1e-3,))
+    assert str(err.value) == str(rule.value)
 
 
 def test_bad_inputs_name_the_parameter(ex):

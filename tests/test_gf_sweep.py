@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.gf_sweep import DEGRADATIONS, degrade_mask, markdown_table, plot_sweep, sweep
+from paperlib.degrade import DEGRADATIONS, degrade_mask
+from paperlib.gf_sweep import markdown_table, plot_sweep, sweep
 from paperlib.guided_filter import guided_filter
 from paperlib.metrics import SaliencyMetrics
 from paperlib.validation import InputError

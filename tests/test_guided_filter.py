@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import itertools
 
 import cv2
@@ -13,8 +15,8 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from paperlib.features import IMAGENET_MEAN, IMAGENET_STD
-from paperlib.guided_filter import (GuidedFilter, guided_filter,
-                                    image_to_guide)
+from paperlib.guided_filter import (PAPER_GF, GuidedFilter, GuidedFilterSettings, check_radius,
+                                    guided_filter, image_to_guide)
 from paperlib.validation import InputError
 
 BORDERS = ("count", "reflect", "reflect_101")
@@ -383,3 +385,65 @@ def test_bad_parameters(kwargs, message):
         guided_filter(I, p, **kwargs)
     with pytest.raises(InputError, match=message):
         GuidedFilter(**kwargs)
+
+
+# ------------------------------------------------------------------ the paper's settings, one home
+
+def test_paper_settings_are_the_released_codes():
+    # Pinned here on purpose: changing the paper's setting must be a visible decision.
+    assert (PAPER_GF.radius, PAPER_GF.eps, PAPER_GF.border) == (9, 1e-3, "count")
+    assert PAPER_GF == GuidedFilterSettings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PAPER_GF.radius = 4
+
+
+@pytest.mark.parametrize("entry", [guided_filter, GuidedFilter])
+def test_function_and_module_defaults_read_paper_gf(entry):
+    params = inspect.signature(entry).parameters
+    for field in dataclasses.fields(GuidedFilterSettings):
+        assert params[field.name].default == getattr(PAPER_GF, field.name), field.name
+        assert params[field.name].kind is inspect.Parameter.KEYWORD_ONLY
+    module = GuidedFilter()
+    assert (module.radius, module.eps, module.border) == (PAPER_GF.radius, PAPER_GF.eps, PAPER_GF.border)
+
+
+def test_defaults_filter_like_the_paper_settings():
+    g = torch.Generator().manual_seed(9)
+    I, p = torch.rand(1, 1, 40, 40, generator=g, dtype=torch.float64), torch.rand(1, 1, 40, 40, generator=g,
+                                                                                 dtype=torch.float64)
+    expected = guided_filter(I, p, **dataclasses.asdict(PAPER_GF))
+    assert torch.equal(guided_filter(I, p), expected)
+    assert not torch.equal(guided_filter(I, p, radius=PAPER_GF.radius - 1), expected)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(radius=-1), "radius must be >= 0"),
+    (dict(radius=2.5), "radius must be an int, got float"),
+    (dict(radius=True), "radius must be an int, got bool"),
+    (dict(eps=0.0), "eps must be > 0"),
+    (dict(eps="1e-3"), "eps must be a real number"),
+    (dict(border="zeros"), "border must be one of 'count', 'reflect', 'reflect_101'"),
+])
+def test_settings_are_checked_like_the_filter(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        GuidedFilterSettings(**kwargs)
+    with pytest.raises(InputError, match=message):
+        dataclasses.replace(PAPER_GF, **kwargs)
+
+
+def test_radius_zero_and_numpy_ints_are_valid_settings():
+    assert GuidedFilterSettings(radius=0).radius == 0
+    assert GuidedFilterSettings(radius=np.int64(3)).radius == 3
+    check_radius(0)
+
+
+@pytest.mark.parametrize("radius", [-1, 2.5, True, "9"])
+def test_one_radius_rule_for_settings_function_and_module(radius):
+    with pytest.raises(InputError) as rule:
+        check_radius(radius)
+    I = torch.rand(1, 1, 8, 8)
+    for build in (lambda: GuidedFilterSettings(radius=radius), lambda: GuidedFilter(radius=radius),
+                  lambda: guided_filter(I, I, radius=radius)):
+        with pytest.raises(InputError) as err:
+            build()
+        assert str(err.value) == str(rule.value)

@@ -283,9 +283,9 @@ def test_input_errors():
 @pytest.mark.parametrize("kwargs, message", [
     ({"patch_size": 14}, r"power of two"),
     ({"patch_size": 1}, r"power of two"),
-    ({"dim": 0}, r"dim must be a positive int"),
+    ({"dim": 0}, r"dim must be an integer >= 1"),
     ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
-    ({"num_heads": 2.0}, r"num_heads must be a positive int"),
+    ({"num_heads": 2.0}, r"num_heads must be an integer >= 1"),
 ])
 def test_constructor_errors(kwargs, message):
     with pytest.raises(InputError, match=message):

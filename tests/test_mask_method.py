@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 
 from paperlib.cli import main
 from paperlib.data import open_dataset
-from paperlib.gf_sweep import degrade_mask
+from paperlib.degrade import degrade_mask
 from paperlib.images import write_mask_png
 from paperlib.mask_method import MaskFolder
 from paperlib.methods import build_method

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from paperlib.guided_filter import guided_filter
+from paperlib.guided_filter import PAPER_GF, GuidedFilterSettings, check_radius, guided_filter
 from paperlib.images import list_images, read_mask, resize_mask, write_image, write_mask_png
 from paperlib.refine import RefineSettings, refine_folder, refine_mask
 from paperlib.validation import InputError
@@ -64,11 +66,38 @@ def test_settings_are_validated():
     with pytest.raises(InputError, match="eps"):
         RefineSettings(eps=0)
     with pytest.raises(InputError, match="radius"):
-        RefineSettings(radius=0)
+        RefineSettings(radius=-1)
+    with pytest.raises(InputError, match="border"):
+        RefineSettings(border="zeros")
     with pytest.raises(InputError, match="method"):
         RefineSettings(method="crf")
     with pytest.raises(InputError, match="RGB uint8"):
         refine_mask(np.zeros((4, 4)), np.zeros((4, 4)))
+
+
+def test_settings_default_to_the_paper_guided_filter():
+    settings = RefineSettings()
+    assert (settings.radius, settings.eps, settings.border) == (PAPER_GF.radius, PAPER_GF.eps, PAPER_GF.border)
+    assert settings.gf == PAPER_GF
+    # The public fields keep working with replace(), as the methods and the CLI use them.
+    other = dataclasses.replace(settings, method="bf", radius=4)
+    assert other.method == "bf" and other.gf == GuidedFilterSettings(radius=4)
+
+
+@pytest.mark.parametrize("radius", [-1, 2.5, True])
+def test_radius_rule_is_the_guided_filters(radius):
+    with pytest.raises(InputError) as rule:
+        check_radius(radius)
+    for method in ("gf", "bf"):  # a bad radius is refused even where the filter is not used
+        with pytest.raises(InputError) as err:
+            RefineSettings(method=method, radius=radius)
+        assert str(err.value) == str(rule.value)
+
+
+def test_radius_zero_is_a_one_pixel_window_that_returns_the_mask():
+    image, disk = _scene(48, 64)
+    mask = disk.astype(np.float32) * 0.8 + 0.1
+    np.testing.assert_allclose(refine_mask(image, mask, RefineSettings(radius=0)), mask, atol=1e-6)
 
 
 def test_refine_folder(tmp_path):

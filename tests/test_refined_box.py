@@ -1,4 +1,4 @@
-"""Tests of paperlib.methods.refined_box and `paperlib corloc --refine`: CorLoc boxes after trick 1."""
+"""Tests of paperlib.method_refine.refined_box and `paperlib corloc --refine`: CorLoc boxes after trick 1."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from scipy import ndimage as ndi
 
 from paperlib.cli import main
-from paperlib.methods import Prediction, refine_prediction, refined_box
+from paperlib.method_base import Prediction
+from paperlib.method_refine import refine_prediction, refined_box
 from paperlib.validation import InputError
 
 from sempart_heads import contract_dict, random_head, write

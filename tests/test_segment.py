@@ -9,8 +9,11 @@ import pytest
 
 from paperlib.cli import main
 from paperlib.images import read_image, read_mask, write_image
-from paperlib.methods import TokenCut, build_method, predict_refined
-from paperlib.segment import collect_images, evaluate_dataset, overlay
+from paperlib.method_refine import predict_refined
+from paperlib.methods import build_method
+from paperlib.tokencut import TokenCut
+from paperlib.dataset_eval import evaluate_dataset
+from paperlib.segment import collect_images, overlay
 from paperlib.synth import synthesize
 from paperlib.validation import InputError
 
@@ -213,7 +216,8 @@ def test_protocol_flags_override_the_named_protocol(synth_root, tmp_path, capsys
 
 
 def test_polarity_flip_comes_before_the_guided_filter(synth_root, tmp_path):
-    """SPEC: invert before the GF. A head that marks everything is flipped to ~0, then filtered."""
+    """Invert before the GF (docs/paper_and_code.md#evaluation-protocol): a head that marks
+    everything is flipped to ~0, then filtered."""
     import torch
 
     from paperlib.backbones import load_backbone
@@ -281,9 +285,9 @@ def test_sempart_corloc_and_segment_use_the_batch_rule(synth_root, tmp_path, mon
     sizes = []
     real = SempartMethod.predict_batch
 
-    def spy(self, images):
+    def spy(self, images, *, image_ids=None):
         sizes.append(len(images))
-        return real(self, images)
+        return real(self, images, image_ids=image_ids)
 
     monkeypatch.setattr(SempartMethod, "predict_batch", spy)
     common = ["--method", "sempart", "--checkpoint", str(ckpt)]

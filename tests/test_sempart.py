@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from paperlib.backbones import load_backbone
 from paperlib.head import SempartHead
-from paperlib.sempart import PROTOCOLS, SEMPART_FORMAT, EvalProtocol, load_sempart, read_checkpoint, save_sempart
-from paperlib.sempart_method import SempartMethod
+from paperlib.sempart import SEMPART_FORMAT, load_sempart, read_checkpoint, save_sempart
+from paperlib.sempart_method import EvalProtocol, PROTOCOLS, SempartMethod
 from paperlib.validation import InputError
 from sempart_heads import SIZE, by_hand, contract_dict, method_for, photo, random_head, write
 
@@ -109,7 +109,8 @@ def test_read_checkpoint_derives_the_head_from_the_backbone(tmp_path):
 def test_protocol_registry_and_validation():
     assert set(PROTOCOLS) == {"default", "official"}
     assert PROTOCOLS["default"] == EvalProtocol("eval", "batch", "full", 8, None)
-    assert PROTOCOLS["official"] == EvalProtocol("train", "batch", "center320", 8, 335)   # SPEC
+    # the released code's protocol (docs/paper_and_code.md#evaluation-protocol)
+    assert PROTOCOLS["official"] == EvalProtocol("train", "batch", "center320", 8, 335)
     for bad in (dict(bn_mode="test"), dict(polarity="pixel"), dict(resolution="half"),
                 dict(batch_size=0), dict(resize_short=0)):
         with pytest.raises(InputError):

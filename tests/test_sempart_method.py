@@ -12,8 +12,7 @@ from PIL import Image
 
 from paperlib.corloc import box_iou
 from paperlib.head import SempartHead
-from paperlib.sempart import PROTOCOLS, EvalProtocol
-from paperlib.sempart_method import apply_polarity, center_crop_view
+from paperlib.sempart_method import EvalProtocol, PROTOCOLS, apply_polarity, center_crop_view
 from paperlib.validation import InputError
 from sempart_heads import SIZE, by_hand, method_for, photo, random_head
 
@@ -184,7 +183,7 @@ def test_trick_one_runs_on_the_model_frame_by_default(tmp_path):
     from dataclasses import replace
 
     from paperlib.images import resize_mask
-    from paperlib.methods import refine_prediction
+    from paperlib.method_refine import refine_prediction
     from paperlib.refine import refine_mask
 
     image = photo(90, 120)

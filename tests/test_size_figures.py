@@ -140,7 +140,7 @@ def test_every_source_gives_the_same_table(two_results, tmp_path):
 def test_eval_command_json_matches_its_per_image_rows_and_the_library(eval_run):
     from paperlib.data import open_dataset
     from paperlib.methods import build_method
-    from paperlib.segment import evaluate_dataset
+    from paperlib.dataset_eval import evaluate_dataset
 
     root, out, per_image = eval_run
     with open(per_image, newline="") as f:
@@ -336,7 +336,7 @@ def test_real_duts_sample(real_data_root, tmp_path):
 
     from paperlib.data import open_dataset
     from paperlib.methods import build_method
-    from paperlib.segment import evaluate_dataset
+    from paperlib.dataset_eval import evaluate_dataset
 
     evals = evaluate_dataset(open_dataset("duts-te", real_data_root),
                              build_method("tokencut", backbone="filterbank16", device="cpu"),

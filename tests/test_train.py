@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.train import load_checkpoint, train
+from paperlib.train import train
+from paperlib.train_state import load_checkpoint
 from paperlib.train_config import LOG_TERMS, TrainConfig, config_from
 from paperlib.validation import InputError
 
@@ -219,7 +220,7 @@ def test_worker_processes_load_the_same_batches(data_root, runs, tmp_path):
 
 
 def test_main_train_command(data_root, tmp_path, capsys):
-    from paperlib.train import main_train
+    from paperlib.cli_train import main_train
 
     argv = ["-q", "--preset", "smoke", "--out", str(tmp_path / "cli"), "--data-root", str(data_root),
             "--image-size", "32", "--resize-short", "36", "--max-steps", "2", "--set", "select_on=none"]

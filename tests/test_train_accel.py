@@ -15,7 +15,8 @@ import torch
 
 from paperlib.backbones import load_backbone
 from paperlib.head import SempartHead
-from paperlib.train import load_checkpoint, train, validate
+from paperlib.train import train, validate
+from paperlib.train_state import load_checkpoint
 from paperlib.train_config import LOG_TERMS, autocast_dtype, config_from
 from paperlib.validation import InputError
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+
 import argparse
+import dataclasses
 
 import pytest
 import torch
 
 from paperlib.losses import LossWeights
-from paperlib.train_config import PRESETS, TrainConfig, add_train_arguments, config_from, config_from_args
+from paperlib.cli_train import add_train_arguments, config_from_args
+from paperlib.train_config import PRESETS, TEACHER_GF_FIELDS, TrainConfig, WEIGHT_FIELDS, config_from
 from paperlib.validation import InputError
 
 
@@ -28,8 +31,30 @@ def test_config_from_overrides_and_serialises():
     cfg = config_from("paper", lr=3e-4, betas=[0.8, 0.9], data_root="/x", w_eq=0.0)
     assert (cfg.lr, cfg.betas, cfg.data_root, cfg.loss_weights.eq) == (3e-4, (0.8, 0.9), "/x", 0.0)
     d = cfg.to_dict()
-    assert all(isinstance(v, (int, float, str, bool, tuple, type(None))) for v in d.values())
+    plain = (int, float, str, bool, tuple, type(None))
+    assert all(isinstance(v, plain) or (isinstance(v, dict) and all(isinstance(x, plain) for x in v.values()))
+               for v in d.values())
+    assert d["loss_weights"] == {**dataclasses.asdict(LossWeights()), "eq": 0.0}   # nested, one home
     assert TrainConfig(**d) == cfg
+    assert "w_eq" not in d and not hasattr(cfg, "w_eq")
+
+
+def test_teacher_filter_is_configurable_and_defaults_to_trick_1s():
+    from paperlib.guided_filter import PAPER_GF, GuidedFilterSettings
+
+    assert PRESETS["paper"].teacher_gf == PAPER_GF
+    cfg = config_from("paper", teacher_gf_radius=4)
+    assert cfg.teacher_gf == GuidedFilterSettings(radius=4, eps=PAPER_GF.eps, border=PAPER_GF.border)
+    assert TrainConfig(**cfg.to_dict()) == cfg
+    with pytest.raises(InputError, match="radius"):
+        config_from("paper", teacher_gf_radius=-1)
+
+
+def test_one_lambda_by_name_keeps_the_others():
+    cfg = config_from("paper", w_ncut_crop=0.5, loss_weights={"eq": 0.2})
+    assert cfg.loss_weights == LossWeights(ncut_crop=0.5, eq=0.2)
+    with pytest.raises(InputError, match="LossWeights.eq"):
+        config_from("paper", w_eq=-1.0)
 
 
 @pytest.mark.parametrize("overrides, word", [
@@ -68,7 +93,11 @@ def test_command_line_options_cover_every_field():
         (7, (0.5, 0.6), "off", 0.5, None, "none", "d")
     assert cfg.backbone == "filterbank"  # from the preset
     options = {a.dest for a in parser._actions}
-    assert {f for f in TrainConfig.__dataclass_fields__} <= options
+    # every field has a flag; the nested loss_weights one per lambda (--w-eq ...)
+    nested = set(WEIGHT_FIELDS) | set(TEACHER_GF_FIELDS)
+    assert ({f for f in TrainConfig.__dataclass_fields__} - {"loss_weights", "teacher_gf"}) | nested <= options
+    weighted = config_from_args(parser.parse_args(["--out", "r", "--w-eq", "0.25", "--set", "w_sr=2"]))
+    assert weighted.loss_weights == LossWeights(eq=0.25, sr=2.0)
     with pytest.raises(InputError, match="epochs"):
         config_from_args(parser.parse_args(["--out", "r", "--set", "epochs=many"]))
     with pytest.raises(InputError, match="bogus"):

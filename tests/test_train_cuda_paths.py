@@ -22,7 +22,8 @@ from torch.cuda._utils import _get_device_index
 
 import paperlib.train
 from paperlib.cli import main
-from paperlib.distributed import DistributedEnv, resolve_device, setup_device
+from paperlib.devices import DistributedEnv, resolve_device
+from paperlib.distributed import setup_device
 from paperlib.train import train
 from paperlib.train_config import autocast_dtype, config_from
 from paperlib.validation import InputError

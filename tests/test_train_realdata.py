@@ -7,7 +7,7 @@ import pytest
 
 from paperlib.data import open_dataset
 from paperlib.methods import build_method
-from paperlib.segment import evaluate_dataset
+from paperlib.dataset_eval import evaluate_dataset
 from paperlib.train import train
 from paperlib.train_config import config_from
 

@@ -18,7 +18,7 @@ from random_vit import random_images, vit  # noqa: F401 (vit is a fixture)
 
 
 def _manual_keys(model, images: torch.Tensor, patch: int, interpolate=None):
-    """The last block's keys computed by hand (SPEC "Backbone features"), not through the hook.
+    """The last block's keys, by hand (docs/paper_and_code.md#backbone-features), not through the hook.
 
     Patch embedding as a strided conv, CLS prepended, position embedding added (resampled with
     ``interpolate`` unless the grid is the checkpoint's g x g), blocks[:-1], then the last block's norm1 and its
