@@ -17,11 +17,8 @@ says which file to download and how to pass it. ``filterbank`` needs no weights 
 and texture statistics per patch (:mod:`paperlib.filterbank`), so the whole pipeline runs offline.
 
 Public API: :data:`BACKBONES` (the registry), :class:`BackboneInfo`, :func:`load_backbone`,
-:func:`multiple_size`, :func:`resize_to_multiple`. Re-exported from their homes:
-:class:`ViTBackbone` and :func:`resample_pos_embed` from :mod:`paperlib.vit`, ``IMAGENET_MEAN`` /
-``IMAGENET_STD`` from :mod:`paperlib.features`; :func:`read_state_dict` and :func:`file_sha256` from :mod:`paperlib.weights`;
-the interface :class:`Backbone` / :class:`Features` from :mod:`paperlib.features`; the offline
-:class:`FilterBank` from :mod:`paperlib.filterbank`.
+:func:`multiple_size`, :func:`resize_to_multiple`. The interface every backbone implements
+(:class:`Backbone`, :class:`Features`) is :mod:`paperlib.features`.
 """
 
 from __future__ import annotations
@@ -35,12 +32,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .features import Backbone, Features  # the interface every backbone here implements
+from .features import IMAGENET_MEAN, IMAGENET_STD, Backbone
 from .filterbank import FilterBank
 from .validation import InputError, check_choice, check_tensor, require
-# resample_pos_embed and read_state_dict are imported only to re-export them (public API above).
-from .vit import IMAGENET_MEAN, IMAGENET_STD, POS_INTERPOLATIONS, ViTBackbone, resample_pos_embed
-from .weights import file_sha256, load_weights_file, read_state_dict
+from .vit import POS_INTERPOLATIONS, ViTBackbone
+from .weights import file_sha256, load_weights_file
 
 WEIGHTS_DIR_ENV = "PAPERLIB_WEIGHTS_DIR"  # a folder holding official files under their own names
 

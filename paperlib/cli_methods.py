@@ -203,8 +203,6 @@ def _corloc_predictors(method, refine: str, settings):
 
 
 def _run_corloc(args) -> int:
-    from .validation import require
-
     from .validation import check_choice
 
     check_choice("--refine", args.refine, ("none", "gf", "bf"))

@@ -35,9 +35,11 @@ from .crop_predictors import PREDICTORS, ImageFunction, MaskSource, SempartPredi
 from .crop_zoom import (
     CROP_SAMPLERS, CropBox, check_box, crop_consistency_loss, crop_zoom, sample_box, teacher_target,
 )
-from .explore import show_map
+from .explore import explorer_sample, figure_png, show_map
 from .features import normalise, resize_bilinear
+from .images import read_image, read_mask, resize_mask
 from .losses import LossWeights
+from .train_data import SEED_CROP, seeded_generator
 from .validation import check_choice, check_image, is_int, require
 
 
@@ -118,8 +120,6 @@ class CropZoomExplorer:
         Returns:
             CropBox inside the S x S input.
         """
-        from .train_data import SEED_CROP, seeded_generator
-
         sampler = self.sampler if sampler is None else sampler
         check_choice("sampler", sampler, CROP_SAMPLERS)
         require(is_int(step) and step >= 0, f"step must be an int >= 0, got {step!r}")
@@ -240,8 +240,6 @@ class CropZoomExplorer:
         """
         import ipywidgets as widgets
 
-        from .explore import figure_png
-
         S = self.size
         box = self.sample_box(0) if box is None else self._check_box(box)
         require(box.height == box.width, f"the widget's boxes are square, got {tuple(box)}")
@@ -306,8 +304,6 @@ def crop_explorer_sample(seed: int = 1, *, size: int = 320, degradation: str = "
     Returns:
         :class:`CropZoomExplorer`.
     """
-    from .explore import explorer_sample
-
     sample = explorer_sample(seed, size=size)
     return CropZoomExplorer(sample.image, MaskSource(sample.truth, degradation), size=size,
                             sampler=sampler, seed=crop_seed)
@@ -334,9 +330,6 @@ def open_crop_explorer(*, checkpoint=None, weights=None, image_path=None, mask_p
     Returns:
         :class:`CropZoomExplorer`.
     """
-    from .explore import explorer_sample
-    from .images import read_image, read_mask, resize_mask
-
     require(checkpoint is None or mask_path is None,
             "pass either checkpoint (the model predicts) or mask_path (a mask source), not both")
     require((image_path is None) or (mask_path is not None) or (checkpoint is not None),

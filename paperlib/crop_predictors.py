@@ -23,18 +23,18 @@ Public API: :class:`SempartPredictor` (``from_checkpoint``), :class:`ImageFuncti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 
 from .crop_zoom import CropBox, crop_zoom
+from .degrade import DEGRADATIONS, degrade_mask
 from .features import resize_bilinear, tensor_image
 from .losses import S_CLAMP
+from .sempart import SempartModel, load_sempart
+from .sempart_method import BN_MODES, sempart_forward
 from .validation import check_choice, require
-
-if TYPE_CHECKING:
-    from .sempart import SempartModel
 
 NO_DEGRADATION = "none"  # MaskSource: the teacher is the exact crop-zoom of the student
 
@@ -58,9 +58,6 @@ class SempartPredictor:
     bn_mode: str = "eval"
 
     def __post_init__(self) -> None:
-        from .sempart import SempartModel
-        from .sempart_method import BN_MODES
-
         require(isinstance(self.model, SempartModel),
                 f"model must be a SempartModel (paperlib.sempart.load_sempart), got {type(self.model).__name__}")
         check_choice("bn_mode", self.bn_mode, BN_MODES)
@@ -68,8 +65,6 @@ class SempartPredictor:
     @classmethod
     def from_checkpoint(cls, checkpoint, *, weights=None, bn_mode: str = "eval", device=None) -> "SempartPredictor":
         """Load a ``paperlib-sempart-1`` checkpoint (and its backbone's ``weights`` file, or None)."""
-        from .sempart import load_sempart
-
         return cls(load_sempart(checkpoint, backbone_weights=weights, device=device), bn_mode=bn_mode)
 
     @property
@@ -83,8 +78,6 @@ class SempartPredictor:
         return f"Sempart checkpoint{step}, BatchNorm {self.bn_mode} ({stats})"
 
     def _fine_logits(self, x: torch.Tensor) -> torch.Tensor:
-        from .sempart_method import sempart_forward
-
         device = next(self.model.head.parameters()).device
         # SempartModel.forward: backbone.keys(x) then head(keys, normalise(x)), as train_step runs it.
         return sempart_forward(self.model, x.to(device), bn_mode=self.bn_mode).fine.float().cpu()
@@ -166,8 +159,6 @@ class MaskSource:
     patch_size = 1  # any S works (a class constant, not a field)
 
     def __post_init__(self) -> None:
-        from .degrade import DEGRADATIONS
-
         mask = np.asarray(self.mask, dtype=np.float32)
         require(mask.ndim == 2 and min(mask.shape) >= 1, f"mask must be a (H, W) array, got shape {mask.shape}")
         require(bool(np.isfinite(mask).all()) and mask.min() >= 0 and mask.max() <= 1,
@@ -182,8 +173,6 @@ class MaskSource:
         return f"mask source (stand-in, no weights): D = {self.degradation} of each input grid"
 
     def _degrade(self, m: torch.Tensor) -> torch.Tensor:
-        from .degrade import degrade_mask
-
         if self.degradation == NO_DEGRADATION:
             return _to_logits(m)
         return _to_logits(torch.from_numpy(degrade_mask(m[0, 0].numpy(), self.degradation))[None, None])

@@ -30,6 +30,16 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from .box_datasets import open_corloc_dataset
+from .corloc import CorLoc
+from .data import open_dataset
+from .dataset_eval import evaluate_dataset
+from .images import read_image
+from .method_refine import refined_box
+from .methods import build_method
+from .sempart import read_checkpoint
+from .train import train
+from .train_config import config_from
 from .validation import check_choice, check_mapping, check_names, require
 
 # Trick 2 off ('none': Sempart*) and on ('paper': the 80 px crop zoomed x4).
@@ -63,9 +73,6 @@ def ablation_runs(data_root: str | Path, out_dir: str | Path, *, backbones: Sequ
     Returns:
         (backbone, crop) -> the run's ``last.pt``.
     """
-    from .train import train
-    from .train_config import config_from
-
     backbones, crops = check_names("backbones", backbones), check_names("crops", crops)
     weights = check_mapping("weights", weights)
     require(len(backbones) > 0 and len(crops) > 0, "ablation_runs needs at least one backbone and one crop")
@@ -93,8 +100,6 @@ def resolve_runs(checkpoints: Mapping[str, str] | None, data_root: str | Path, o
     Returns:
         (backbone, crop) -> checkpoint path.
     """
-    from .sempart import read_checkpoint
-
     if checkpoints is None:
         return ablation_runs(data_root, out_dir, **kwargs)
     runs = {}
@@ -122,8 +127,6 @@ def main_backbone(runs: Mapping[tuple[str, str], object]) -> str:
 
 
 def _sempart(checkpoint, weights, device, protocol):
-    from .methods import build_method
-
     return build_method("sempart", checkpoint=str(checkpoint), weights=weights, device=device, protocol=protocol)
 
 
@@ -147,9 +150,6 @@ def saliency_ablation(checkpoints: Mapping[tuple[str, str], str | Path], dataset
     Returns:
         {(backbone, crop, refine): {dataset: SaliencyScores}}.
     """
-    from .data import open_dataset
-    from .dataset_eval import evaluate_dataset
-
     datasets, weights = check_names("datasets", datasets), check_mapping("weights", weights)
     results: dict = {}
     for (backbone, crop), checkpoint in checkpoints.items():
@@ -175,11 +175,6 @@ def corloc_ablation(checkpoints: Mapping[tuple[str, str], str | Path], datasets:
         the ``corloc`` command's JSON holds the fraction), 'n_images': n}}}.
     """
     from tqdm.auto import tqdm
-
-    from .box_datasets import open_corloc_dataset
-    from .corloc import CorLoc
-    from .images import read_image
-    from .method_refine import refined_box
 
     datasets, weights = check_names("datasets", datasets), check_mapping("weights", weights)
     results: dict = {}

@@ -23,7 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .degrade import degrade_mask
 from .guided_filter import BORDERS, PAPER_GF, check_radius
+from .images import read_image, read_mask, resize_mask
+from .metrics import SaliencyMetrics
+from .refine import RefineSettings, refine_mask
+from .synth_sample import make_sample
 from .validation import check_choice, check_positive, require
 
 
@@ -58,8 +63,6 @@ class GFExplorer:
 
     def refine(self, radius: int, eps: float) -> np.ndarray:
         """The guided-filtered mask, (H, W) float32 in [0, 1] (what ``paperlib refine`` writes)."""
-        from .refine import RefineSettings, refine_mask
-
         return refine_mask(self.image, self.mask, RefineSettings("gf", radius=radius, eps=eps, border=self.border))
 
     def scores(self, radius: int, eps: float) -> dict[str, float]:
@@ -78,8 +81,6 @@ class GFExplorer:
         return out
 
     def _score(self, pred: np.ndarray):
-        from .metrics import SaliencyMetrics
-
         return SaliencyMetrics().update(pred, np.asarray(self.truth, dtype=np.float32))  # ImageScores
 
     def grid(self, radii=(1, 2, 4, 9, 16, 32), eps_values=(1e-6, 1e-4, 1e-3, 1e-2, 1e-1)):
@@ -227,9 +228,6 @@ def explorer_from_files(image_path: str | Path, truth_path: str | Path, *, size:
     """
     from PIL import Image
 
-    from .degrade import degrade_mask
-    from .images import read_image, read_mask, resize_mask
-
     image = np.asarray(Image.fromarray(read_image(image_path)).resize((size, size), Image.BILINEAR))
     truth = (resize_mask(read_mask(truth_path), (size, size), mode="nearest") > 0.5).astype(np.float32)
     return GFExplorer(image, np.clip(degrade_mask(truth, degradation), 0, 1), truth)
@@ -247,9 +245,6 @@ def explorer_sample(seed: int = 0, *, size: int = 320, degradation: str = "block
     Returns:
         :class:`GFExplorer` with image, mask = the degraded truth, truth.
     """
-    from .degrade import degrade_mask
-    from .synth_sample import make_sample
-
     sample = make_sample(np.random.default_rng(seed), height=size, width=size)
     truth = sample.mask.astype(np.float32)
     return GFExplorer(sample.image, np.clip(degrade_mask(truth, degradation), 0, 1), truth)

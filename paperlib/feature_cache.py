@@ -20,7 +20,7 @@ from typing import NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
-from .backbones import Backbone
+from .features import Backbone
 from .images import atomic_path
 from .validation import InputError, check_tensor, require
 

@@ -17,7 +17,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .degrade import DEGRADATIONS, degrade_mask
+from .guided_filter import guided_filter, image_to_guide
 from .images import save_figure
+from .metrics import SaliencyMetrics
 from .validation import check_choice, require
 
 
@@ -42,9 +44,6 @@ def sweep(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, radii: Sequence[int
     import pandas as pd
     import torch
     from tqdm.auto import tqdm
-
-    from .guided_filter import guided_filter, image_to_guide
-    from .metrics import SaliencyMetrics
 
     for name in degradations:
         check_choice("degradation", name, DEGRADATIONS)

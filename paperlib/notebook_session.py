@@ -33,10 +33,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from .data import find_sample_marker
+from .backbones import BACKBONES
+from .box_datasets import CORLOC_DATASETS
+from .data import DATASETS, find_sample_marker
+from .devices import resolve_device
+from .images import save_figure
 from .notebook_params import check_parameters
 from .provenance import code_state, describe_device, versions, weights_identity, write_record
-from .validation import require
+from .sempart import read_checkpoint
+from .synth import synthesize_missing
+from .tables import write_table
+from .validation import check_choice, require
 from .weights import file_sha256
 
 SYNTHETIC = "synthetic"                           # the data_root value that asks for the offline set
@@ -72,9 +79,6 @@ def _now() -> str:
 
 def _official(name: str) -> int | None:
     """The official image count of a registered dataset (None: no official count)."""
-    from .box_datasets import CORLOC_DATASETS
-    from .data import DATASETS
-
     spec = DATASETS.get(name) or CORLOC_DATASETS.get(name)
     return spec.n_images if spec is not None else None
 
@@ -117,8 +121,6 @@ class NotebookSession:
     def data_root(self, value: str, *, splits: tuple[str, ...] = ("tr", "te")) -> Path:
         """The folder a notebook reads: the synthetic set (written if missing) or an existing root."""
         if value == SYNTHETIC:
-            from .synth import synthesize_missing
-
             self._check_words("synthetic", "data_root 'synthetic', the offline synthetic set")
             synthesize_missing(SYNTHETIC_ROOT, splits=splits)
             return SYNTHETIC_ROOT
@@ -191,8 +193,6 @@ class NotebookSession:
 
     def use_checkpoint(self, path: str | Path) -> None:
         """Record a trained head the run shows: its file's SHA-256 and the step it was saved at."""
-        from .sempart import read_checkpoint
-
         path = Path(path).expanduser()
         saved = read_checkpoint(path)
         self.checkpoints[str(path)] = {"sha256": file_sha256(path), "step": saved.get("step"),
@@ -200,10 +200,6 @@ class NotebookSession:
 
     def use_backbone(self, name: str, weights: str | None = None, device: str | None = None) -> None:
         """Record a backbone, the SHA-256 of its weights file (or where they come from) and the device."""
-        from .backbones import BACKBONES
-        from .devices import resolve_device
-        from .validation import check_choice
-
         check_choice("backbone", name, BACKBONES)
         if "paper" in self.tag:
             require(name not in _OFFLINE_BACKBONES,
@@ -245,14 +241,10 @@ class NotebookSession:
 
     def save_figure(self, fig, path: str | Path, *, dpi: int = 110) -> None:
         """Save a figure atomically and record it."""
-        from .images import save_figure
-
         self.wrote(save_figure(fig, path, dpi=dpi))
 
     def write_table(self, frame, path: str | Path, *, digits: int = 3) -> None:
         """Write a table as .csv and .md (captioned with the run's label) atomically, record both."""
-        from .tables import write_table
-
         write_table(frame, path, digits=digits, caption=self.label)
         self.wrote(Path(path), Path(path).with_suffix(".md"))
         print(f"{path}: {self.label}")

@@ -20,7 +20,16 @@ import time
 from dataclasses import dataclass
 from typing import Mapping
 
+from .backbones import load_backbone
+from .devices import resolve_device
+from .head import SempartHead
+from .method_refine import predict_refined
 from .paper_plan import CORLOC, SALIENCY, TRAIN, PaperPlan, weights_files
+from .sempart import SempartModel
+from .sempart_method import SempartMethod
+from .train import train_step
+from .train_config import config_from
+from .train_data import split_indices
 
 
 @dataclass(frozen=True)
@@ -50,13 +59,9 @@ class CostEstimate:
 
 def training_steps(plan: PaperPlan, n_train: int) -> int:
     """Optimiser steps of one ablation run (``max_steps``, else epochs x batches of the training split)."""
-    from .train_config import config_from
-
     config = config_from("paper", max_steps=plan.max_steps, **plan.train_overrides)
     if config.max_steps is not None:
         return config.max_steps
-    from .train_data import split_indices
-
     held_out = config.val_fraction if config.select_on == "val" else 0.0    # as paperlib.train.train splits
     train_idx, _ = split_indices(n_train, seed=config.seed, val_fraction=held_out)
     return config.epochs * (len(train_idx) // config.batch_size)   # as the trainer: whole batches only
@@ -90,15 +95,6 @@ def estimate(plan: PaperPlan, counts: Mapping[str, int], device: str | None = No
     """
     import numpy as np
     import torch
-
-    from .backbones import load_backbone
-    from .devices import resolve_device
-    from .head import SempartHead
-    from .method_refine import predict_refined
-    from .sempart import SempartModel
-    from .sempart_method import SempartMethod
-    from .train import train_step
-    from .train_config import config_from
 
     device = resolve_device(device)
     weights = str(weights_files(plan)["dino_vits8"])

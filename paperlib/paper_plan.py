@@ -24,7 +24,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from .validation import require
+from .backbones import BACKBONES
+from .data import find_layout, pair_files
+from .validation import InputError, require
 
 # The paper's datasets (Sec. 5): saliency test sets, CorLoc sets, the training set.
 SALIENCY = ("dut-omron", "duts-te", "ecssd")
@@ -74,8 +76,6 @@ class PaperPlan:
 
 def weights_files(plan: PaperPlan) -> dict[str, Path]:
     """Every backbone the plan needs -> its official file in ``plan.weights_dir``."""
-    from .backbones import BACKBONES
-
     names = dict.fromkeys(plan.backbones + (TOKENCUT_BACKBONE,))
     return {name: Path(plan.weights_dir).expanduser() / BACKBONES[name].weights_file for name in names}
 
@@ -92,9 +92,6 @@ class NotebookStep:
 def example_image(plan: PaperPlan) -> tuple[Path, Path] | None:
     """The first DUTS-TE image (sorted by name) and its ground truth: what the explorers and the
     theory show in a paper run (None while DUTS-TE is not under ``plan.data_root``)."""
-    from .data import find_layout, pair_files
-    from .validation import InputError
-
     try:
         pairs = pair_files(find_layout("duts-te", Path(plan.data_root).expanduser())).pairs
     except InputError:

@@ -35,15 +35,20 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+from .backbones import BACKBONES
+from .book import build_book
+from .download import download
 from .images import atomic_path
+from .notebook_run import repo_root, run_notebook
+from .paper_cost import estimate
 from .paper_plan import CORLOC, SALIENCY, TRAIN, PaperPlan, command_line, eval_steps, notebook_steps, weights_files
+from .sources import SOURCES
 from .validation import InputError, require
+from .verify import dataset_kind
 
 
 def check_weights(plan: PaperPlan) -> dict[str, Path]:
     """Every backbone's official file in ``plan.weights_dir``, or one error listing what to fetch."""
-    from .backbones import BACKBONES
-
     files = weights_files(plan)
     missing = [f"{path} (from {BACKBONES[name].weights_url or 'its authors'})" for name, path in files.items()
                if not path.is_file()]
@@ -53,8 +58,6 @@ def check_weights(plan: PaperPlan) -> dict[str, Path]:
 
 def _archives_for(name: str, folder: Path | None) -> list[Path]:
     """The dataset's archives in ``folder`` by their official names; an error naming them when none is."""
-    from .sources import SOURCES
-
     if folder is None:
         return []
     expected = [item.filename for item in SOURCES[name]]
@@ -82,10 +85,6 @@ def prepare_data(plan: PaperPlan, *, progress: bool = True, dry_run: bool = Fals
         InputError: with a ``paper`` tag, a dataset that is not the full official set; a missing
             ``plan.archives`` folder, or a missing dataset without its archives there.
     """
-    from .download import download
-    from .sources import SOURCES
-    from .verify import dataset_kind
-
     root = Path(plan.data_root).expanduser()
     if plan.archives is not None:
         require(Path(plan.archives).is_dir(), f"--archives: folder {plan.archives} does not exist")
@@ -137,10 +136,6 @@ def run_paper(plan: PaperPlan, *, progress: bool = True, dry_run: bool = False, 
             status; the CLI passes its own ``main``, so the eval files come from exactly the
             commands printed. Needed unless ``dry_run``.
     """
-    from .book import build_book
-    from .notebook_run import repo_root, run_notebook
-    from .paper_cost import estimate
-
     workdir = Path(workdir or repo_root())
     echo(f"the paper, tag {plan.tag!r}: weights, data, eval files, notebooks, the book")
     weights = check_weights(plan)

@@ -29,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .backbones import BACKBONES, weights_dir_file
 from .images import atomic_path
 from .weights import file_sha256
 
@@ -75,8 +76,6 @@ def weights_identity(backbone: str, weights: str | os.PathLike | None) -> str:
         ``"none"`` for an offline backbone without weights, ``"sha256:<hex>"`` for a file
         (``weights`` or ``$PAPERLIB_WEIGHTS_DIR/<official name>``), else ``"hub:<timm name>"``.
     """
-    from .backbones import BACKBONES, weights_dir_file
-
     info = BACKBONES.get(backbone)
     if info is None or info.timm_name is None:
         return "none"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .guided_filter import PAPER_GF, GuidedFilterSettings
+from .bilateral_solver import PRESETS, bilateral_solve
+from .guided_filter import GuidedFilterSettings, PAPER_GF, guided_filter, image_to_guide
 from .images import list_images, read_image, read_mask, resize_mask, write_mask_png
 from .validation import InputError, check_choice, check_dir, require
 
@@ -68,16 +69,12 @@ def refine_mask(image: np.ndarray, mask: np.ndarray, settings: RefineSettings = 
     if settings.method == "gf":
         out = _guided(image, mask, settings)
     else:
-        from .bilateral_solver import PRESETS, bilateral_solve
-
         out = bilateral_solve(image, mask, params=PRESETS[settings.bs_preset])
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings) -> np.ndarray:
     import torch
-
-    from .guided_filter import guided_filter, image_to_guide
 
     # The paper's guide: R, G, B rescaled to [0, 1], then averaged (Sec. 5.1).
     rgb = torch.from_numpy(image).permute(2, 0, 1)[None].double() / 255.0  # (1, 3, H, W)

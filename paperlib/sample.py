@@ -36,6 +36,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import __version__
 from .data import DATASETS, SAMPLE_MARKER, find_layout, find_synthetic_marker, pair_files
 from .validation import check_choice, check_int, require
 
@@ -123,8 +124,6 @@ def sample_dataset(name: str, root: str | Path, out: str | Path, *, every: int |
         :class:`SampleReport`.
     """
     from tqdm.auto import tqdm
-
-    from . import __version__
 
     key = str(name).lower()
     check_choice("dataset", key, DATASETS)

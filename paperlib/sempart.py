@@ -19,10 +19,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .backbones import BACKBONES, Backbone, load_backbone
+from .backbones import BACKBONES, load_backbone
+from .features import Backbone
 from .devices import backbone_device
 from .features import normalise
 from .head import HeadOutput, SempartHead
+from .images import atomic_path
 from .validation import InputError, check_choice, is_int, require
 
 SEMPART_FORMAT = "paperlib-sempart-1"
@@ -199,8 +201,6 @@ def save_sempart(path: str | Path, head: SempartHead, *, backbone: str, image_si
         step, epoch: training progress, or None.
         config: further plain config entries to record (e.g. loss weights, learning rate).
     """
-    from .images import atomic_path
-
     check_choice("backbone", backbone, BACKBONES)
     require(isinstance(head, SempartHead), f"head must be a SempartHead, got {type(head).__name__}")
     full_config = {**(config or {}), "backbone": backbone, "image_size": int(image_size),

@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
+from .data import DATASETS
 from .images import atomic_path, write_image, write_mask_png
 from .skimage_sources import SKIMAGE_SOURCES
 from .synth_sample import SynthSample, fg_ratio_quantile, make_sample
@@ -168,8 +170,6 @@ def synthesize(out: str | Path, *, n: int, seed: int, split: str = "te",
     """
     from tqdm.auto import tqdm
 
-    from . import __version__
-
     require(is_int(n) and n >= 1, f"n must be an integer >= 1, got {n!r}")
     require(is_int(seed) and seed >= 0, f"seed must be a non-negative integer, got {seed!r}")
     check_choice("split", split, ("te", "tr"))
@@ -230,8 +230,6 @@ def synthesize_missing(root: str | Path, *, splits: tuple[str, ...] = ("tr", "te
     Returns:
         The splits written.
     """
-    from .data import DATASETS
-
     root = Path(root).expanduser()
     written = []
     for split in splits:

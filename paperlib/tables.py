@@ -24,6 +24,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .images import atomic_path
+from .paper_results import paper_table
 from .validation import InputError, require
 
 SALIENCY_METRICS = ("acc", "iou", "max_fbeta")
@@ -85,8 +87,6 @@ def beside_paper(ours: pd.DataFrame, table: int) -> pd.DataFrame:
         DataFrame indexed by ours' keys plus a last level ``source`` ('ours' / 'paper'; NaN
         where the paper has no such row or cell), columns as ``ours``.
     """
-    from .paper_results import paper_table
-
     paper = paper_table(table)
     require(list(paper.index.names) == list(ours.index.names),
             f"table {table} is indexed by {list(paper.index.names)}, ours by {list(ours.index.names)}")
@@ -212,8 +212,6 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, digits: int = 3, capti
 
     ``caption`` (what the numbers were computed on) becomes the Markdown table's first line.
     """
-    from .images import atomic_path
-
     path = Path(path)
     require(path.suffix == ".csv", f"write_table writes a .csv (and a .md beside it), got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)

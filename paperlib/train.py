@@ -44,9 +44,15 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .backbones import load_backbone
+from .crop_zoom import crop_consistency_loss, crop_zoom, ncut_crop_loss, sample_box, teacher_target
+from .data import open_dataset
 from .devices import distributed_env
 from .distributed import convert_sync_batchnorm, setup_device
 from .features import normalise
+from .head import SempartHead
+from .losses import sempart_loss
+from .metrics import SaliencyMetrics
 from .train_config import LOG_TERMS, TrainConfig, autocast_dtype
 from .train_data import AugmentedDataset, EvalDataset, SEED_CROP, epoch_batches, seeded_generator, split_indices
 from .train_state import (CHECKPOINT_FORMAT, check_resumable, load_checkpoint, open_csv_log, open_tensorboard,
@@ -97,9 +103,6 @@ def train_step(head: nn.Module, backbone, optimizer: torch.optim.Optimizer, imag
     Returns:
         StepLosses of this rank's batch.
     """
-    from .crop_zoom import crop_consistency_loss, crop_zoom, ncut_crop_loss, sample_box, teacher_target
-    from .losses import sempart_loss
-
     device = images.device
     amp_dtype = autocast_dtype(config.amp, device)
     memory = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -154,8 +157,6 @@ def validate(head: nn.Module, backbone, loader, *, amp: str = "off") -> float:
     Returns:
         The mean IoU over the images, in [0, 1].
     """
-    from .metrics import SaliencyMetrics
-
     was_training = head.training
     head.eval()
     metrics = SaliencyMetrics()
@@ -214,10 +215,6 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         :class:`TrainResult`.
     """
     import torch.distributed as dist
-
-    from .backbones import load_backbone
-    from .data import open_dataset
-    from .head import SempartHead
 
     require(isinstance(config, TrainConfig), f"config must be a TrainConfig, got {type(config).__name__}")
     require(config.data_root is not None, "data_root is not set: pass the folder that holds DUTS-TR/")

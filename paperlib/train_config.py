@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from .backbones import BACKBONES
+from .data import DATASETS
 from .guided_filter import PAPER_GF, GuidedFilterSettings
 from .losses import LossWeights
 from .validation import InputError, check_choice, check_int, is_number, require
@@ -87,9 +89,6 @@ class TrainConfig:
             object.__setattr__(self, "teacher_gf", GuidedFilterSettings(**self.teacher_gf))
         require(isinstance(self.teacher_gf, GuidedFilterSettings),
                 f"teacher_gf must be a GuidedFilterSettings, got {type(self.teacher_gf).__name__}")
-        from .backbones import BACKBONES
-        from .data import DATASETS
-
         check_choice("backbone", self.backbone, BACKBONES)
         check_choice("dataset", self.dataset.lower(), DATASETS)
         check_choice("test_dataset", self.test_dataset.lower(), DATASETS)

@@ -17,14 +17,13 @@ Public API:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from .train_config import TrainConfig
+from .train_config import TrainConfig
 
 # Purposes of the seeded generators; each stream is independent of the others.
 SEED_ORDER, SEED_AUGMENT, SEED_CROP, SEED_SPLIT = 0, 1, 2, 3

@@ -20,17 +20,15 @@ import csv
 import dataclasses
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from .guided_filter import PAPER_GF
 from .images import atomic_path
+from .train_config import TrainConfig
 from .validation import require
-
-if TYPE_CHECKING:
-    from .train_config import TrainConfig
 
 # The checkpoint contract of :func:`paperlib.sempart.read_checkpoint` ("paperlib-sempart-1"):
 # format, config (plain dict with backbone / image_size / resize_short), model (the head's

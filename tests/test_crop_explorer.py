@@ -103,7 +103,7 @@ def test_identity_box_gives_the_image_and_a_zero_loss_for_a_consistent_predictor
 
 @pytest.mark.parametrize("sampler, size", [("paper", 64), ("official", 240)])
 def test_boxes_and_loss_are_those_of_the_training_step(tmp_path, monkeypatch, sampler, size):
-    from paperlib import crop_zoom as crop_zoom_module
+    import paperlib.train as train_module
     from paperlib.train import train_step
     from paperlib.train_config import TrainConfig
 
@@ -111,8 +111,8 @@ def test_boxes_and_loss_are_those_of_the_training_step(tmp_path, monkeypatch, sa
     ckpt = write(tmp_path, contract_dict(head))
     image = photo(size, size, seed=4)
     seen = []
-    real_loss = crop_zoom_module.crop_consistency_loss
-    monkeypatch.setattr(crop_zoom_module, "crop_consistency_loss",
+    real_loss = train_module.crop_consistency_loss   # the loss the training step calls
+    monkeypatch.setattr(train_module, "crop_consistency_loss",
                         lambda s, box, target: seen.append(box) or real_loss(s, box, target))
     # Batch of one, BatchNorm on this image's statistics in both passes: the explorer with
     # bn_mode='train' then sees exactly the step's student and teacher.

@@ -42,7 +42,7 @@ class KeysBackbone:
     def features(self, images):
         import torch
 
-        from paperlib.backbones import Features
+        from paperlib.features import Features
 
         _, _, height, width = images.shape
         h, w = height // 8, width // 8

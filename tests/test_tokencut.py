@@ -163,7 +163,7 @@ def test_saliency_rounds_halves_to_even_like_tokencut():
 
 def test_saliency_with_the_offline_filterbank_backbone():
     # The real Backbone API (paperlib.backbones) on a red square over a noisy green background.
-    from paperlib.backbones import FilterBank
+    from paperlib.filterbank import FilterBank
 
     rng = np.random.default_rng(0)
     image = np.empty((123, 171, 3), dtype=np.uint8)

@@ -237,19 +237,19 @@ def test_main_train_command(data_root, tmp_path, capsys):
 
 def _one_step(data_root, monkeypatch, **overrides):
     """One train_step on a fixed batch; returns (head, the boxes and targets L_eq received)."""
-    from paperlib import crop_zoom
+    import paperlib.train as train_module
     from paperlib.backbones import load_backbone
     from paperlib.head import SempartHead
     from paperlib.train import train_step
 
     seen = []
-    real_loss = crop_zoom.crop_consistency_loss
+    real_loss = train_module.crop_consistency_loss   # the loss the training step calls
 
     def spy(student, box, target):
         seen.append((box, target))
         return real_loss(student, box, target)
 
-    monkeypatch.setattr(crop_zoom, "crop_consistency_loss", spy)
+    monkeypatch.setattr(train_module, "crop_consistency_loss", spy)
     config = tiny(data_root, **overrides)
     backbone = load_backbone(config.backbone)
     torch.manual_seed(0)
