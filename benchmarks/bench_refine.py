@@ -34,7 +34,7 @@ def bench_guided_filter(repeat: int, device: str) -> dict:
     import cv2
     import kornia
 
-    from paperlib.guided_filter import PAPER_GF, guided_filter
+    from paperlib.refine.guided_filter import PAPER_GF, guided_filter
 
     r, eps = PAPER_GF.radius, PAPER_GF.eps
 
@@ -65,7 +65,7 @@ def bench_guided_filter(repeat: int, device: str) -> dict:
 def bench_metrics(repeat: int, n_images: int = 200) -> dict:
     import py_sod_metrics
 
-    from paperlib.metrics import SaliencyMetrics
+    from paperlib.eval.metrics import SaliencyMetrics
 
     rng = np.random.default_rng(0)
     preds = [rng.random((300, 400), dtype=np.float32) for _ in range(8)]
@@ -108,7 +108,7 @@ def main() -> None:
     for name in ("paperlib", "pysodmetrics"):
         print(f"  {name:16s} {mt[name] * 1e3:9.1f} ms   x{mt[name] / mt['paperlib']:.2f}")
     if args.json:
-        from paperlib.evaluate import write_json
+        from paperlib.eval.folders import write_json
 
         write_json(args.json, {"device": args.device, "guided_filter": gf, "metrics": mt})
 

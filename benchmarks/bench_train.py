@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py [--variants fp32,bf16,bf16-cl,bf16-cl-compile] [--steps 3]
                                      [--backbone dino_vits8] [--crop paper] [--json FILE]
 
-Times :func:`paperlib.train.train_step` (frozen backbone forward on the image and on the
+Times :func:`paperlib.train.loop.train_step` (frozen backbone forward on the image and on the
 zoomed crop, head forward and backward, AdamW) at batch 8, 320 x 320, on whatever device runs
 it, once per speed variant (float32; bf16 autocast; + channels-last; + torch.compile), side by
 side with ratios to the first. For each it reports seconds per step, samples per second, peak
@@ -58,7 +58,7 @@ def _peak_memory_gib(device: torch.device) -> float:
 
 
 def _fresh_head(backbone, config, device):
-    from paperlib.head import SempartHead
+    from paperlib.model.head import SempartHead
 
     torch.manual_seed(0)
     head = SempartHead(dim=backbone.dim, patch_size=backbone.patch_size).to(device).train()
@@ -74,8 +74,8 @@ def count_step_flops(backbone, config, images) -> float:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    from paperlib.train import train_step
-    from paperlib.train_config import config_from
+    from paperlib.train.loop import train_step
+    from paperlib.train.config import config_from
 
     plain = config_from("paper", **{**config.to_dict(), "amp": "off", "compile": False, "channels_last": False})
     head, optimizer = _fresh_head(backbone, plain, images.device)
@@ -93,7 +93,7 @@ def time_variant(backbone, config, images, steps: int) -> dict:
     steps compile the two BatchNorm modes' graphs and then keep tuning (measured on a CPU:
     10.3, 6.2, 2.6, 1.8, 1.7, 0.7 s for the first six bf16 steps at 64 px).
     """
-    from paperlib.train import train_step
+    from paperlib.train.loop import train_step
 
     device = images.device
     head, optimizer = _fresh_head(backbone, config, device)
@@ -135,9 +135,9 @@ def time_augmentation(data_root: str | None, config, n: int = 48) -> float:
     """
     import tempfile
 
-    from paperlib.data import open_dataset
-    from paperlib.synth import synthesize
-    from paperlib.train_data import AugmentedDataset
+    from paperlib.data.saliency import open_dataset
+    from paperlib.data.synth import synthesize
+    from paperlib.train.data import AugmentedDataset
 
     with tempfile.TemporaryDirectory() as tmp:
         if data_root is None:
@@ -153,9 +153,9 @@ def time_augmentation(data_root: str | None, config, n: int = 48) -> float:
 
 
 def main() -> None:
-    from paperlib.backbones import load_backbone
-    from paperlib.train_config import autocast_dtype, config_from
-    from paperlib.train_data import split_indices
+    from paperlib.backbones.registry import load_backbone
+    from paperlib.train.config import autocast_dtype, config_from
+    from paperlib.train.data import split_indices
 
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -179,7 +179,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True   # as paperlib.train.train sets it (fixed shapes)
+        torch.backends.cudnn.benchmark = True   # as paperlib.train.loop.train sets it (fixed shapes)
     base = config_from("paper", backbone=args.backbone, crop=args.crop, batch_size=args.batch_size,
                        image_size=args.image_size, device=args.device)
     if args.weights:
@@ -236,7 +236,7 @@ def main() -> None:
     if device.type != "cuda":
         print("(peak memory on a CPU is the process's maximum resident set, cumulative over variants)")
     if args.json:
-        from paperlib.evaluate import write_json
+        from paperlib.eval.folders import write_json
 
         write_json(args.json, result)
 

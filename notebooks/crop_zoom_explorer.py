@@ -21,7 +21,7 @@
 # filter saliency IoU (Table 3); the paper's numbers are printed below from
 # `paperlib/resources/paper_results.csv`.
 #
-# One training step with the crop (what `paperlib.train.train_step` runs):
+# One training step with the crop (what `paperlib.train.loop.train_step` runs):
 #
 # * the student predicts the fine map $\hat s = f(I)$ on the $S \times S$ input ($S = 320$);
 # * a box is drawn, and $CU(I, \hat s) = \{I_c, s_c\}$ crops the same box of the image and of
@@ -31,7 +31,7 @@
 #   gray $I_c$ as guide ($r = 9$, $\epsilon = 10^{-3}$), clamped to $[10^{-6}, 1 - 10^{-6}]$, and
 #   detached: $s_{target} = SG[GF(\hat s_c)]$. The stop-gradient keeps the pair from collapsing;
 # * $\mathcal{L}_{eq} = \frac{1}{hw}\,\lVert s_c - s_{target} \rVert_2^2$, $h \times w$ the size
-#   of the masks: in the code (`paperlib.crop_zoom.crop_consistency_loss`) the mean over the
+#   of the masks: in the code (`paperlib.losses.crop_zoom.crop_consistency_loss`) the mean over the
 #   $S \times S$ pixels and the batch;
 # * the crop pass also trains the network through its own normalised cut,
 #   $\mathcal{L}_{Ncut}(I_c)$: eq. (3) on the crop's coarse map with the crop's own feature
@@ -44,7 +44,7 @@
 # $$\mathcal{L} = \underbrace{\mathcal{L}_\text{Ncut} + \lambda_\text{GTV-coarse}\, \mathcal{L}_\text{GTV-coarse} + \lambda_\text{GTV-fine}\, \mathcal{L}_\text{GTV-fine} + \lambda_\text{SR}\, \mathcal{L}_\text{SR}}_{\mathcal{L}_\text{sempart},\ \text{eq. (8)}} + \lambda_{eq}\, \mathcal{L}_{eq} + \lambda_\text{Ncut-Crop}\, \mathcal{L}_\text{Ncut}(I_c),$$
 #
 # with $\lambda_\text{GTV-coarse} = \lambda_\text{GTV-fine} = \lambda_\text{SR} = 1$ and
-# $\lambda_{eq} = \lambda_\text{Ncut-Crop} = 0.01$ (paper Sec. 5.1; `paperlib.losses.LossWeights`).
+# $\lambda_{eq} = \lambda_\text{Ncut-Crop} = 0.01$ (paper Sec. 5.1; `paperlib.losses.objective.LossWeights`).
 # `notebooks/theory.py` derives each term.
 #
 # Below: one box and its eight maps, several boxes of consecutive training steps with their
@@ -76,8 +76,8 @@ weights: Optional[str] = None       # its backbone's weights file; None: $PAPERL
 bn_mode: str = "eval"               # checkpoint BatchNorm: eval (running statistics) or train (this image's)
 image_path: Optional[str] = None    # your image; None: the offline synthetic sample
 mask_path: Optional[str] = None     # without checkpoint: a mask of image_path for the mask source
-degradation: str = "blocky16"       # the mask source's D (paperlib.degrade.DEGRADATIONS or none)
-sample_seed: int = 1                # the offline sample (paperlib.explore.explorer_sample)
+degradation: str = "blocky16"       # the mask source's D (paperlib.data.degrade.DEGRADATIONS or none)
+sample_seed: int = 1                # the offline sample (paperlib.viz.gf_explorer.explorer_sample)
 sampler: str = "paper"              # paper (a box of side S/4, zoomed x4) or official (160 px at row 80, x2; needs size 240 or more)
 seed: int = 0                       # the training run's seed: box k is the box of its step k
 size: int = 320                     # S, the training input side (paper: 320)
@@ -87,7 +87,7 @@ figures_dir: str = "figures"        # where the figures go
 tag: str = "smoke"                  # smoke (the offline defaults): figures/crop_zoom_explorer*.png; any other tag: ..._<tag>.png
 
 # %%
-from paperlib.notebook_session import start
+from paperlib.notebook.session import start
 
 run = start("crop_zoom_explorer", globals())
 suffix = "" if tag == "smoke" else f"_{tag}"   # the offline illustrations are kept in git unsuffixed
@@ -97,8 +97,8 @@ from pathlib import Path
 
 from IPython.display import display
 
-from paperlib.crop_explorer import open_crop_explorer
-from paperlib.paper_results import TABLE_CAPTIONS, paper_table
+from paperlib.viz.crop_explorer import open_crop_explorer
+from paperlib.paper.reported import TABLE_CAPTIONS, paper_table
 
 # %% [markdown]
 # ## The paper's ablations (Tables 3 and 4)

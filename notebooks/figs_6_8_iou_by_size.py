@@ -66,7 +66,7 @@ figures_dir: str = "figures"           # where the figure and its table go
 tag: str = "smoke"                     # names the outputs figs_6_8_iou_by_size[_tokencut_<backbone>]_<tag>.*
 
 # %%
-from paperlib.notebook_session import start
+from paperlib.notebook.session import start
 
 run = start("figs_6_8_iou_by_size", globals())
 
@@ -75,11 +75,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from paperlib.data import open_dataset
+from paperlib.data.saliency import open_dataset
 from paperlib.images import atomic_path
-from paperlib.methods import build_method
-from paperlib.dataset_eval import evaluate_dataset
-from paperlib.size_figures import plot_iou_by_size_datasets, size_table
+from paperlib.methods.registry import build_method
+from paperlib.eval.datasets import evaluate_dataset
+from paperlib.paper.size_figures import plot_iou_by_size_datasets, size_table
 
 # %% [markdown]
 # ## The scores

@@ -51,11 +51,11 @@ from typing import Optional
 image_path: Optional[str] = None    # your image (any format PIL reads); None: the offline sample
 mask_path: Optional[str] = None     # its predicted soft mask (grayscale PNG, 0-255 or 0-1)
 truth_path: Optional[str] = None    # optional ground truth, for the IoU figures
-sample_seed: int = 1                # the offline sample (paperlib.explore.explorer_sample)
+sample_seed: int = 1                # the offline sample (paperlib.viz.gf_explorer.explorer_sample)
 size: int = 320                     # its side in pixels: the paper filters at 320 x 320
-degradation: str = "blocky16"       # how its mask is spoilt (paperlib.degrade.DEGRADATIONS)
-radius: int = 9                     # guided filter radius at 320 x 320: paperlib.guided_filter.PAPER_GF.radius
-eps: float = 1e-3                   # guided filter regulariser: paperlib.guided_filter.PAPER_GF.eps
+degradation: str = "blocky16"       # how its mask is spoilt (paperlib.data.degrade.DEGRADATIONS)
+radius: int = 9                     # guided filter radius at 320 x 320: paperlib.refine.guided_filter.PAPER_GF.radius
+eps: float = 1e-3                   # guided filter regulariser: paperlib.refine.guided_filter.PAPER_GF.eps
 border: str = "count"               # count (PAPER_GF.border, He's code), reflect (OpenCV), reflect_101 (kornia)
 radii: list[int] = [1, 2, 4, 9, 16, 32]  # the grid's radii
 eps_values: list[float] = [1e-6, 1e-4, 1e-3, 1e-2, 1e-1]  # the grid's epsilons
@@ -63,7 +63,7 @@ figures_dir: str = "figures"        # where the figures go
 tag: str = "smoke"                  # smoke (the offline defaults): figures/gf_explorer_*.png; any other tag: ..._<tag>.png
 
 # %%
-from paperlib.notebook_session import start
+from paperlib.notebook.session import start
 
 run = start("gf_explorer", globals())
 suffix = "" if tag == "smoke" else f"_{tag}"   # the offline illustrations are kept in git unsuffixed
@@ -73,7 +73,7 @@ from pathlib import Path
 
 from IPython.display import display
 
-from paperlib.explore import GFExplorer, explorer_sample
+from paperlib.viz.gf_explorer import GFExplorer, explorer_sample
 from paperlib.images import read_image, read_mask, resize_mask
 
 # %% [markdown]

@@ -55,12 +55,12 @@ weights: Optional[str] = None       # the backbone's official .pth (None: $PAPER
 device: Optional[str] = None        # torch device (None: CUDA when present, else CPU)
 max_images: Optional[int] = 24      # images per dataset (None: every image)
 move_masks: dict[str, str] = {}     # {dataset: folder of MOVE's predicted masks}
-radius: int = 9                     # guided filter radius: paperlib.guided_filter.PAPER_GF.radius
-eps: float = 1e-3                   # guided filter regulariser: paperlib.guided_filter.PAPER_GF.eps
+radius: int = 9                     # guided filter radius: paperlib.refine.guided_filter.PAPER_GF.radius
+eps: float = 1e-3                   # guided filter regulariser: paperlib.refine.guided_filter.PAPER_GF.eps
 tag: str = "smoke"                  # names the outputs: figures/table5_<tag>.*, results/notebooks/<tag>/
 
 # %%
-from paperlib.notebook_session import start
+from paperlib.notebook.session import start
 
 run = start("table5_gf_vs_bf", globals())
 
@@ -69,12 +69,12 @@ from pathlib import Path
 
 from IPython.display import display
 
-from paperlib.data import open_dataset
-from paperlib.methods import build_method
-from paperlib.paper_results import paper_table
-from paperlib.refine import RefineSettings
-from paperlib.dataset_eval import evaluate_dataset
-from paperlib.tables import beside_paper, describe_change, gains, plot_gains, scores_table
+from paperlib.data.saliency import open_dataset
+from paperlib.methods.registry import build_method
+from paperlib.paper.reported import paper_table
+from paperlib.refine.masks import RefineSettings
+from paperlib.eval.datasets import evaluate_dataset
+from paperlib.paper.tables import beside_paper, describe_change, gains, plot_gains, scores_table
 
 # %%
 root = run.data_root(data_root, splits=("te",))

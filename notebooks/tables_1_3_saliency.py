@@ -21,7 +21,7 @@
 # most of the gain for DINO ViT-S/8 and iBOT, the crop for DINO ViT-S/16, and one trick alone
 # does not always help (compare the rows of the paper's Table 3 below).
 #
-# One training run per (backbone, crop) -- `paperlib.experiments.ablation_runs`, which reuses
+# One training run per (backbone, crop) -- `paperlib.paper.experiments.ablation_runs`, which reuses
 # or resumes runs already in `out_dir` -- then every run scored once per dataset with the raw,
 # guided-filtered and bilateral-solver masks from one prediction. Our rows sit above the
 # paper's. SELFMask rows of Table 1 (a second network trained on pseudo-masks) and other
@@ -64,7 +64,7 @@ device: Optional[str] = None                 # torch device (None: CUDA when pre
 tag: str = "smoke"                           # names the outputs figures/table1_<tag>.*, table3_<tag>.*
 
 # %%
-from paperlib.notebook_session import start
+from paperlib.notebook.session import start
 
 run = start("tables_1_3_saliency", globals())
 
@@ -73,10 +73,12 @@ from pathlib import Path
 
 from IPython.display import display
 
-from paperlib.data import open_dataset
-from paperlib.experiments import main_backbone, resolve_runs, saliency_ablation, table1_rows, table3_frame
-from paperlib.paper_results import paper_table
-from paperlib.tables import beside_paper, describe_change, gains, plot_gains, scores_table
+from paperlib.data.saliency import open_dataset
+from paperlib.paper.experiments import (
+    main_backbone, resolve_runs, saliency_ablation, table1_rows, table3_frame,
+)
+from paperlib.paper.reported import paper_table
+from paperlib.paper.tables import beside_paper, describe_change, gains, plot_gains, scores_table
 
 # %% [markdown]
 # ## The runs
@@ -107,7 +109,7 @@ results = saliency_ablation(runs, datasets, root, weights=weights, refines=refin
 #
 # is averaged over the images, and the table reports the maximum over the levels. The paper
 # writes $\beta = 0.3$; the saliency benchmarks it follows (TokenCut, Sempart) and the code
-# (`paperlib.metrics.BETA2_PAPER`) use $\beta^2 = 0.3$, which weighs precision above recall.
+# (`paperlib.eval.metrics.BETA2_PAPER`) use $\beta^2 = 0.3$, which weighs precision above recall.
 # All three are fractions in $[0, 1]$, higher is better.
 #
 # ## Table 1 (the reproducible rows)

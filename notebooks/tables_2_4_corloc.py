@@ -21,7 +21,7 @@
 # A box is the largest 4-connected component of the mask at patch resolution (thresholded at
 # 0.5), scaled to the image; a hit has IoU >= 0.5 with any ground-truth box. With the guided
 # filter, the refined mask is averaged back onto the patch grid and boxed the same way
-# (`paperlib.method_refine.refined_box`; `paperlib corloc --refine gf`).
+# (`paperlib.methods.refined.refined_box`; `paperlib corloc --refine gf`).
 #
 # The heads are the same runs as `tables_1_3_saliency.py` (same `out_dir`: finished runs are
 # reused, not retrained). The paper's run:
@@ -56,7 +56,7 @@ device: Optional[str] = None                 # torch device (None: CUDA when pre
 tag: str = "smoke"                           # names the outputs figures/table2_<tag>.*, table4_<tag>.*
 
 # %%
-from paperlib.notebook_session import start
+from paperlib.notebook.session import start
 
 run = start("tables_2_4_corloc", globals())
 
@@ -65,10 +65,10 @@ from pathlib import Path
 
 from IPython.display import display
 
-from paperlib.box_datasets import open_corloc_dataset
-from paperlib.data import open_dataset
-from paperlib.experiments import corloc_ablation, main_backbone, resolve_runs, table2_rows, table4_frame
-from paperlib.tables import beside_paper, describe_change, scores_table
+from paperlib.data.boxes import open_corloc_dataset
+from paperlib.data.saliency import open_dataset
+from paperlib.paper.experiments import corloc_ablation, main_backbone, resolve_runs, table2_rows, table4_frame
+from paperlib.paper.tables import beside_paper, describe_change, scores_table
 
 # %%
 root = run.data_root(data_root)

@@ -30,7 +30,7 @@
 # %% tags=["parameters"]
 from typing import Optional
 
-sample_seed: int = 1                # the offline image (paperlib.explore.explorer_sample)
+sample_seed: int = 1                # the offline image (paperlib.viz.gf_explorer.explorer_sample)
 image_path: Optional[str] = None    # a real image instead (with truth_path, its ground-truth mask)
 truth_path: Optional[str] = None    # the ground truth of image_path
 size: int = 320                     # image side in pixels
@@ -41,7 +41,7 @@ figures_dir: str = "figures"        # where the figures go
 tag: str = "smoke"                  # smoke (the offline defaults): figures/theory_*.png; any other tag: figures/theory_*_<tag>.png
 
 # %%
-from paperlib.notebook_session import start
+from paperlib.notebook.session import start
 
 run = start("theory", globals())
 run.use_backbone(backbone, weights)
@@ -57,16 +57,18 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from paperlib.backbones import load_backbone
-from paperlib.crop_zoom import CropBox, crop_zoom
-from paperlib.explore import explorer_from_files, explorer_sample
-from paperlib.features import normalise
-from paperlib.graph_tv import gtv_coarse, gtv_fine
-from paperlib.guided_filter import PAPER_GF, guided_filter, image_to_guide
+from paperlib.backbones.registry import load_backbone
+from paperlib.losses.crop_zoom import CropBox, crop_zoom
+from paperlib.viz.gf_explorer import explorer_from_files, explorer_sample
+from paperlib.backbones.features import normalise
+from paperlib.losses.graph_tv import gtv_coarse, gtv_fine
+from paperlib.refine.guided_filter import PAPER_GF, guided_filter, image_to_guide
 from paperlib.images import resize_mask
-from paperlib.losses import LossWeights, sr_loss
-from paperlib.ncut import affinity, ncut_of_partition, ncut_value, second_smallest_eigenvector
-from paperlib.theory_figures import plot_affinity_rows, plot_crop_zoom, plot_fiedler, plot_ncut_curve, plot_profiles
+from paperlib.losses.objective import LossWeights, sr_loss
+from paperlib.losses.ncut import affinity, ncut_of_partition, ncut_value, second_smallest_eigenvector
+from paperlib.viz.theory_figures import (
+    plot_affinity_rows, plot_crop_zoom, plot_fiedler, plot_ncut_curve, plot_profiles,
+)
 
 # %% [markdown]
 # ## 1. Patches as a graph (paper eq. 2)
@@ -78,13 +80,13 @@ from paperlib.theory_figures import plot_affinity_rows, plot_crop_zoom, plot_fie
 # $$w_{ij} = \begin{cases} 1 & \text{if } \langle F_{v_i}, F_{v_j} \rangle > \tau, \\ \epsilon & \text{otherwise,} \end{cases} \qquad (2)$$
 #
 # where the small $\epsilon > 0$ keeps every node connected. TokenCut uses $\tau = 0.2$,
-# $\epsilon = 10^{-5}$ (`paperlib.ncut.TOKENCUT_AFFINITY`); Sempart's losses $\tau = 0.4$,
+# $\epsilon = 10^{-5}$ (`paperlib.losses.ncut.TOKENCUT_AFFINITY`); Sempart's losses $\tau = 0.4$,
 # $\epsilon = 10^{-6}$ (`SEMPART_AFFINITY`). The $W$ of this notebook is
-# `paperlib.ncut.affinity(keys, tau=tau, eps=1e-5)`, with the `tau` parameter. Below: the row
+# `paperlib.losses.ncut.affinity(keys, tau=tau, eps=1e-5)`, with the `tau` parameter. Below: the row
 # $w_{i\cdot}$ of one patch $i$ on the object and of one on the background.
 
 # %%
-# The figures are drawn by paperlib/theory_figures.py (labels, colour bars, tests).
+# The figures are drawn by paperlib/viz/theory_figures.py (labels, colour bars, tests).
 if image_path is None:
     ex = explorer_sample(sample_seed, size=size)
 else:
@@ -124,8 +126,8 @@ run.save_figure(fig, Path(figures_dir) / f"theory_affinity{suffix}.png", dpi=100
 # all bipartitions is NP-complete (Shi and Malik); relaxing the indicator of $A$ to real values
 # gives the generalised eigenproblem $(D - W)\, v = \lambda D v$ with $D = \text{diag}(W \mathbf{1})$,
 # whose second-smallest eigenvector $v$ (the Fiedler vector), split at its mean, is TokenCut's
-# bipartition (`paperlib.ncut.second_smallest_eigenvector`). The table scores several
-# bipartitions of this graph with eq. (1) (`paperlib.ncut.ncut_of_partition`).
+# bipartition (`paperlib.losses.ncut.second_smallest_eigenvector`). The table scores several
+# bipartitions of this graph with eq. (1) (`paperlib.losses.ncut.ncut_of_partition`).
 
 # %%
 v, lam = second_smallest_eigenvector(W[0])                                     # (N,), ()
@@ -171,7 +173,7 @@ run.save_figure(fig, Path(figures_dir) / f"theory_fiedler{suffix}.png", dpi=100)
 # For a 0/1 indicator $S$ this is eq. (1); for soft $S$ it is differentiable. It is symmetric,
 # $\mathcal{L}_\text{Ncut}(S) = \mathcal{L}_\text{Ncut}(\mathbf{1} - S)$: the loss cannot tell
 # object from background, hence the polarity flip at evaluation. In the code
-# (`paperlib.losses.ncut_loss` over `paperlib.ncut.ncut_value`) the training loss builds $W$
+# (`paperlib.losses.objective.ncut_loss` over `paperlib.losses.ncut.ncut_value`) the training loss builds $W$
 # with Sempart's $\tau = 0.4$, $\epsilon = 10^{-6}$, clamps $S$ to $[10^{-6}, 1 - 10^{-6}]$,
 # floors each denominator at $10^{-6}$ and averages over the batch. The curve below slides $S$
 # from $0.5$ everywhere to the true mask, on this notebook's $W$:
@@ -212,7 +214,7 @@ run.save_figure(fig, Path(figures_dir) / f"theory_ncut_loss{suffix}.png", dpi=10
 # similarity of the two nodes: a mask edge is cheap where the image (or the features) have an
 # edge too, and expensive inside a uniform region.
 #
-# **What the code computes** (`paperlib.graph_tv.gtv_fine` and `gtv_coarse`). The paper's
+# **What the code computes** (`paperlib.losses.graph_tv.gtv_fine` and `gtv_coarse`). The paper's
 # implementation section replaces the sum by an average, "since we observed that this improves
 # stability". With $E$ the 8-neighbour pairs of the $H \times W$ pixel grid (or of the
 # $h \times w$ patch grid) and a batch of $B$ masks, the code returns
@@ -260,7 +262,7 @@ print("lowest in each column:", gtv.idxmin().to_dict())
 #
 # $$\mathcal{L}_\text{SR} = \lVert \text{down}(S_\text{fine}) - S_\text{coarse} \rVert_2^2. \qquad (4)$$
 #
-# In the code (`paperlib.losses.sr_loss`) $\text{down}$ is a bilinear resize to the patch grid
+# In the code (`paperlib.losses.objective.sr_loss`) $\text{down}$ is a bilinear resize to the patch grid
 # (`align_corners=False`, no antialiasing: at a factor of 8 each coarse value is the mean of the
 # $2 \times 2$ fine pixels at the centre of its $8 \times 8$ block), the squared norm is a mean
 # over the $h w$ patches and the batch, and both maps receive gradients (no stop-gradient).
@@ -271,8 +273,8 @@ print("lowest in each column:", gtv.idxmin().to_dict())
 # with $\lambda_\text{GTV-coarse} = \lambda_\text{GTV-fine} = \lambda_\text{SR} = 1$ (paper
 # Sec. 5.1). Trick 2 (section 7) adds $\lambda_{eq} \mathcal{L}_{eq}$ and the crop's own normalized
 # cut $\lambda_\text{Ncut-Crop} \mathcal{L}_\text{Ncut}(I_c)$ to eq. (8), both weights 0.01.
-# `paperlib.losses.sempart_loss` computes every term; the weights live in one place,
-# `paperlib.losses.LossWeights`, printed below. $\mathcal{L}_\text{SR}$ of the true fine mask
+# `paperlib.losses.objective.sempart_loss` computes every term; the weights live in one place,
+# `paperlib.losses.objective.LossWeights`, printed below. $\mathcal{L}_\text{SR}$ of the true fine mask
 # against three coarse masks:
 
 # %%
@@ -314,7 +316,7 @@ display(pd.Series(asdict(LossWeights()), name="lambda").to_frame())
 # has an edge ($\sigma_k^2 \gg \epsilon$) the output follows the guide, where it is flat
 # ($\sigma_k^2 \ll \epsilon$, $a_k \to 0$) the output is the window's mean of $p$. Each pixel
 # then averages the $a_k$, $b_k$ of the windows that contain it (He et al.; in the code,
-# `paperlib.guided_filter.guided_filter`: `mean_I`, `var_I`, `cov_Ip`, `a`, `b`, windows cut at
+# `paperlib.refine.guided_filter.guided_filter`: `mean_I`, `var_I`, `cov_Ip`, `a`, `b`, windows cut at
 # the image border). The paper filters the predicted mask with the gray image as guide,
 # $q = \text{GF}(p, I)$, with $r = 9$ and $\epsilon = 10^{-3}$ at $320 \times 320$. One row
 # through the object, the blocky mask filtered with two values of $\epsilon$:
@@ -357,7 +359,7 @@ run.save_figure(fig, Path(figures_dir) / f"theory_guided_filter{suffix}.png", dp
 #    the size of the masks, added to eq. (8) as $\lambda_{eq} \mathcal{L}_{eq}$,
 #    $\lambda_{eq} = 0.01$.
 #
-# In the code (`paperlib.crop_zoom`): the box is $80 \times 80$ in the $320 \times 320$ input
+# In the code (`paperlib.losses.crop_zoom`): the box is $80 \times 80$ in the $320 \times 320$ input
 # (zoom $\times 4$, paper Sec. 5), zooming is bilinear, the target is clamped to
 # $[10^{-6}, 1 - 10^{-6}]$, and $\mathcal{L}_{eq}$ is the mean over the $S \times S$ pixels and
 # the batch. A small object seen 4 times larger is covered by 16 times more patches, so the

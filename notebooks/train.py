@@ -21,7 +21,7 @@
 # (L_eq, weight 0.01) and the crop's own normalized cut is added (weight 0.01).
 #
 # This notebook trains one run and shows its loss terms and its masks. Every field of
-# `paperlib.train_config.TrainConfig` is a parameter below (`paperlib notebook params train`
+# `paperlib.train.config.TrainConfig` is a parameter below (`paperlib notebook params train`
 # lists them with their types), so one command runs any preset:
 #
 # ```bash
@@ -37,7 +37,7 @@
 # %% tags=["parameters"]
 from typing import Optional
 
-preset: str = "smoke"                  # paper, official or smoke (paperlib.train_config.PRESETS)
+preset: str = "smoke"                  # paper, official or smoke (paperlib.train.config.PRESETS)
 out_dir: Optional[str] = None          # the run folder (None: results/notebooks/<tag>/train_run); an existing run is resumed
 tag: str = "smoke"                     # names the figures figures/train_<tag>_*.png and results/notebooks/<tag>/
 # Every TrainConfig field; None keeps the preset's value.
@@ -77,7 +77,7 @@ channels_last: Optional[bool] = None   # channels-last head (GPU speed)
 compile: Optional[bool] = None         # torch.compile the head (GPU speed)
 
 # %%
-from paperlib.notebook_session import start
+from paperlib.notebook.session import start
 
 run = start("train", globals())
 
@@ -87,13 +87,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from paperlib.data import open_dataset
-from paperlib.methods import build_method
-from paperlib.dataset_eval import evaluate_dataset
-from paperlib.segment import overlay
-from paperlib.tables import describe_change
-from paperlib.train import train
-from paperlib.train_config import config_from, settable_fields
+from paperlib.data.saliency import open_dataset
+from paperlib.methods.registry import build_method
+from paperlib.eval.datasets import evaluate_dataset
+from paperlib.methods.segment import overlay
+from paperlib.paper.tables import describe_change
+from paperlib.train.loop import train
+from paperlib.train.config import config_from, settable_fields
 
 # %% [markdown]
 # ## The run's configuration

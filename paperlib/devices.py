@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import torch
 
-from .validation import InputError, require
+from .checks import InputError, require
 
 
 class DistributedEnv(NamedTuple):

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .validation import InputError
+from .checks import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

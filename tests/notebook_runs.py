@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paperlib.notebook_run import NotebookRun, run_notebook
+from paperlib.notebook.run import NotebookRun, run_notebook
 
 CELL_TIMEOUT = 300  # seconds per cell: a hung kernel fails the test instead of the CI run
 

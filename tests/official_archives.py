@@ -4,7 +4,7 @@ For tests that take a user's whole path (``paperlib data download NAME --archive
 ``--mirror URL``, then verify, then the loaders) without the internet: each archive has the
 official file name and member layout of its release, as a user downloads it, but holds ``n``
 real DUTS pairs instead of thousands. The layouts are written out here, independently of
-paperlib's registry (:mod:`paperlib.sources`, :data:`paperlib.data.DATASETS`), so that a registry
+paperlib's registry (:mod:`paperlib.data.release.sources`, :data:`paperlib.data.saliency.DATASETS`), so that a registry
 that drifted from the releases fails these tests:
 
 ===========  =======================================  =============================================
@@ -57,7 +57,7 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 from scipy import ndimage
 
-from paperlib.data import FolderPairs, open_dataset
+from paperlib.data.saliency import FolderPairs, open_dataset
 from paperlib.images import read_image, read_mask
 
 DATASETS = ("duts-tr", "duts-te", "dut-omron", "ecssd", "voc07", "voc12", "coco20k")

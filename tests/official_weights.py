@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from paperlib.backbones import BACKBONES, load_backbone
+from paperlib.backbones.registry import BACKBONES, load_backbone
 
 
 def write_official_weights(folder: str | Path, names: Sequence[str], *, seed: int = 0) -> dict[str, Path]:

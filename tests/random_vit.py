@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from paperlib.backbones import load_backbone
+from paperlib.backbones.registry import load_backbone
 
 
 @pytest.fixture(scope="module")

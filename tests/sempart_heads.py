@@ -9,10 +9,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from paperlib.backbones import load_backbone
-from paperlib.head import SempartHead
-from paperlib.sempart import load_sempart
-from paperlib.sempart_method import EvalProtocol, SempartMethod
+from paperlib.backbones.registry import load_backbone
+from paperlib.model.head import SempartHead
+from paperlib.model.sempart import load_sempart
+from paperlib.methods.sempart import EvalProtocol, SempartMethod
 
 SIZE = 64          # a small training size keeps the tests fast: an 8 x 8 grid at patch 8
 FILTERBANK_DIM = 16

@@ -1,4 +1,4 @@
-"""paperlib.archive: safe extraction of zip and tar files (unsafe members refused before anything
+"""paperlib.data.release.archive: safe extraction of zip and tar files (unsafe members refused before anything
 is written; the download that uses it is in test_download.py)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 
-from paperlib.archive import extract_archive
-from paperlib.validation import InputError
+from paperlib.data.release.archive import extract_archive
+from paperlib.checks import InputError
 from archive_builders import make_tar, make_zip
 
 

@@ -1,4 +1,4 @@
-"""paperlib.backbones: the registry, where load_backbone finds weights (and the one clear error
+"""paperlib.backbones.registry: the registry, where load_backbone finds weights (and the one clear error
 when it finds none), the keys() shortcut of every backbone, input checks and resizing (the ViT
 itself is tested in test_vit.py, weight files in test_weights.py, the filter bank in
 test_filterbank.py)."""
@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import paperlib.backbones as bb
-from paperlib.backbones import load_backbone, multiple_size, resize_to_multiple
-from paperlib.validation import InputError
+import paperlib.backbones.registry as bb
+from paperlib.backbones.registry import load_backbone, multiple_size, resize_to_multiple
+from paperlib.checks import InputError
 
 from random_vit import random_images, vit, weights_dir  # noqa: F401 (vit, weights_dir are fixtures)
 

@@ -1,4 +1,4 @@
-"""The built paper (paperlib.book): real executed notebooks rendered, then opened in headless Chromium.
+"""The built paper (paperlib.book.build): real executed notebooks rendered, then opened in headless Chromium.
 
 Three small notebooks (theory, gf_explorer, crop_zoom_explorer) run once per module with papermill
 at tiny sizes, each given a provenance sidecar of one shape or the other; hand-made notebooks
@@ -23,9 +23,9 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-from paperlib.book import MARKER, build_book
-from paperlib.book_render import MathWarning, freeze_widgets, headline_outputs, latex_to_mathml
-from paperlib.validation import InputError
+from paperlib.book.build import MARKER, build_book
+from paperlib.book.render import MathWarning, freeze_widgets, headline_outputs, latex_to_mathml
+from paperlib.checks import InputError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -317,7 +317,7 @@ def test_a_failed_build_leaves_the_previous_book(tmp_path):
 
 
 def test_cli_book(tmp_path, capsys):
-    from paperlib.cli import main
+    from paperlib.cli.main import main
 
     _notebook(tmp_path / "nb", "one", "# One")
     assert main(["book", "--executed", str(tmp_path / "nb"), "--out", str(tmp_path / "book")]) == 0

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paperlib.box_datasets import (CORLOC_DATASETS, Coco20k, FolderBoxes, VocDetection, open_corloc_dataset,
-                                   read_voc_boxes)
-from paperlib.boxes import mask_to_box
-from paperlib.corloc import corloc_evaluate
+from paperlib.data.boxes import (
+    CORLOC_DATASETS, Coco20k, FolderBoxes, VocDetection, open_corloc_dataset, read_voc_boxes,
+)
+from paperlib.methods.boxes import mask_to_box
+from paperlib.eval.corloc import corloc_evaluate
 from paperlib.images import read_image, write_image
-from paperlib.validation import InputError
+from paperlib.checks import InputError
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -238,8 +239,8 @@ def test_folder_boxes_unpaired_files(tmp_path):
 
 
 def test_synthetic_set_masks_to_boxes_give_corloc_one(tmp_path):
-    """End to end on paperlib.synth's files: the box of each ground-truth mask's largest part hits."""
-    synth = pytest.importorskip("paperlib.synth")
+    """End to end on paperlib.data.synth's files: the box of each ground-truth mask's largest part hits."""
+    synth = pytest.importorskip("paperlib.data.synth")
     synth.synthesize(tmp_path, n=4, seed=3, size_range=(64, 96), two_object_prob=1.0, progress=False)
     ds = open_corloc_dataset("synth", tmp_path)
     assert len(ds) == 4 and ds.is_synthetic

@@ -1,4 +1,4 @@
-"""paperlib.checksums: a downloaded file against its published SHA-256 / MD5 / size, or the digest
+"""paperlib.data.release.checksums: a downloaded file against its published SHA-256 / MD5 / size, or the digest
 recorded on first use in the ledger."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from paperlib.checksums import check_digest
-from paperlib.data import Download
-from paperlib.download import LEDGER_NAME
-from paperlib.fetch import DownloadError
-from paperlib.validation import InputError
+from paperlib.data.release.checksums import check_digest
+from paperlib.data.saliency import Download
+from paperlib.data.release.download import LEDGER_NAME
+from paperlib.data.release.fetch import DownloadError
+from paperlib.checks import InputError
 
 from local_server import sha
 

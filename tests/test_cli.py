@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from paperlib.cli import build_parser, main
-from paperlib.guided_filter import PAPER_GF, check_radius
+from paperlib.cli.main import build_parser, main
+from paperlib.refine.guided_filter import PAPER_GF, check_radius
 from paperlib.images import read_mask, write_image, write_mask_png
-from paperlib.validation import InputError
+from paperlib.checks import InputError
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_eval_masks_perfect_prediction(folders, tmp_path, capsys):
 
 
 def test_eval_masks_matches_direct_metrics(folders, tmp_path):
-    from paperlib.metrics import SaliencyMetrics
+    from paperlib.eval.metrics import SaliencyMetrics
 
     _, gt, pred = folders
     out, csv_path = tmp_path / "s.json", tmp_path / "per.csv"

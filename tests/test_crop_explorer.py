@@ -1,5 +1,5 @@
-"""paperlib.crop_explorer: one crop-zoom box of a training step, shown map by map, with each
-predictor of paperlib.crop_predictors as f (ImageFunction's own test is in test_crop_predictors.py)."""
+"""paperlib.viz.crop_explorer: one crop-zoom box of a training step, shown map by map, with each
+predictor of paperlib.viz.crop_predictors as f (ImageFunction's own test is in test_crop_predictors.py)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.backbones import load_backbone
-from paperlib.crop_explorer import CropZoomExplorer, crop_explorer_sample, open_crop_explorer
-from paperlib.crop_predictors import ImageFunction, MaskSource, SempartPredictor
-from paperlib.crop_zoom import CropBox, crop_consistency_loss, crop_zoom, teacher_target
-from paperlib.features import normalise
-from paperlib.degrade import degrade_mask
-from paperlib.guided_filter import guided_filter
-from paperlib.validation import InputError
+from paperlib.backbones.registry import load_backbone
+from paperlib.viz.crop_explorer import CropZoomExplorer, crop_explorer_sample, open_crop_explorer
+from paperlib.viz.crop_predictors import ImageFunction, MaskSource, SempartPredictor
+from paperlib.losses.crop_zoom import CropBox, crop_consistency_loss, crop_zoom, teacher_target
+from paperlib.backbones.features import normalise
+from paperlib.data.degrade import degrade_mask
+from paperlib.refine.guided_filter import guided_filter
+from paperlib.checks import InputError
 
 from figure_checks import assert_labelled_map, map_colorbar, panels, stray_outputs
 from sempart_heads import SIZE, by_hand, contract_dict, photo, random_head, write
@@ -57,7 +57,7 @@ def test_views_are_what_the_training_functions_compute(ex):
     truth = ex.predictor.mask
     teacher = degrade_mask(crop_zoom(_t(truth), box, S)[0, 0].numpy(), "blocky16")
     np.testing.assert_allclose(v.teacher, teacher, atol=1e-6)
-    # Target, student crop and loss from paperlib.crop_zoom called directly.
+    # Target, student crop and loss from paperlib.losses.crop_zoom called directly.
     target = teacher_target(normalise(_t(v.crop)), torch.logit(_t(teacher), eps=1e-6))
     np.testing.assert_allclose(v.target, target[0, 0].numpy(), atol=1e-6)
     student_logits = torch.logit(_t(v.student), eps=1e-6)
@@ -71,7 +71,7 @@ def test_views_are_what_the_training_functions_compute(ex):
 
 
 def test_offline_student_is_the_gf_explorers_degraded_mask(ex):
-    from paperlib.explore import explorer_sample
+    from paperlib.viz.gf_explorer import explorer_sample
 
     gf = explorer_sample(1, size=96)
     np.testing.assert_array_equal(ex.image, gf.image)
@@ -103,9 +103,9 @@ def test_identity_box_gives_the_image_and_a_zero_loss_for_a_consistent_predictor
 
 @pytest.mark.parametrize("sampler, size", [("paper", 64), ("official", 240)])
 def test_boxes_and_loss_are_those_of_the_training_step(tmp_path, monkeypatch, sampler, size):
-    import paperlib.train as train_module
-    from paperlib.train import train_step
-    from paperlib.train_config import TrainConfig
+    import paperlib.train.loop as train_module
+    from paperlib.train.loop import train_step
+    from paperlib.train.config import TrainConfig
 
     head = random_head(seed=2)
     ckpt = write(tmp_path, contract_dict(head))

@@ -1,13 +1,13 @@
-"""paperlib.crop_predictors: ImageFunction runs f on the crop (SempartPredictor and MaskSource,
+"""paperlib.viz.crop_predictors: ImageFunction runs f on the crop (SempartPredictor and MaskSource,
 and all three predictors' input checks, are tested through the explorer in test_crop_explorer.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from paperlib.crop_explorer import CropZoomExplorer
-from paperlib.crop_predictors import ImageFunction
-from paperlib.crop_zoom import CropBox
+from paperlib.viz.crop_explorer import CropZoomExplorer
+from paperlib.viz.crop_predictors import ImageFunction
+from paperlib.losses.crop_zoom import CropBox
 
 from sempart_heads import photo
 

@@ -1,4 +1,4 @@
-"""paperlib.data: the dataset registry, layout lookup, pairing by stem and reading samples."""
+"""paperlib.data.saliency: the dataset registry, layout lookup, pairing by stem and reading samples."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from paperlib.data import (DATASETS, FolderPairs, Sample, SaliencyDataset, find_layout, open_dataset,
-                           pair_files)
-from paperlib.validation import InputError
+from paperlib.data.saliency import (
+    DATASETS, FolderPairs, SaliencyDataset, Sample, find_layout, open_dataset, pair_files,
+)
+from paperlib.checks import InputError
 
 
 def write_pairs(images_dir: Path, masks_dir: Path, stems, *, hw=(12, 16), seed=0) -> dict[str, tuple]:

@@ -1,11 +1,11 @@
-"""Tests of paperlib.distributed that run in one process (the two-rank run is tests/test_train_ddp.py)."""
+"""Tests of paperlib.train.runtime that run in one process (the two-rank run is tests/test_train_ddp.py)."""
 
 from __future__ import annotations
 
 import torch
 
 from paperlib.devices import DistributedEnv, distributed_env
-from paperlib.distributed import GlooSyncBatchNorm
+from paperlib.train.runtime import GlooSyncBatchNorm
 
 
 def test_gloo_sync_batchnorm_in_a_group_of_one_equals_batchnorm(tmp_path):

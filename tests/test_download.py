@@ -1,4 +1,4 @@
-"""paperlib.download: layout, idempotence, checksums and resumption as download() uses them
+"""paperlib.data.release.download: layout, idempotence, checksums and resumption as download() uses them
 (the fetch itself is in test_fetch.py, digests in test_checksums.py, verification in
 test_verify.py, the registry in test_sources.py, safe extraction in test_archive.py).
 
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from paperlib.data import DATASETS, open_dataset
-from paperlib.download import LEDGER_NAME, download
-from paperlib.fetch import DownloadError
-from paperlib.validation import InputError
+from paperlib.data.saliency import DATASETS, open_dataset
+from paperlib.data.release.download import LEDGER_NAME, download
+from paperlib.data.release.fetch import DownloadError
+from paperlib.checks import InputError
 from archive_builders import make_tar, make_zip
 from local_server import server, sha  # noqa: F401 (server is a fixture)
 
@@ -265,7 +265,7 @@ def test_an_archive_that_fails_its_check_is_refused_and_kept(server, tmp_path):
 
 
 def test_download_command_takes_archives(server, tmp_path, capsys):
-    from paperlib.cli import main
+    from paperlib.cli.main import main
 
     serve_saliency(server, "duts-te", ["a", "b"])
     given = write_by_hand(tmp_path / "by_hand", server, ["DUTS-TE.zip"])

@@ -1,4 +1,4 @@
-"""Tests of paperlib.experiments: the ablation runs and their scores, checked against the commands."""
+"""Tests of paperlib.paper.experiments: the ablation runs and their scores, checked against the commands."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import json
 
 import pytest
 
-from paperlib.cli import main
-from paperlib.experiments import (ablation_runs, corloc_ablation, run_dir, saliency_ablation, table1_rows,
-                                  table2_rows, table3_frame, table4_frame)
-from paperlib.validation import InputError
+from paperlib.cli.main import main
+from paperlib.paper.experiments import (
+    ablation_runs, corloc_ablation, run_dir, saliency_ablation, table1_rows, table2_rows, table3_frame,
+    table4_frame,
+)
+from paperlib.checks import InputError
 
 TINY = dict(image_size=32, resize_short=36, batch_size=4, max_steps=3, val_fraction=0.1)
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from paperlib.synth import synthesize
+    from paperlib.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("data")
     synthesize(root, n=12, seed=0, split="tr", progress=False)
@@ -89,7 +91,7 @@ def test_corloc_equals_the_corloc_command(setup, tmp_path):
 
 
 def test_resolve_runs_takes_given_checkpoints_or_trains(setup, tmp_path):
-    from paperlib.experiments import resolve_runs
+    from paperlib.paper.experiments import resolve_runs
 
     root, out, runs = setup
     given = {"filterbank/paper": str(runs[("filterbank", "paper")])}
@@ -103,7 +105,7 @@ def test_resolve_runs_takes_given_checkpoints_or_trains(setup, tmp_path):
 
 
 def test_papermill_strings_and_mislabelled_checkpoints_are_refused(setup, tmp_path):
-    from paperlib.experiments import resolve_runs
+    from paperlib.paper.experiments import resolve_runs
 
     root, out, runs = setup
     with pytest.raises(InputError, match="-y"):     # `-p backbones '["dino_vits8"]'` arrives as a string
@@ -115,7 +117,7 @@ def test_papermill_strings_and_mislabelled_checkpoints_are_refused(setup, tmp_pa
 
 
 def test_main_backbone_and_the_paper_order_of_table3():
-    from paperlib.experiments import main_backbone
+    from paperlib.paper.experiments import main_backbone
 
     assert main_backbone({("ibot_vits16", "none"): 1, ("dino_vits8", "none"): 2}) == "dino_vits8"
     assert main_backbone({("filterbank", "none"): 1}) == "filterbank"

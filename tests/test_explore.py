@@ -1,4 +1,4 @@
-"""Tests of paperlib.explore: the guided-filter explorer behind the notebook's sliders."""
+"""Tests of paperlib.viz.gf_explorer: the guided-filter explorer behind the notebook's sliders."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from paperlib.explore import GFExplorer, explorer_from_files, explorer_sample, show_map
-from paperlib.guided_filter import PAPER_GF, check_radius
-from paperlib.validation import InputError
+from paperlib.viz.gf_explorer import GFExplorer, explorer_from_files, explorer_sample, show_map
+from paperlib.refine.guided_filter import PAPER_GF, check_radius
+from paperlib.checks import InputError
 
 from figure_checks import assert_labelled_map, assert_labelled_plot, map_colorbar, panels
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import paperlib.feature_cache as fc
-from paperlib.backbones import load_backbone
-from paperlib.feature_cache import CacheKey, FeatureCache, cached_features, image_fingerprint
-from paperlib.validation import InputError
+import paperlib.backbones.cache as fc
+from paperlib.backbones.registry import load_backbone
+from paperlib.backbones.cache import CacheKey, FeatureCache, cached_features, image_fingerprint
+from paperlib.checks import InputError
 
 KEY = CacheKey("dino_vits8", "sha256:" + "ab" * 32 + "+pos:dino", "img_001", (320, 320))
 

@@ -1,4 +1,4 @@
-"""paperlib.fetch: resumable download of one file over HTTP, with mirrors tried in order.
+"""paperlib.data.release.fetch: resumable download of one file over HTTP, with mirrors tried in order.
 
 Nothing here touches the internet: files come from the local server of local_server.py.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paperlib.fetch import DownloadError, fetch
+from paperlib.data.release.fetch import DownloadError, fetch
 
 from local_server import server  # noqa: F401 (a fixture)
 

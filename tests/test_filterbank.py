@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib.backbones import BACKBONES, load_backbone
-from paperlib.filterbank import FilterBank, rgb_to_lab, texture_kernels
-from paperlib.validation import InputError
+from paperlib.backbones.registry import BACKBONES, load_backbone
+from paperlib.backbones.filterbank import FilterBank, rgb_to_lab, texture_kernels
+from paperlib.checks import InputError
 
 
 def _images(seed: int, H: int, W: int, B: int = 2) -> torch.Tensor:

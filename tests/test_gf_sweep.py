@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.degrade import DEGRADATIONS, degrade_mask
-from paperlib.gf_sweep import markdown_table, plot_sweep, sweep
-from paperlib.guided_filter import guided_filter
-from paperlib.metrics import SaliencyMetrics
-from paperlib.validation import InputError
+from paperlib.data.degrade import DEGRADATIONS, degrade_mask
+from paperlib.paper.gf_sweep import markdown_table, plot_sweep, sweep
+from paperlib.refine.guided_filter import guided_filter
+from paperlib.eval.metrics import SaliencyMetrics
+from paperlib.checks import InputError
 
 
 def _pairs(n=3, seed=0):

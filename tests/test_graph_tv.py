@@ -1,4 +1,4 @@
-"""Tests of paperlib.graph_tv against a pixel-loop reference and hand-counted stencils."""
+"""Tests of paperlib.losses.graph_tv against a pixel-loop reference and hand-counted stencils."""
 
 from __future__ import annotations
 
@@ -8,17 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.graph_tv import (
-    OFFSETS,
-    GraphTVCoarse,
-    GraphTVFine,
-    gtv_coarse,
-    gtv_coarse_from_affinity,
-    gtv_fine,
+from paperlib.losses.graph_tv import (
+    GraphTVCoarse, GraphTVFine, OFFSETS, gtv_coarse, gtv_coarse_from_affinity, gtv_fine,
     neighbour_index,
 )
-from paperlib.ncut import SEMPART_AFFINITY, affinity
-from paperlib.validation import InputError
+from paperlib.losses.ncut import SEMPART_AFFINITY, affinity
+from paperlib.checks import InputError
 
 
 def mirror(i: int, n: int) -> int:

@@ -1,4 +1,4 @@
-"""Tests of paperlib.guided_filter against a per-window reference, OpenCV and kornia."""
+"""Tests of paperlib.refine.guided_filter against a per-window reference, OpenCV and kornia."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from paperlib.features import IMAGENET_MEAN, IMAGENET_STD
-from paperlib.guided_filter import (PAPER_GF, GuidedFilter, GuidedFilterSettings, check_radius,
-                                    guided_filter, image_to_guide)
-from paperlib.validation import InputError
+from paperlib.backbones.features import IMAGENET_MEAN, IMAGENET_STD
+from paperlib.refine.guided_filter import (
+    GuidedFilter, GuidedFilterSettings, PAPER_GF, check_radius, guided_filter, image_to_guide,
+)
+from paperlib.checks import InputError
 
 BORDERS = ("count", "reflect", "reflect_101")
 

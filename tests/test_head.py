@@ -1,4 +1,4 @@
-"""Tests of paperlib.head: parameter counts, shapes, a functional reference, properties, errors."""
+"""Tests of paperlib.model.head: parameter counts, shapes, a functional reference, properties, errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib.head import RELEASED_HEAD_PARAMETERS, HeadOutput, SempartHead, count_parameters
-from paperlib.validation import InputError
+from paperlib.model.head import HeadOutput, RELEASED_HEAD_PARAMETERS, SempartHead, count_parameters
+from paperlib.checks import InputError
 from sempart_heads import randomised_head
 
 
@@ -62,7 +62,7 @@ def reference_forward(head: SempartHead, keys: torch.Tensor, image: torch.Tensor
 # ---------------------------------------------------------------- parameter counts
 
 def test_released_parameter_count_is_exact():
-    # Arithmetic (paperlib/head.py docstring): projection 384*64+64 = 24,640; per encoder layer
+    # Arithmetic (paperlib/model/head.py docstring): projection 384*64+64 = 24,640; per encoder layer
     # LN 256 + qkv 64*384 + out 128*64+64 + MLP 2*(64*64+64) = 41,408, two layers 82,816;
     # coarse 65; conv blocks (3x3 conv with bias + BN) 116,352 + 225,024 + 151,296 + 147,840;
     # fine 132.

@@ -1,4 +1,4 @@
-"""Tests of paperlib.mask_method: another method's saved masks, scored and refined like a method."""
+"""Tests of paperlib.methods.saved_masks: another method's saved masks, scored and refined like a method."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from paperlib.cli import main
-from paperlib.data import open_dataset
-from paperlib.degrade import degrade_mask
+from paperlib.cli.main import main
+from paperlib.data.saliency import open_dataset
+from paperlib.data.degrade import degrade_mask
 from paperlib.images import write_mask_png
-from paperlib.mask_method import MaskFolder
-from paperlib.methods import build_method
-from paperlib.validation import InputError
+from paperlib.methods.saved_masks import MaskFolder
+from paperlib.methods.registry import build_method
+from paperlib.checks import InputError
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    from paperlib.synth import synthesize
+    from paperlib.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("data")
     synthesize(root, n=6, seed=0, split="te", progress=False)
@@ -73,7 +73,7 @@ def test_discover_boxes_the_largest_component(tmp_path):
 def test_corloc_of_exact_masks(root, tmp_path):
     # The synthetic set's boxes are its objects' boxes: the exact masks localise a one-object
     # image perfectly (two-object images may box either object).
-    from paperlib.synth import synthesize
+    from paperlib.data.synth import synthesize
 
     synth_root = tmp_path / "synth"
     synthesize(synth_root, n=6, seed=0, split="te", two_object_prob=0.0, progress=False)

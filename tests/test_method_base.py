@@ -1,4 +1,4 @@
-"""Tests of paperlib.method_base: every method answers the same interface, batch and frame included."""
+"""Tests of paperlib.methods.base: every method answers the same interface, batch and frame included."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.data import open_dataset
+from paperlib.data.saliency import open_dataset
 from paperlib.images import write_mask_png
-from paperlib.method_base import EvalView, ImageByImage, Prediction
-from paperlib.methods import build_method
-from paperlib.validation import InputError
+from paperlib.methods.base import EvalView, ImageByImage, Prediction
+from paperlib.methods.registry import build_method
+from paperlib.checks import InputError
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    from paperlib.synth import synthesize
+    from paperlib.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("data")
     synthesize(root, n=3, seed=1, split="te", progress=False)
@@ -24,9 +24,9 @@ def root(tmp_path_factory):
 
 def _methods(root, tmp_path):
     """tokencut (filterbank), masks (the ground truth saved as predictions) and an untrained sempart."""
-    from paperlib.backbones import load_backbone
-    from paperlib.head import SempartHead
-    from paperlib.sempart import save_sempart
+    from paperlib.backbones.registry import load_backbone
+    from paperlib.model.head import SempartHead
+    from paperlib.model.sempart import save_sempart
 
     masks = tmp_path / "masks"
     for s in open_dataset("duts-te", root):

@@ -1,4 +1,4 @@
-"""Tests of paperlib.metrics: hand-computed cases, a naive loop reference, pysodmetrics, properties."""
+"""Tests of paperlib.eval.metrics: hand-computed cases, a naive loop reference, pysodmetrics, properties."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import torch
 from scipy import ndimage
 
 from paperlib.images import read_mask
-from paperlib.metrics import (BETA2_SQUARED, ImageScores, SaliencyMetrics, SaliencyScores,
-                              _threshold_levels)
-from paperlib.validation import InputError
+from paperlib.eval.metrics import (
+    BETA2_SQUARED, ImageScores, SaliencyMetrics, SaliencyScores, _threshold_levels,
+)
+from paperlib.checks import InputError
 
 py_sod_metrics = pytest.importorskip("py_sod_metrics")
 

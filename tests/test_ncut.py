@@ -1,4 +1,4 @@
-"""Tests of paperlib.ncut against dense scipy.linalg.eigh and hand-computed normalized cuts."""
+"""Tests of paperlib.losses.ncut against dense scipy.linalg.eigh and hand-computed normalized cuts."""
 
 from __future__ import annotations
 
@@ -10,16 +10,11 @@ import pytest
 import scipy.linalg
 import torch
 
-from paperlib.ncut import (
-    AUTO_DENSE_MAX_N,
-    SEMPART_AFFINITY,
-    TOKENCUT_AFFINITY,
-    affinity,
-    ncut_of_partition,
-    ncut_value,
+from paperlib.losses.ncut import (
+    AUTO_DENSE_MAX_N, SEMPART_AFFINITY, TOKENCUT_AFFINITY, affinity, ncut_of_partition, ncut_value,
     second_smallest_eigenvector,
 )
-from paperlib.validation import InputError
+from paperlib.checks import InputError
 
 SOLVERS = ("dense", "arpack", "lobpcg", "auto")
 
@@ -325,7 +320,7 @@ def test_tiny_graphs_work_with_every_solver(solver):
 def test_solver_failures(monkeypatch):
     import scipy.sparse.linalg
 
-    import paperlib.ncut as ncut
+    import paperlib.losses.ncut as ncut
 
     W, _ = random_graph("binary", 400)
     reference = second_smallest_eigenvector(W, solver="dense")

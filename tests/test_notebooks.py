@@ -10,9 +10,9 @@ import pytest
 
 from figure_checks import stray_outputs
 from notebook_runs import run
-from paperlib.notebook_params import declared_parameters
-from paperlib.notebook_run import notebook_parameters, parse_cli_parameters
-from paperlib.validation import InputError
+from paperlib.notebook.params import declared_parameters
+from paperlib.notebook.run import notebook_parameters, parse_cli_parameters
+from paperlib.checks import InputError
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.py"))
 
@@ -35,7 +35,7 @@ def test_notebook_shape(path):
     assert "tag" in names
     # The guard is the next code cell: nothing runs on unchecked parameters.
     after = source.split('# %% tags=["parameters"]', 1)[1].split("\n# %%\n", 1)[1]
-    assert after.lstrip().startswith("from paperlib.notebook_session import start")
+    assert after.lstrip().startswith("from paperlib.notebook.session import start")
     assert f'run = start("{path.stem}", globals())' in after.split("# %%", 1)[0]
     # Printed commands use the runner, never a bare papermill call on a missing .ipynb.
     assert "papermill notebooks/" not in source
@@ -53,7 +53,7 @@ def test_papermill_reads_every_parameter_type(path):
 
 
 def test_train_notebook_exposes_every_config_field():
-    from paperlib.train_config import settable_fields
+    from paperlib.train.config import settable_fields
 
     names = {s.name for s in notebook_parameters("train")}
     assert set(settable_fields()) <= names
@@ -109,7 +109,7 @@ def test_a_mistyped_data_root_is_refused_and_nothing_is_written_there(tmp_path):
 
 
 def test_a_cell_past_its_time_limit_fails_in_one_line_and_keeps_the_last_good_run(tmp_path):
-    from paperlib.notebook_run import NotebookFailed
+    from paperlib.notebook.run import NotebookFailed
 
     good = run("theory", tmp_path, {"size": 96})
     before = good.executed.read_bytes()
@@ -140,7 +140,7 @@ def test_train_notebook_runs_and_resumes_instead_of_deleting(tmp_path):
 def test_gf_explorer_runs_offline_and_on_your_own_files(tmp_path):
     from PIL import Image
 
-    from paperlib.explore import explorer_sample
+    from paperlib.viz.gf_explorer import explorer_sample
 
     done = run("gf_explorer", tmp_path, {"size": 128, "radii": [2, 9], "eps_values": [1e-3]})
     assert not stray_outputs(done.executed)
@@ -159,8 +159,8 @@ def test_gf_explorer_runs_offline_and_on_your_own_files(tmp_path):
 def test_table5_notebook_runs_offline_with_provenance(tmp_path):
     import pandas as pd
 
-    from paperlib.provenance import read_manifest, sidecar_path
-    from paperlib.weights import file_sha256
+    from paperlib.notebook.provenance import read_manifest, sidecar_path
+    from paperlib.backbones.weights import file_sha256
 
     done = run("table5_gf_vs_bf", tmp_path, {"max_images": 4})
     table = pd.read_csv(tmp_path / "figures" / "table5_smoke.csv", header=[0, 1], index_col=[0, 1])
@@ -221,8 +221,8 @@ def test_the_papers_numbered_equations_are_written_out_in_latex():
 
 
 def test_is_done_needs_the_same_parameters_and_the_same_clean_commit(tmp_path, monkeypatch):
-    from paperlib import notebook_run
-    from paperlib.notebook_run import is_done
+    from paperlib.notebook import run as notebook_run
+    from paperlib.notebook.run import is_done
 
     executed = tmp_path / "t.ipynb"
     executed.write_text("{}")

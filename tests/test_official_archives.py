@@ -16,13 +16,13 @@ import pytest
 
 from official_archives import DATASETS, build_all, build_official_archives, file_digests
 from local_server import server  # noqa: F401 (a fixture)
-from paperlib.box_datasets import open_corloc_dataset
-from paperlib.data import DATASETS as SALIENCY_SPECS
-from paperlib.data import open_dataset
-from paperlib.download import download
+from paperlib.data.boxes import open_corloc_dataset
+from paperlib.data.saliency import DATASETS as SALIENCY_SPECS
+from paperlib.data.saliency import open_dataset
+from paperlib.data.release.download import download
 from paperlib.images import read_image, read_mask
-from paperlib.sources import DETECTION_SETS
-from paperlib.verify import dataset_kind, verify
+from paperlib.data.release.sources import DETECTION_SETS
+from paperlib.data.release.verify import dataset_kind, verify
 
 N = 6
 VOC = ("voc07", "voc12")

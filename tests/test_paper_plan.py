@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from paperlib.notebook_run import notebook_parameters, parse_cli_parameters
-from paperlib.paper_cost import CostEstimate, predictions, training_steps
-from paperlib.paper_plan import PaperPlan, command_line, eval_steps, notebook_steps, weights_files
-from paperlib.paper_run import check_weights
-from paperlib.validation import InputError
+from paperlib.notebook.run import notebook_parameters, parse_cli_parameters
+from paperlib.reproduce.cost import CostEstimate, predictions, training_steps
+from paperlib.reproduce.plan import PaperPlan, command_line, eval_steps, notebook_steps, weights_files
+from paperlib.reproduce.run import check_weights
+from paperlib.checks import InputError
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_the_plan_uses_the_papers_data_and_backbones(plan):
 
 
 def test_eval_steps_are_valid_commands_for_figs_6_8(plan):
-    from paperlib.cli import build_parser
+    from paperlib.cli.main import build_parser
 
     steps = eval_steps(plan)
     assert [(e.dataset, e.label) for e in steps] == [(d, label) for d in ("dut-omron", "duts-te", "ecssd")

@@ -130,7 +130,7 @@ def test_a_dry_run_checks_weights_first_and_fetches_nothing(rehearsal, tmp_path)
 
 
 def _declared(notebook: str) -> set[str]:
-    from paperlib.notebook_run import notebook_parameters
+    from paperlib.notebook.run import notebook_parameters
 
     return {s.name for s in notebook_parameters(notebook)}
 

@@ -1,4 +1,4 @@
-"""Tests of paperlib.paper_results: the paper's reported numbers, checked against the paper itself."""
+"""Tests of paperlib.paper.reported: the paper's reported numbers, checked against the paper itself."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paperlib.paper_results import TABLE_CAPTIONS, paper_results, paper_table
-from paperlib.validation import InputError
+from paperlib.paper.reported import TABLE_CAPTIONS, paper_results, paper_table
+from paperlib.checks import InputError
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "two-tricks-paper.txt"
 

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from paperlib.notebook_session import NotebookSession, repo_root_from
-from paperlib.provenance import code_state, read_manifest, sidecar_path, weights_identity, write_record
-from paperlib.validation import InputError
-from paperlib.weights import file_sha256
+from paperlib.notebook.session import NotebookSession, repo_root_from
+from paperlib.notebook.provenance import (
+    code_state, read_manifest, sidecar_path, weights_identity, write_record,
+)
+from paperlib.checks import InputError
+from paperlib.backbones.weights import file_sha256
 
 
 def test_write_record_puts_a_sidecar_beside_each_output_and_lists_them(tmp_path):
@@ -88,14 +90,14 @@ def test_code_state_tells_a_dirty_tree(tmp_path):
 
 @pytest.fixture
 def synthetic_root(tmp_path):
-    from paperlib.synth import synthesize
+    from paperlib.data.synth import synthesize
 
     synthesize(tmp_path / "data", n=4, seed=0, split="te", progress=False)
     return tmp_path / "data"
 
 
 def test_synthetic_data_is_only_ever_tagged_smoke(synthetic_root):
-    from paperlib.data import open_dataset
+    from paperlib.data.saliency import open_dataset
 
     session = NotebookSession("nb", {"tag": "smoke"})
     session.use_dataset(open_dataset("duts-te", synthetic_root), used=2)
@@ -106,7 +108,7 @@ def test_synthetic_data_is_only_ever_tagged_smoke(synthetic_root):
 
 
 def test_a_sample_is_labelled_and_refused_under_the_paper_tag(synthetic_root, tmp_path):
-    from paperlib.data import open_dataset
+    from paperlib.data.saliency import open_dataset
 
     (synthetic_root / "DUTS-TE" / "SYNTHETIC.json").unlink()      # now it looks like real data
     session = NotebookSession("nb", {"tag": "sample"})
@@ -118,10 +120,10 @@ def test_a_sample_is_labelled_and_refused_under_the_paper_tag(synthetic_root, tm
 
 
 def test_part_of_a_full_set_is_a_sample_and_the_paper_needs_all_of_it(synthetic_root, monkeypatch):
-    from paperlib.data import open_dataset
+    from paperlib.data.saliency import open_dataset
 
     (synthetic_root / "DUTS-TE" / "SYNTHETIC.json").unlink()
-    monkeypatch.setattr("paperlib.notebook_session._official", lambda name: 4)   # as if 4 were the whole set
+    monkeypatch.setattr("paperlib.notebook.session._official", lambda name: 4)   # as if 4 were the whole set
     full = NotebookSession("nb", {"tag": "paper"})
     full.use_dataset(open_dataset("duts-te", synthetic_root))
     assert full.data[0].kind == "full" and full.label == "[paper] full DUTS-TE, 4 images"

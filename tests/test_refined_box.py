@@ -1,4 +1,4 @@
-"""Tests of paperlib.method_refine.refined_box and `paperlib corloc --refine`: CorLoc boxes after trick 1."""
+"""Tests of paperlib.methods.refined.refined_box and `paperlib corloc --refine`: CorLoc boxes after trick 1."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from paperlib.cli import main
-from paperlib.method_base import Prediction
-from paperlib.method_refine import refine_prediction, refined_box
-from paperlib.validation import InputError
+from paperlib.cli.main import main
+from paperlib.methods.base import Prediction
+from paperlib.methods.refined import refine_prediction, refined_box
+from paperlib.checks import InputError
 
 from sempart_heads import contract_dict, random_head, write
 
@@ -60,7 +60,7 @@ def test_without_a_patch_grid_the_box_is_taken_on_pixels(scene):
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
-    from paperlib.synth import synthesize
+    from paperlib.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("synth")
     synthesize(root, n=8, seed=3, progress=False)
@@ -86,7 +86,7 @@ def test_corloc_command_scores_refined_boxes(synth_root, tmp_path, method, capsy
 def test_a_model_frame_is_filtered_and_pooled_on_its_own_patches(scene):
     # Sempart's predictions carry their 320-px frame: the filter runs there and the refined
     # frame is pooled over its exact 8 x 8 patches, as the raw box pools the raw fine map.
-    from paperlib.refine import RefineSettings, refine_mask
+    from paperlib.refine.masks import RefineSettings, refine_mask
 
     image, pred = scene                                    # image 64 x 96
     frame_image = image[:, 16:80].copy()                   # a 64 x 64 "model input"

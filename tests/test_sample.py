@@ -1,7 +1,7 @@
-"""paperlib.sample (every K-th pair of a full set, in the official layout) and
-paperlib.verify.dataset_kind (synthetic, sample or full).
+"""paperlib.data.sample (every K-th pair of a full set, in the official layout) and
+paperlib.data.release.verify.dataset_kind (synthetic, sample or full).
 
-Full sets here are small hand-made folders in the official layouts, or paperlib.synth's DUTS
+Full sets here are small hand-made folders in the official layouts, or paperlib.data.synth's DUTS
 layout; the realdata tests sample ../shared/data and check the documented offsets against it.
 """
 
@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import paperlib.sample
-from paperlib.cli import main
-from paperlib.data import DATASETS, SAMPLE_MARKER, open_dataset
-from paperlib.sample import SAMPLE_DEFAULTS, sample_dataset
-from paperlib.sources import DETECTION_SETS
-from paperlib.synth import synthesize
-from paperlib.validation import InputError
-from paperlib.verify import DatasetKind, dataset_kind, verify
+import paperlib.data.sample
+from paperlib.cli.main import main
+from paperlib.data.saliency import DATASETS, SAMPLE_MARKER, open_dataset
+from paperlib.data.sample import SAMPLE_DEFAULTS, sample_dataset
+from paperlib.data.release.sources import DETECTION_SETS
+from paperlib.data.synth import synthesize
+from paperlib.checks import InputError
+from paperlib.data.release.verify import DatasetKind, dataset_kind, verify
 
 
 def image_bytes(seed: int, fmt: str, mode: str = "RGB") -> bytes:
@@ -173,7 +173,7 @@ def test_an_interrupted_sample_leaves_the_earlier_one(full, tmp_path, monkeypatc
         copies.append(dst)
         return Path(dst).write_bytes(Path(src).read_bytes())
 
-    monkeypatch.setattr(paperlib.sample.shutil, "copyfile", copy_then_fail)
+    monkeypatch.setattr(paperlib.data.sample.shutil, "copyfile", copy_then_fail)
     with pytest.raises(OSError, match="disk full"):
         sample_dataset("duts-te", full, out, every=2)
     assert tree_digest(first.folder) == before                        # the earlier sample, whole

@@ -7,15 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from paperlib.cli import main
+from paperlib.cli.main import main
 from paperlib.images import read_image, read_mask, write_image
-from paperlib.method_refine import predict_refined
-from paperlib.methods import build_method
-from paperlib.tokencut import TokenCut
-from paperlib.dataset_eval import evaluate_dataset
-from paperlib.segment import collect_images, overlay
-from paperlib.synth import synthesize
-from paperlib.validation import InputError
+from paperlib.methods.refined import predict_refined
+from paperlib.methods.registry import build_method
+from paperlib.methods.tokencut import TokenCut
+from paperlib.eval.datasets import evaluate_dataset
+from paperlib.methods.segment import collect_images, overlay
+from paperlib.data.synth import synthesize
+from paperlib.checks import InputError
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ class KeysBackbone:
     def features(self, images):
         import torch
 
-        from paperlib.features import Features
+        from paperlib.backbones.features import Features
 
         _, _, height, width = images.shape
         h, w = height // 8, width // 8
@@ -106,7 +106,7 @@ def test_segment_command_on_any_image(tmp_path, rng):
 
 
 def test_eval_scores_every_refinement_from_one_prediction(synth_root, tmp_path):
-    from paperlib.data import open_dataset
+    from paperlib.data.saliency import open_dataset
 
     dataset = open_dataset("duts-te", synth_root)
     method = build_method("tokencut", backbone="filterbank", device="cpu")
@@ -138,7 +138,7 @@ def test_eval_and_corloc_commands(synth_root, tmp_path, capsys):
 
 
 def test_dino_without_weights_offline_is_one_clear_error(tmp_path, monkeypatch, capsys, rng):
-    monkeypatch.setattr("paperlib.backbones._hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr("paperlib.backbones.registry._hub_reachable", lambda timeout=3.0: False)
     monkeypatch.delenv("PAPERLIB_WEIGHTS_DIR", raising=False)
     write_image(tmp_path / "x.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
     assert main(["-q", "segment", str(tmp_path / "x.png"), "--out", str(tmp_path / "o"),
@@ -165,9 +165,9 @@ def test_sempart_checkpoint_through_every_command(synth_root, tmp_path, protocol
     """A saved head (random here: the plumbing, not the quality) runs in eval, segment and corloc."""
     import torch
 
-    from paperlib.backbones import load_backbone
-    from paperlib.head import SempartHead
-    from paperlib.sempart import save_sempart
+    from paperlib.backbones.registry import load_backbone
+    from paperlib.model.head import SempartHead
+    from paperlib.model.sempart import save_sempart
 
     torch.manual_seed(0)
     backbone = load_backbone("filterbank")
@@ -197,9 +197,9 @@ def test_sempart_without_checkpoint_is_a_clear_error(capsys, tmp_path, rng):
 def test_protocol_flags_override_the_named_protocol(synth_root, tmp_path, capsys):
     import torch
 
-    from paperlib.backbones import load_backbone
-    from paperlib.head import SempartHead
-    from paperlib.sempart import save_sempart
+    from paperlib.backbones.registry import load_backbone
+    from paperlib.model.head import SempartHead
+    from paperlib.model.sempart import save_sempart
 
     torch.manual_seed(0)
     ckpt = tmp_path / "head.pt"
@@ -220,10 +220,10 @@ def test_polarity_flip_comes_before_the_guided_filter(synth_root, tmp_path):
     everything is flipped to ~0, then filtered."""
     import torch
 
-    from paperlib.backbones import load_backbone
-    from paperlib.data import open_dataset
-    from paperlib.head import SempartHead
-    from paperlib.sempart import save_sempart
+    from paperlib.backbones.registry import load_backbone
+    from paperlib.data.saliency import open_dataset
+    from paperlib.model.head import SempartHead
+    from paperlib.model.sempart import save_sempart
 
     head = SempartHead(dim=load_backbone("filterbank").dim, patch_size=8)
     with torch.no_grad():
@@ -273,10 +273,10 @@ def test_sempart_corloc_and_segment_use_the_batch_rule(synth_root, tmp_path, mon
     """corloc and segment hand a Sempart method its images in batches of the protocol's size."""
     import torch
 
-    from paperlib.backbones import load_backbone
-    from paperlib.head import SempartHead
-    from paperlib.sempart import save_sempart
-    from paperlib.sempart_method import SempartMethod
+    from paperlib.backbones.registry import load_backbone
+    from paperlib.model.head import SempartHead
+    from paperlib.model.sempart import save_sempart
+    from paperlib.methods.sempart import SempartMethod
 
     torch.manual_seed(0)
     ckpt = tmp_path / "head.pt"

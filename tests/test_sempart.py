@@ -1,4 +1,4 @@
-"""Tests of paperlib.sempart: the checkpoint contract (read, load, save) and the protocol registry."""
+"""Tests of paperlib.model.sempart: the checkpoint contract (read, load, save) and the protocol registry."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib.backbones import load_backbone
-from paperlib.head import SempartHead
-from paperlib.sempart import SEMPART_FORMAT, load_sempart, read_checkpoint, save_sempart
-from paperlib.sempart_method import EvalProtocol, PROTOCOLS, SempartMethod
-from paperlib.validation import InputError
+from paperlib.backbones.registry import load_backbone
+from paperlib.model.head import SempartHead
+from paperlib.model.sempart import SEMPART_FORMAT, load_sempart, read_checkpoint, save_sempart
+from paperlib.methods.sempart import EvalProtocol, PROTOCOLS, SempartMethod
+from paperlib.checks import InputError
 from sempart_heads import SIZE, by_hand, contract_dict, method_for, photo, random_head, write
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -1,4 +1,4 @@
-"""Tests of paperlib.sempart_method: forward, polarity, BatchNorm mode, frames, boxes."""
+"""Tests of paperlib.methods.sempart: forward, polarity, BatchNorm mode, frames, boxes."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from paperlib.corloc import box_iou
-from paperlib.head import SempartHead
-from paperlib.sempart_method import EvalProtocol, PROTOCOLS, apply_polarity, center_crop_view
-from paperlib.validation import InputError
+from paperlib.eval.corloc import box_iou
+from paperlib.model.head import SempartHead
+from paperlib.methods.sempart import EvalProtocol, PROTOCOLS, apply_polarity, center_crop_view
+from paperlib.checks import InputError
 from sempart_heads import SIZE, by_hand, method_for, photo, random_head
 
 
@@ -183,8 +183,8 @@ def test_trick_one_runs_on_the_model_frame_by_default(tmp_path):
     from dataclasses import replace
 
     from paperlib.images import resize_mask
-    from paperlib.method_refine import refine_prediction
-    from paperlib.refine import refine_mask
+    from paperlib.methods.refined import refine_prediction
+    from paperlib.refine.masks import refine_mask
 
     image = photo(90, 120)
     model_side = method_for(tmp_path, random_head())

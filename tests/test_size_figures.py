@@ -1,4 +1,4 @@
-"""Figs. 6-8 (paperlib.size_figures): IoU by object size read back, tabled and drawn."""
+"""Figs. 6-8 (paperlib.paper.size_figures): IoU by object size read back, tabled and drawn."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib.cli import main
-from paperlib.metrics import SaliencyMetrics
-from paperlib.size_figures import (is_synthetic, plot_iou_by_size, plot_iou_by_size_datasets,
-                                   read_iou_by_size, size_table)
-from paperlib.validation import InputError
-from paperlib.weights import file_sha256
+from paperlib.cli.main import main
+from paperlib.eval.metrics import SaliencyMetrics
+from paperlib.paper.size_figures import (
+    is_synthetic, plot_iou_by_size, plot_iou_by_size_datasets, read_iou_by_size, size_table,
+)
+from paperlib.checks import InputError
+from paperlib.backbones.weights import file_sha256
 
 from figure_checks import assert_labelled_plot
 
@@ -79,7 +80,7 @@ def two_results():
 @pytest.fixture(scope="module")
 def eval_run(tmp_path_factory):
     """`paperlib eval --json --per-image` on a tiny synthetic DUTS-TE, as a user would run it."""
-    from paperlib.synth import synthesize
+    from paperlib.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("synth")
     synthesize(root, n=8, seed=3, size_range=(96, 128), progress=False)
@@ -138,9 +139,9 @@ def test_every_source_gives_the_same_table(two_results, tmp_path):
 
 
 def test_eval_command_json_matches_its_per_image_rows_and_the_library(eval_run):
-    from paperlib.data import open_dataset
-    from paperlib.methods import build_method
-    from paperlib.dataset_eval import evaluate_dataset
+    from paperlib.data.saliency import open_dataset
+    from paperlib.methods.registry import build_method
+    from paperlib.eval.datasets import evaluate_dataset
 
     root, out, per_image = eval_run
     with open(per_image, newline="") as f:
@@ -334,9 +335,9 @@ def test_real_duts_sample(real_data_root, tmp_path):
     """TokenCut (filterbank16) without and with GF on 24 real DUTS-TE images, drawn as Fig. 7."""
     import matplotlib.pyplot as plt
 
-    from paperlib.data import open_dataset
-    from paperlib.methods import build_method
-    from paperlib.dataset_eval import evaluate_dataset
+    from paperlib.data.saliency import open_dataset
+    from paperlib.methods.registry import build_method
+    from paperlib.eval.datasets import evaluate_dataset
 
     evals = evaluate_dataset(open_dataset("duts-te", real_data_root),
                              build_method("tokencut", backbone="filterbank16", device="cpu"),

@@ -1,10 +1,10 @@
-"""paperlib.sources: every downloadable name has its official files, URLs and digests."""
+"""paperlib.data.release.sources: every downloadable name has its official files, URLs and digests."""
 
 from __future__ import annotations
 
 import re
 
-from paperlib.sources import DETECTION_SETS, NAMES, SOURCES
+from paperlib.data.release.sources import DETECTION_SETS, NAMES, SOURCES
 
 
 def test_sources_cover_every_name_with_official_urls():

@@ -1,4 +1,4 @@
-"""Tests of the embedded synthetic dataset on disk (paperlib.synth); the composites themselves
+"""Tests of the embedded synthetic dataset on disk (paperlib.data.synth); the composites themselves
 are tested in test_synth_sample.py."""
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from paperlib import synth, synth_sample
+from paperlib.data import synth, synth_sample
 from paperlib.images import list_images, read_image, read_mask
-from paperlib.synth import SIZE_BINS, size_histogram, synthesize
-from paperlib.validation import InputError
+from paperlib.data.synth import SIZE_BINS, size_histogram, synthesize
+from paperlib.checks import InputError
 
 N = 40
 
 
 def _no_network(*args, **kwargs):
-    raise AssertionError("paperlib.synth tried to open a network connection")
+    raise AssertionError("paperlib.data.synth tried to open a network connection")
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +206,7 @@ def test_size_histogram_bins():
 
 
 def test_synthesize_missing_writes_only_what_is_absent(tmp_path):
-    from paperlib.synth import NOTEBOOK_SETS, synthesize_missing
+    from paperlib.data.synth import NOTEBOOK_SETS, synthesize_missing
 
     assert synthesize_missing(tmp_path, splits=("te",)) == ["te"]
     te = sorted((tmp_path / "DUTS-TE" / "DUTS-TE-Image").iterdir())

@@ -1,4 +1,4 @@
-"""Tests of one synthetic composite and its offline sources (paperlib.synth_sample)."""
+"""Tests of one synthetic composite and its offline sources (paperlib.data.synth_sample)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from paperlib import synth_sample
-from paperlib.synth_sample import SynthSample, fg_ratio_quantile, make_sample
-from paperlib.validation import InputError
+from paperlib.data import synth_sample
+from paperlib.data.synth_sample import SynthSample, fg_ratio_quantile, make_sample
+from paperlib.checks import InputError
 
 
 def _no_network(*args, **kwargs):
-    raise AssertionError("paperlib.synth_sample tried to open a network connection")
+    raise AssertionError("paperlib.data.synth_sample tried to open a network connection")
 
 
 # ----------------------------------------------------------------------------- in memory
@@ -156,7 +156,7 @@ def test_load_source_rejects_unknown_names():
 
 
 def test_shape_template_refuses_an_unknown_kind():
-    from paperlib.silhouettes import shape_template
+    from paperlib.data.silhouettes import shape_template
 
     with pytest.raises(InputError, match="kind"):
         shape_template("hexagon", np.random.default_rng(0))

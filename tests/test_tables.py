@@ -1,4 +1,4 @@
-"""Tests of paperlib.tables: our scores as the paper's tables, beside the paper's numbers."""
+"""Tests of paperlib.paper.tables: our scores as the paper's tables, beside the paper's numbers."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperlib.metrics import SaliencyMetrics
-from paperlib.paper_results import paper_table
-from paperlib.tables import beside_paper, describe_change, gains, plot_gains, read_eval_json, scores_table, write_table
-from paperlib.validation import InputError
+from paperlib.eval.metrics import SaliencyMetrics
+from paperlib.paper.reported import paper_table
+from paperlib.paper.tables import (
+    beside_paper, describe_change, gains, plot_gains, read_eval_json, scores_table, write_table,
+)
+from paperlib.checks import InputError
 
 from figure_checks import assert_labelled_plot
 
@@ -47,9 +49,9 @@ def test_scores_table_lays_out_rows_by_dataset_and_metric(results):
 
 
 def test_read_eval_json_of_the_eval_command(tmp_path):
-    from paperlib.cli import main
-    from paperlib.data import open_dataset
-    from paperlib.synth import synthesize
+    from paperlib.cli.main import main
+    from paperlib.data.saliency import open_dataset
+    from paperlib.data.synth import synthesize
 
     synthesize(tmp_path, n=3, seed=0, split="te", progress=False)
     masks = tmp_path / "DUTS-TE" / "DUTS-TE-Mask"

@@ -1,4 +1,4 @@
-"""paperlib.theory_figures: the background notebook's figures label what they show."""
+"""paperlib.viz.theory_figures: the background notebook's figures label what they show."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
-from paperlib.crop_zoom import CropBox
-from paperlib.explore import explorer_sample
+from paperlib.losses.crop_zoom import CropBox
+from paperlib.viz.gf_explorer import explorer_sample
 from paperlib.images import resize_mask
-from paperlib.ncut import affinity, second_smallest_eigenvector
-from paperlib.theory_figures import plot_affinity_rows, plot_crop_zoom, plot_fiedler, plot_ncut_curve, plot_profiles
-from paperlib.validation import InputError
+from paperlib.losses.ncut import affinity, second_smallest_eigenvector
+from paperlib.viz.theory_figures import (
+    plot_affinity_rows, plot_crop_zoom, plot_fiedler, plot_ncut_curve, plot_profiles,
+)
+from paperlib.checks import InputError
 
 from figure_checks import assert_labelled_map, assert_labelled_plot, map_colorbar, panels
 

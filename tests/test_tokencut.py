@@ -1,4 +1,4 @@
-"""Tests of paperlib.tokencut: the seed and component rules, the saliency protocol, the box."""
+"""Tests of paperlib.methods.tokencut: the seed and component rules, the saliency protocol, the box."""
 
 from __future__ import annotations
 
@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.tokencut import (
-    TokenCutResult,
-    bipartition,
-    tokencut_box,
-    tokencut_patch_mask,
-    tokencut_saliency,
+from paperlib.methods.tokencut import (
+    TokenCutResult, bipartition, tokencut_box, tokencut_patch_mask, tokencut_saliency,
 )
-from paperlib.validation import InputError
+from paperlib.checks import InputError
 
 
 def square_keys(grid, box, *, D=16, noise=0.05, seed=0):
@@ -162,8 +158,8 @@ def test_saliency_rounds_halves_to_even_like_tokencut():
 
 
 def test_saliency_with_the_offline_filterbank_backbone():
-    # The real Backbone API (paperlib.backbones) on a red square over a noisy green background.
-    from paperlib.filterbank import FilterBank
+    # The real Backbone API (paperlib.backbones.registry) on a red square over a noisy green background.
+    from paperlib.backbones.filterbank import FilterBank
 
     rng = np.random.default_rng(0)
     image = np.empty((123, 171, 3), dtype=np.uint8)

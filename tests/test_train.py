@@ -1,4 +1,4 @@
-"""Tests of paperlib.train on synthetic DUTS-TR data with the offline filter-bank backbone.
+"""Tests of paperlib.train.loop on synthetic DUTS-TR data with the offline filter-bank backbone.
 
 Runs use 32 x 32 inputs (4 x 4 tokens) so that a step takes a fraction of a second on a CPU.
 """
@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.train import train
-from paperlib.train_state import load_checkpoint
-from paperlib.train_config import LOG_TERMS, TrainConfig, config_from
-from paperlib.validation import InputError
+from paperlib.train.loop import train
+from paperlib.train.state import load_checkpoint
+from paperlib.train.config import LOG_TERMS, TrainConfig, config_from
+from paperlib.checks import InputError
 
 TINY = dict(image_size=32, resize_short=36, batch_size=4, val_fraction=0.1)
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from paperlib.synth import synthesize
+    from paperlib.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("data")
     synthesize(root, n=12, seed=0, split="tr", progress=False)
@@ -97,8 +97,8 @@ def test_checkpoint_loads_with_weights_only(runs):
 
 
 def test_checkpoint_loads_as_a_sempart_model(runs):
-    from paperlib.head import SempartHead
-    from paperlib.sempart import load_sempart
+    from paperlib.model.head import SempartHead
+    from paperlib.model.sempart import load_sempart
 
     model = load_sempart(runs["out"] / "a" / "last.pt")
     assert same_weights(model.head, runs["straight"].head)
@@ -160,7 +160,7 @@ def test_crop_options_train_stably(data_root, tmp_path, crop, bn):
 
 
 def test_resume_after_a_crash_drops_the_unsaved_log_tail(data_root, runs, tmp_path, monkeypatch):
-    import paperlib.train as train_module
+    import paperlib.train.loop as train_module
 
     real_step, calls = train_module.train_step, []
 
@@ -183,7 +183,7 @@ def test_resume_after_a_crash_drops_the_unsaved_log_tail(data_root, runs, tmp_pa
 
 
 def test_checkpoint_every_writes_inside_an_epoch(data_root, tmp_path, monkeypatch):
-    import paperlib.train as train_module
+    import paperlib.train.loop as train_module
 
     real_step = train_module.train_step
 
@@ -201,7 +201,7 @@ def test_checkpoint_every_writes_inside_an_epoch(data_root, tmp_path, monkeypatc
 
 
 def test_select_on_test_validates_on_the_test_split(data_root, tmp_path):
-    from paperlib.synth import synthesize
+    from paperlib.data.synth import synthesize
 
     root = tmp_path / "data"
     synthesize(root, n=12, seed=0, split="tr", progress=False)
@@ -220,7 +220,7 @@ def test_worker_processes_load_the_same_batches(data_root, runs, tmp_path):
 
 
 def test_main_train_command(data_root, tmp_path, capsys):
-    from paperlib.cli_train import main_train
+    from paperlib.cli.train import main_train
 
     argv = ["-q", "--preset", "smoke", "--out", str(tmp_path / "cli"), "--data-root", str(data_root),
             "--image-size", "32", "--resize-short", "36", "--max-steps", "2", "--set", "select_on=none"]
@@ -237,10 +237,10 @@ def test_main_train_command(data_root, tmp_path, capsys):
 
 def _one_step(data_root, monkeypatch, **overrides):
     """One train_step on a fixed batch; returns (head, the boxes and targets L_eq received)."""
-    import paperlib.train as train_module
-    from paperlib.backbones import load_backbone
-    from paperlib.head import SempartHead
-    from paperlib.train import train_step
+    import paperlib.train.loop as train_module
+    from paperlib.backbones.registry import load_backbone
+    from paperlib.model.head import SempartHead
+    from paperlib.train.loop import train_step
 
     seen = []
     real_loss = train_module.crop_consistency_loss   # the loss the training step calls
@@ -276,8 +276,8 @@ def test_teacher_batchnorm_mode_decides_whether_the_teacher_updates_running_stat
 
 @pytest.mark.parametrize("crop, size, box_size", [("paper", 32, 8), ("official", 240, 160)])
 def test_l_eq_gets_the_sampled_box_and_a_clamped_target(data_root, monkeypatch, crop, size, box_size):
-    from paperlib.crop_zoom import CROP_SAMPLERS
-    from paperlib.train_data import SEED_CROP, seeded_generator
+    from paperlib.losses.crop_zoom import CROP_SAMPLERS
+    from paperlib.train.data import SEED_CROP, seeded_generator
 
     _, seen = _one_step(data_root, monkeypatch, crop=crop, image_size=size, resize_short=size + 8)
     assert len(seen) == 1

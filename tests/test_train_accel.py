@@ -1,4 +1,4 @@
-"""The accelerator code paths of paperlib.train (bf16 autocast, channels-last, torch.compile), run on the CPU.
+"""The accelerator code paths of paperlib.train.loop (bf16 autocast, channels-last, torch.compile), run on the CPU.
 
 On a GPU these are the defaults or the speed options; here they run the same code through
 ``amp='bf16'`` (CPU autocast) and inductor's CPU backend, so that a GPU user's first run is not
@@ -13,19 +13,19 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.backbones import load_backbone
-from paperlib.head import SempartHead
-from paperlib.train import train, validate
-from paperlib.train_state import load_checkpoint
-from paperlib.train_config import LOG_TERMS, autocast_dtype, config_from
-from paperlib.validation import InputError
+from paperlib.backbones.registry import load_backbone
+from paperlib.model.head import SempartHead
+from paperlib.train.loop import train, validate
+from paperlib.train.state import load_checkpoint
+from paperlib.train.config import LOG_TERMS, autocast_dtype, config_from
+from paperlib.checks import InputError
 
 TINY = dict(image_size=32, resize_short=36, batch_size=4, val_fraction=0.1, select_on="none")
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from paperlib.synth import synthesize
+    from paperlib.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("data")
     synthesize(root, n=12, seed=0, split="tr", progress=False)
@@ -91,8 +91,8 @@ class _AutocastSpy(torch.nn.Module):
 
 
 def test_validate_under_bf16_agrees_with_float32(data_root, fp32_run):
-    from paperlib.data import open_dataset
-    from paperlib.train_data import EvalDataset
+    from paperlib.data.saliency import open_dataset
+    from paperlib.train.data import EvalDataset
 
     cfg = tiny(data_root)
     source = open_dataset("duts-tr", data_root)

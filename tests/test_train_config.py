@@ -1,4 +1,4 @@
-"""Tests of paperlib.train_config: the presets, config validation and the ``train`` options."""
+"""Tests of paperlib.train.config: the presets, config validation and the ``train`` options."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import dataclasses
 import pytest
 import torch
 
-from paperlib.losses import LossWeights
-from paperlib.cli_train import add_train_arguments, config_from_args
-from paperlib.train_config import PRESETS, TEACHER_GF_FIELDS, TrainConfig, WEIGHT_FIELDS, config_from
-from paperlib.validation import InputError
+from paperlib.losses.objective import LossWeights
+from paperlib.cli.train import add_train_arguments, config_from_args
+from paperlib.train.config import PRESETS, TEACHER_GF_FIELDS, TrainConfig, WEIGHT_FIELDS, config_from
+from paperlib.checks import InputError
 
 
 def test_presets_differ_where_the_spec_says():
@@ -40,7 +40,7 @@ def test_config_from_overrides_and_serialises():
 
 
 def test_teacher_filter_is_configurable_and_defaults_to_trick_1s():
-    from paperlib.guided_filter import PAPER_GF, GuidedFilterSettings
+    from paperlib.refine.guided_filter import GuidedFilterSettings, PAPER_GF
 
     assert PRESETS["paper"].teacher_gf == PAPER_GF
     cfg = config_from("paper", teacher_gf_radius=4)
@@ -105,7 +105,7 @@ def test_command_line_options_cover_every_field():
 
 
 def test_loader_workers_default_by_device(monkeypatch):
-    from paperlib.train_config import loader_workers
+    from paperlib.train.config import loader_workers
 
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
     cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)

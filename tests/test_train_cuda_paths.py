@@ -1,4 +1,4 @@
-"""The lines of paperlib.train that run only on CUDA, run on this CPU with the CUDA calls faked.
+"""The lines of paperlib.train.loop that run only on CUDA, run on this CPU with the CUDA calls faked.
 
 Issue 8: ``paperlib train --device cuda`` stopped in ``torch.cuda.set_device(torch.device('cuda'))``
 (a device without an index) before the first step, and no CPU test reached that line. Here
@@ -20,13 +20,13 @@ import torch
 import torch.distributed as dist
 from torch.cuda._utils import _get_device_index
 
-import paperlib.train
-from paperlib.cli import main
+import paperlib.train.loop
+from paperlib.cli.main import main
 from paperlib.devices import DistributedEnv, resolve_device
-from paperlib.distributed import setup_device
-from paperlib.train import train
-from paperlib.train_config import autocast_dtype, config_from
-from paperlib.validation import InputError
+from paperlib.train.runtime import setup_device
+from paperlib.train.loop import train
+from paperlib.train.config import autocast_dtype, config_from
+from paperlib.checks import InputError
 
 SINGLE = DistributedEnv(rank=0, world_size=1, local_rank=0, local_world_size=1)
 
@@ -195,7 +195,7 @@ def test_autocast_is_bf16_on_cuda_only_where_bf16_is_native(fake_cuda):
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from paperlib.synth import synthesize
+    from paperlib.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("data")
     synthesize(root, n=12, seed=0, split="tr", progress=False)
@@ -221,7 +221,7 @@ def test_train_runs_the_cuda_setup_and_hands_it_to_every_loader(fake_cuda, monke
         loaders.append(kwargs)
         return real_loader(*args, **{**kwargs, "num_workers": 0, "pin_memory": False})
 
-    monkeypatch.setattr(paperlib.train, "setup_device", cuda_setup_on_the_cpu)
+    monkeypatch.setattr(paperlib.train.loop, "setup_device", cuda_setup_on_the_cpu)
     monkeypatch.setattr(torch.utils.data, "DataLoader", loader_spy)
     # 11 training images, batches of 4: an epoch is 2 steps, then the held-out image is validated.
     config = config_from("smoke", data_root=data_root, image_size=32, resize_short=36, batch_size=4,

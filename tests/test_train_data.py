@@ -1,11 +1,11 @@
-"""Tests of paperlib.train_data: seeded augmentation, split and epoch order."""
+"""Tests of paperlib.train.data: seeded augmentation, split and epoch order."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from paperlib.train_data import augment, epoch_batches, seeded_generator, split_indices
+from paperlib.train.data import augment, epoch_batches, seeded_generator, split_indices
 
 
 def test_augment_is_a_function_of_the_generator():

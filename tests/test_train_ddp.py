@@ -1,7 +1,7 @@
 """Two-process DistributedDataParallel training on CPU (gloo) against one process.
 
 Each rank takes half of the global batch; BatchNorm statistics are synchronised
-(:class:`paperlib.distributed.GlooSyncBatchNorm`) and DDP averages the gradients, so after the
+(:class:`paperlib.train.runtime.GlooSyncBatchNorm`) and DDP averages the gradients, so after the
 same steps both ranks hold the weights of a single process trained on the whole batch.
 """
 
@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from paperlib.train import train
-from paperlib.train_config import config_from
+from paperlib.train.loop import train
+from paperlib.train.config import config_from
 
 STEPS = 3
 
@@ -38,7 +38,7 @@ def _worker(rank: int, world_size: int, config_dict: dict, out: str) -> None:
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from paperlib.synth import synthesize
+    from paperlib.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("data")
     synthesize(root, n=12, seed=0, split="tr", progress=False)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from paperlib.data import open_dataset
-from paperlib.methods import build_method
-from paperlib.dataset_eval import evaluate_dataset
-from paperlib.train import train
-from paperlib.train_config import config_from
+from paperlib.data.saliency import open_dataset
+from paperlib.methods.registry import build_method
+from paperlib.eval.datasets import evaluate_dataset
+from paperlib.train.loop import train
+from paperlib.train.config import config_from
 
 
 class _Every:

@@ -1,4 +1,4 @@
-"""Tests of paperlib.train_state: checkpoint files, RNG states, the resume check and the CSV logs."""
+"""Tests of paperlib.train.state: checkpoint files, RNG states, the resume check and the CSV logs."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.train_config import config_from
-from paperlib.train_state import (CHECKPOINT_FORMAT, check_resumable, load_checkpoint, open_csv_log, rng_states,
-                                  save_checkpoint, set_rng_states)
-from paperlib.validation import InputError
+from paperlib.train.config import config_from
+from paperlib.train.state import (
+    CHECKPOINT_FORMAT, check_resumable, load_checkpoint, open_csv_log, rng_states, save_checkpoint,
+    set_rng_states,
+)
+from paperlib.checks import InputError
 
 
 def test_rng_states_round_trip_through_a_checkpoint(tmp_path):

@@ -1,4 +1,4 @@
-"""paperlib.verify: counts, pairing, readability and sizes of a dataset on disk, the subset and
+"""paperlib.data.release.verify: counts, pairing, readability and sizes of a dataset on disk, the subset and
 synthetic verdicts, and the VOC checks."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from paperlib.data import DATASETS
+from paperlib.data.saliency import DATASETS
 from paperlib.images import write_image, write_mask_png
-from paperlib.validation import InputError
-from paperlib.verify import verify
+from paperlib.checks import InputError
+from paperlib.data.release.verify import verify
 
 
 def write_saliency(root: Path, name: str, stems, hw=(8, 10)) -> tuple[Path, Path]:

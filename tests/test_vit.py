@@ -1,4 +1,4 @@
-"""paperlib.vit: the keys are the last block's qkv key slice, and the position embedding is
+"""paperlib.backbones.vit: the keys are the last block's qkv key slice, and the position embedding is
 resampled by DINO's rule (or timm's) to the input's grid."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib.backbones import BACKBONES, load_backbone
-from paperlib.features import IMAGENET_MEAN, IMAGENET_STD
-from paperlib.vit import ViTBackbone, resample_pos_embed
+from paperlib.backbones.registry import BACKBONES, load_backbone
+from paperlib.backbones.features import IMAGENET_MEAN, IMAGENET_STD
+from paperlib.backbones.vit import ViTBackbone, resample_pos_embed
 
 from random_vit import random_images, vit  # noqa: F401 (vit is a fixture)
 

@@ -1,4 +1,4 @@
-"""paperlib.weights: official checkpoints (plain, DINO-wrapped, iBOT) load as the same backbone,
+"""paperlib.backbones.weights: official checkpoints (plain, DINO-wrapped, iBOT) load as the same backbone,
 and files of the wrong keys, shapes or kind give one clear error naming them."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import hashlib
 import pytest
 import torch
 
-from paperlib.backbones import load_backbone
-from paperlib.validation import InputError
-from paperlib.weights import read_state_dict
+from paperlib.backbones.registry import load_backbone
+from paperlib.checks import InputError
+from paperlib.backbones.weights import read_state_dict
 
 from random_vit import random_images, vit, weights_dir  # noqa: F401 (vit, weights_dir are fixtures)
 

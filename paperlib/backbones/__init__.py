@@ -1,0 +1,9 @@
+"""Frozen feature extractors (paper Sec. 3): what the head and TokenCut see of an image.
+
+    registry     load_backbone(name), the names and their facts (patch, dim, weights)
+    features     the Backbone interface and the Features it returns; ImageNet normalisation
+    vit          DINO ViTs (timm), keys of the last block
+    filterbank   the offline backbone: colour and texture cues per patch, no weights
+    weights      official checkpoint files: reading, checking, finding
+    cache        on-disk cache of keys, reused across runs
+"""

@@ -1,0 +1,276 @@
+"""Fetching the datasets from their official sources, checking them, laying them out.
+
+Public API
+----------
+``download(name, root, *, progress=True, sha256=None, mirror=None, archives=None, keep_archives=False)``
+    ``-> DownloadReport``: fetch, check, unpack and lay out one dataset under ``root``;
+    a second run with everything present fetches nothing and only verifies
+    (:func:`paperlib.data.release.verify.verify`). ``archives`` are files the user fetched by hand: they take
+    the same checks and unpacking as a download, and are never moved or deleted.
+``DownloadReport``
+    what ``download`` did: files fetched and their digests, files already in place, the check.
+``LEDGER_NAME``, ``ARCHIVE_DIR``
+    the digest ledger's file name and the archives' folder, both under ``root``.
+``fetch``, ``DownloadError`` (from :mod:`paperlib.data.release.fetch`: resumable HTTP), ``check_digest``,
+``DigestCheck`` (from :mod:`paperlib.data.release.checksums`: published SHA-256 / MD5, or trust on first use
+recorded in ``<root>/.paperlib-downloads.json``) can be imported from here too. The names and their
+files are in :mod:`paperlib.data.release.sources`; archives are unpacked by
+:func:`paperlib.data.release.archive.extract_archive`, which refuses unsafe members.
+
+Nothing here prints except tqdm progress (and, with progress on, the digest recorded on first use);
+results come back as reports whose ``lines()`` the CLI prints. Archives go to ``root/downloads/``
+while they are fetched and are deleted once unpacked unless ``keep_archives``. A checksum mismatch
+deletes the complete-but-wrong file (a resumed download would stay wrong); an interrupted download
+keeps its ``.part`` file so that the next run resumes it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Callable, Mapping, Sequence
+
+from .archive import extract_archive
+from .checksums import DigestCheck, check_digest, record_digest
+from ..saliency import DATASETS, Download
+from .fetch import DownloadError, fetch
+from .sources import SOURCES, check_name
+from ...checks import InputError
+from .verify import VerifyReport, verify
+
+LEDGER_NAME = ".paperlib-downloads.json"
+ARCHIVE_DIR = "downloads"
+_SHOWN = 5  # names an error message lists
+
+
+def _bases(name: str, root: Path) -> list[Path]:
+    return [root] + [root / p for p in (DATASETS[name].parents if name in DATASETS else ())]
+
+
+def _archives_by_filename(archives: str | Path | Sequence[str | Path] | None, items: Sequence[Download],
+                          name: str) -> dict[str, Path]:
+    """The user's archive files keyed by the dataset file each one is, matched by file name."""
+    if archives is None:
+        return {}
+    if isinstance(archives, (str, Path)):
+        archives = [archives]
+    expected = [item.filename for item in items]
+    given: dict[str, Path] = {}
+    for path in (Path(a).expanduser() for a in archives):
+        if path.name not in expected:
+            raise InputError(f"--archive {path}: {path.name!r} is not a file of {name}; its files are "
+                             f"{', '.join(expected)} (keep the official file name)")
+        if path.name in given:
+            raise InputError(f"--archive {path}: {path.name} is given twice (also {given[path.name]})")
+        if not path.is_file():
+            raise InputError(f"--archive {path}: no such file")
+        given[path.name] = path
+    return given
+
+
+def _stage(user_file: Path, item: Download, folder: Path) -> Path:
+    """The user's file in ``folder`` under its official name, the user's own left untouched.
+
+    A hard link costs no copy of a multi-gigabyte archive, and whatever happens to the link
+    (deleted after unpacking, or on a checksum mismatch) leaves the user's file as it is. A file
+    that is installed as it is (not unpacked) is copied, so that the dataset never shares it.
+    """
+    staged = folder / item.filename
+    if item.unpack:
+        try:
+            os.link(user_file, staged)
+            return staged
+        except OSError:  # another filesystem, or a file this user may not link
+            pass
+    shutil.copyfile(user_file, staged)
+    return staged
+
+
+def _present(name: str, item: Download, root: Path) -> bool:
+    return any(all((base / dst).exists() for _, dst in item.places) for base in _bases(name, root))
+
+
+def _locate(staging: Path, src: str, archive: str) -> Path:
+    """``staging/src``, or the one folder ending in ``src`` deeper down (a wrapper folder)."""
+    if (staging / src).exists():
+        return staging / src
+    tail = PurePosixPath(src).parts
+    hits = [p for p in staging.rglob(tail[-1]) if p.relative_to(staging).parts[-len(tail):] == tail]
+    if len(hits) == 1:
+        return hits[0]
+    top = sorted(p.name for p in staging.iterdir())
+    raise DownloadError(f"{archive}: expected {src!r} inside, found {len(hits)} matches; top level holds "
+                        f"{', '.join(top[:_SHOWN]) or 'nothing'}")
+
+
+def _install(archive: Path, item: Download, root: Path, *, keep: bool, progress: bool) -> None:
+    """Unpack into a temporary folder under ``root``, then rename each place into position."""
+    for _, dst in item.places:
+        if (root / dst).exists():
+            raise DownloadError(f"{root / dst} exists but other parts of {item.filename} are missing; "
+                                f"move it aside and run again")
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".paperlib-unpack-"))
+    try:
+        if item.unpack:
+            extract_archive(archive, staging, progress=progress)
+        else:
+            (shutil.copy2 if keep else os.replace)(archive, staging / item.filename)
+        for src, dst in item.places:
+            found = _locate(staging, src, item.filename)
+            (root / dst).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(found, root / dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not keep and archive.exists():
+        archive.unlink()
+
+
+@dataclass(frozen=True)
+class DownloadReport:
+    """What ``download`` did: files fetched and their digests, parts already present, the check."""
+
+    name: str
+    root: Path
+    fetched: tuple[tuple[str, DigestCheck], ...]  # (filename, digest check)
+    present: tuple[str, ...]  # filenames skipped because their contents are in place
+    verify: VerifyReport
+    archives: tuple[tuple[str, Path], ...] = ()  # (filename, the user's file) of those given by hand
+
+    @property
+    def ok(self) -> bool:
+        return self.verify.ok
+
+    def lines(self) -> list[str]:
+        given = dict(self.archives)
+        out = [f"{filename}: sha256 {check.sha256} ({check.against})"
+               + (f", from --archive {given[filename]}" if filename in given else "")
+               for filename, check in self.fetched]
+        out += [f"{filename}: already unpacked, not fetched" for filename in self.present]
+        return out + self.verify.lines()
+
+
+def _overrides(sha256: str | Mapping[str, str] | None, items: Sequence[Download], name: str) -> dict[str, str]:
+    if sha256 is None:
+        return {}
+    filenames = [item.filename for item in items]
+    if isinstance(sha256, str) and "=" in sha256:  # the CLI's FILENAME=DIGEST form
+        filename, _, digest = sha256.partition("=")
+        sha256 = {filename: digest}
+    if isinstance(sha256, str):
+        if len(items) != 1:
+            raise InputError(f"{name} has {len(items)} files ({', '.join(filenames)}): give --sha256 as "
+                             f"FILENAME=DIGEST")
+        return {filenames[0]: sha256}
+    unknown = sorted(set(sha256) - set(filenames))
+    if unknown:
+        raise InputError(f"--sha256 names {', '.join(unknown)}, not a file of {name} ({', '.join(filenames)})")
+    return dict(sha256)
+
+
+def download(name: str, root: str | Path, *, progress: bool = True, sha256: str | Mapping[str, str] | None = None,
+             mirror: str | None = None, archives: str | Path | Sequence[str | Path] | None = None,
+             keep_archives: bool = False) -> DownloadReport:
+    """Fetch a dataset from its official source, check it, unpack it into the official layout.
+
+    Layouts (docs/paper_and_code.md#datasets): ``root/DUTS-TE/{DUTS-TE-Image,DUTS-TE-Mask}``,
+    ``root/DUT-OMRON/...``, ``root/ECSSD/{images,ground_truth_mask}``, ``root/VOCdevkit/VOC2007``,
+    ``root/COCO/{train2014,annotations,coco_20k_filenames.txt}``. A file whose contents are
+    already in place is not fetched again; the dataset is verified at the end either way.
+
+    Args:
+        name: one of :data:`paperlib.data.release.sources.NAMES` (duts-tr, duts-te, dut-omron, ecssd, voc07, voc12, coco20k).
+        root: the data root (created if needed).
+        progress: show tqdm bars.
+        sha256: a digest overriding the published or recorded one: ``"DIGEST"`` for a one-file
+            dataset, ``"FILENAME=DIGEST"`` or ``{filename: digest}`` for any.
+        mirror: a base URL serving the same file names, used instead of the official URLs.
+        archives: files fetched by hand, each named as the official file it is (``DUTS-TE.zip``);
+            checked (published digest, ``sha256``, or the ledger's trust on first use), unpacked
+            and verified as a download is, read in place through a hard link (or a copy), never
+            moved or deleted. The dataset's other files are fetched.
+        keep_archives: keep the fetched archives in ``root/downloads/`` after unpacking.
+
+    Returns:
+        ``DownloadReport`` with the digests and the ``VerifyReport``.
+
+    Raises:
+        DownloadError: a file could not be fetched (its ``.part`` is kept: run again to resume)
+            or failed its checksum (it is deleted; a file given in ``archives`` is not). An
+            archive that ``extract_archive`` refuses stays in ``root/downloads/`` for inspection.
+        InputError: a file of ``archives`` is missing or named as none of the dataset's files
+            (the message lists them).
+    """
+    name = check_name(name)
+    root = Path(root)
+    items = SOURCES[name]
+    overrides = _overrides(sha256, items, name)
+    given = _archives_by_filename(archives, items, name)
+    root.mkdir(parents=True, exist_ok=True)
+    fetched, present = [], []
+    for item in items:
+        if _present(name, item, root):
+            present.append(item.filename)
+            continue
+        if item.filename in given:
+            check = _install_given(given[item.filename], item, name, root, overrides, progress)
+        else:
+            check = _fetch_and_install(item, name, root, overrides, mirror, keep_archives, progress)
+        fetched.append((item.filename, check))
+    archive_dir = root / ARCHIVE_DIR
+    if archive_dir.is_dir() and not any(archive_dir.iterdir()):
+        archive_dir.rmdir()
+    return DownloadReport(name=name, root=root, fetched=tuple(fetched), present=tuple(present),
+                          verify=verify(name, root, progress=progress),
+                          archives=tuple((f, p) for f, p in given.items() if f not in present))
+
+
+def _checked(archive: Path, item: Download, name: str, root: Path, overrides: dict[str, str], url: str | None,
+             progress: bool) -> tuple[DigestCheck, Callable[[], None]]:
+    """Check the file against its digests; returns the check and what records it in the ledger,
+    to be called only after the archive has unpacked into place."""
+    key, size = f"{name}/{item.filename}", archive.stat().st_size
+    check = check_digest(archive, item, ledger=root / LEDGER_NAME, key=key, sha256=overrides.get(item.filename),
+                         url=url, record=False)
+
+    def record() -> None:
+        record_digest(root / LEDGER_NAME, key, sha256=check.sha256, size=size, url=url,
+                      against=None if check.against.startswith("recorded now") else check.against)
+        if progress and check.against.startswith("recorded now"):
+            from tqdm.auto import tqdm
+            tqdm.write(f"{item.filename}: no published checksum; recorded sha256 {check.sha256} "
+                       f"in {root / LEDGER_NAME}")
+    return check, record
+
+
+def _fetch_and_install(item: Download, name: str, root: Path, overrides: dict[str, str], mirror: str | None,
+                       keep: bool, progress: bool) -> DigestCheck:
+    archive = root / ARCHIVE_DIR / item.filename
+    url = None
+    if not archive.exists():
+        url = fetch((f"{mirror.rstrip('/')}/{item.filename}",) if mirror else item.urls, archive,
+                    size=item.size, progress=progress)
+    check, record = _checked(archive, item, name, root, overrides, url, progress)
+    _install(archive, item, root, keep=keep, progress=progress)
+    record()
+    return check
+
+
+def _install_given(user_file: Path, item: Download, name: str, root: Path, overrides: dict[str, str],
+                   progress: bool) -> DigestCheck:
+    """Check and install a file the user fetched by hand, through a link or copy under ``root``."""
+    folder = Path(tempfile.mkdtemp(dir=root, prefix=".paperlib-archive-"))
+    try:
+        staged = _stage(user_file, item, folder)
+        try:
+            check, record = _checked(staged, item, name, root, overrides, user_file.resolve().as_uri(), progress)
+        except DownloadError as err:  # check_digest deleted the link or copy, not the user's file
+            raise DownloadError(f"--archive {user_file}: {err} (what was deleted is paperlib's link to "
+                                f"your file; {user_file} itself is left as it is)") from None
+        _install(staged, item, root, keep=False, progress=progress)
+        record()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return check

@@ -1,0 +1,126 @@
+"""Trick 1 as a tool: refine any method's masks with the guided filter (or the bilateral solver).
+
+The guided filter runs at each image's own resolution with the paper's settings: the guide is
+the mean of the image's R, G, B in [0, 1], and radius, eps and border rule default to
+:data:`paperlib.refine.guided_filter.PAPER_GF` (radius 9, a 19 x 19 window; eps 1e-3; windows
+truncated at the borders). A mask of another size than its image is first resized bilinearly
+to the image. Outputs are clipped to [0, 1].
+
+    refine_mask(image, mask, ...)            one image, numpy in and out
+    refine_folder(images, masks, out, ...)   a folder of masks, PNGs out, a report back
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .bilateral_solver import PRESETS, bilateral_solve
+from .guided_filter import GuidedFilterSettings, PAPER_GF, guided_filter, image_to_guide
+from ..images import list_images, read_image, read_mask, resize_mask, write_mask_png
+from ..checks import InputError, check_choice, check_dir, require
+
+METHODS = ("gf", "bf")
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """How masks are refined. The guided filter's fields default to :data:`PAPER_GF`."""
+
+    method: str = "gf"          # "gf": guided filter (trick 1); "bf": fast bilateral solver
+    radius: int = PAPER_GF.radius   # the paper's guided filter: reasons in GuidedFilterSettings
+    eps: float = PAPER_GF.eps
+    border: str = PAPER_GF.border
+    bs_preset: str = "tokencut"  # bilateral solver preset: TokenCut's sigma 16/16/8, lambda 256
+
+    def __post_init__(self):
+        check_choice("method", self.method, METHODS)
+        # Building the filter's settings applies its rules (radius, eps, border), even for "bf".
+        GuidedFilterSettings(radius=self.radius, eps=self.eps, border=self.border)
+
+    @property
+    def gf(self) -> GuidedFilterSettings:
+        """The guided filter's part of these settings (validated by its constructor)."""
+        return GuidedFilterSettings(radius=self.radius, eps=self.eps, border=self.border)
+
+
+def refine_mask(image: np.ndarray, mask: np.ndarray, settings: RefineSettings = RefineSettings()
+                ) -> np.ndarray:
+    """Refine one soft mask with its image as guide (paper Sec. 4, "Guided Filtering").
+
+    Args:
+        image: RGB uint8 (H, W, 3).
+        mask: float (h, w) in [0, 1]; resized bilinearly to (H, W) when h, w differ.
+        settings: method and its parameters.
+
+    Returns:
+        float32 (H, W), clipped to [0, 1].
+    """
+    image = np.asarray(image)
+    require(image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8,
+            f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    mask = np.asarray(mask, dtype=np.float32)
+    require(mask.ndim == 2, f"mask must be 2-D (H, W), got shape {mask.shape}")
+    require(bool(np.isfinite(mask).all()), "mask has non-finite values")
+    height, width = image.shape[:2]
+    mask = resize_mask(mask, (height, width))
+    if settings.method == "gf":
+        out = _guided(image, mask, settings)
+    else:
+        out = bilateral_solve(image, mask, params=PRESETS[settings.bs_preset])
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings) -> np.ndarray:
+    import torch
+
+    # The paper's guide: R, G, B rescaled to [0, 1], then averaged (Sec. 5.1).
+    rgb = torch.from_numpy(image).permute(2, 0, 1)[None].double() / 255.0  # (1, 3, H, W)
+    guide = image_to_guide(rgb)                                            # (1, 1, H, W)
+    src = torch.from_numpy(mask).double()[None, None]                      # (1, 1, H, W)
+    gf = settings.gf
+    out = guided_filter(guide, src, radius=gf.radius, eps=gf.eps, border=gf.border)
+    return out[0, 0].float().numpy()
+
+
+@dataclass
+class RefineReport:
+    """What :func:`refine_folder` did."""
+
+    n_written: int = 0
+    n_resized: int = 0                   # masks whose size differed from their image's
+    unused_images: int = 0               # images in the folder without a mask (ignored)
+    out_dir: Path | None = None
+    stems: list[str] = field(default_factory=list)
+
+
+def refine_folder(images_dir: str | Path, masks_dir: str | Path, out_dir: str | Path,
+                  settings: RefineSettings = RefineSettings(), *, progress: bool = True
+                  ) -> RefineReport:
+    """Refine every mask in ``masks_dir`` with its image (matched by stem) from ``images_dir``.
+
+    Writes ``out_dir/<stem>.png`` (8-bit, the image's size) for each mask. A mask without an
+    image is an error; images without a mask are counted and ignored.
+    """
+    from tqdm.auto import tqdm
+
+    images = list_images(check_dir("--images", images_dir))
+    masks = list_images(check_dir("--masks", masks_dir))
+    require(len(masks) > 0, f"--masks: no mask images found in {masks_dir}")
+    orphans = sorted(set(masks) - set(images))
+    if orphans:
+        raise InputError(f"{Path(masks_dir) / masks[orphans[0]].name}: no image with stem "
+                         f"{orphans[0]!r} in {images_dir} ({len(orphans)} mask(s) without an image)")
+    out_dir = Path(out_dir)
+    report = RefineReport(unused_images=len(set(images) - set(masks)), out_dir=out_dir)
+    for stem in tqdm(sorted(masks), desc=f"refine ({settings.method})", disable=not progress,
+                     unit="img"):
+        image = read_image(images[stem])
+        mask = read_mask(masks[stem])
+        report.n_resized += mask.shape != image.shape[:2]
+        write_mask_png(out_dir / f"{stem}.png", refine_mask(image, mask, settings))
+        report.n_written += 1
+        report.stems.append(stem)
+    return report
