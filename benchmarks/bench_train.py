@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py [--variants fp32,bf16,bf16-cl,bf16-cl-compile] [--steps 3]
                                      [--backbone dino_vits8] [--crop paper] [--json FILE]
 
-Times :func:`paperlib.train.loop.train_step` (frozen backbone forward on the image and on the
+Times :func:`paperlib.train.step.train_step` (frozen backbone forward on the image and on the
 zoomed crop, head forward and backward, AdamW) at batch 8, 320 x 320, on whatever device runs
 it, once per speed variant (float32; bf16 autocast; + channels-last; + torch.compile), side by
 side with ratios to the first. For each it reports seconds per step, samples per second, peak
@@ -74,8 +74,8 @@ def count_step_flops(backbone, config, images) -> float:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    from paperlib.train.loop import train_step
     from paperlib.train.config import config_from
+    from paperlib.train.step import train_step
 
     plain = config_from("paper", **{**config.to_dict(), "amp": "off", "compile": False, "channels_last": False})
     head, optimizer = _fresh_head(backbone, plain, images.device)
@@ -93,7 +93,7 @@ def time_variant(backbone, config, images, steps: int) -> dict:
     steps compile the two BatchNorm modes' graphs and then keep tuning (measured on a CPU:
     10.3, 6.2, 2.6, 1.8, 1.7, 0.7 s for the first six bf16 steps at 64 px).
     """
-    from paperlib.train.loop import train_step
+    from paperlib.train.step import train_step
 
     device = images.device
     head, optimizer = _fresh_head(backbone, config, device)
@@ -154,8 +154,9 @@ def time_augmentation(data_root: str | None, config, n: int = 48) -> float:
 
 def main() -> None:
     from paperlib.backbones.registry import load_backbone
-    from paperlib.train.config import autocast_dtype, config_from
+    from paperlib.train.config import config_from
     from paperlib.train.data import split_indices
+    from paperlib.train.runtime import autocast_dtype
 
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -21,7 +21,7 @@
 # filter saliency IoU (Table 3); the paper's numbers are printed below from
 # `paperlib/resources/paper_results.csv`.
 #
-# One training step with the crop (what `paperlib.train.loop.train_step` runs):
+# One training step with the crop (what `paperlib.train.step.train_step` runs):
 #
 # * the student predicts the fine map $\hat s = f(I)$ on the $S \times S$ input ($S = 320$);
 # * a box is drawn, and $CU(I, \hat s) = \{I_c, s_c\}$ crops the same box of the image and of

@@ -65,7 +65,9 @@ from paperlib.losses.graph_tv import gtv_coarse, gtv_fine
 from paperlib.refine.guided_filter import PAPER_GF, guided_filter, image_to_guide
 from paperlib.images import resize_mask
 from paperlib.losses.objective import LossWeights, sr_loss
-from paperlib.losses.ncut import affinity, ncut_of_partition, ncut_value, second_smallest_eigenvector
+from paperlib.losses.ncut import (
+    TOKENCUT_AFFINITY, affinity, ncut_of_partition, ncut_value, second_smallest_eigenvector,
+)
 from paperlib.viz.theory_figures import (
     plot_affinity_rows, plot_crop_zoom, plot_fiedler, plot_ncut_curve, plot_profiles,
 )
@@ -82,7 +84,7 @@ from paperlib.viz.theory_figures import (
 # where the small $\epsilon > 0$ keeps every node connected. TokenCut uses $\tau = 0.2$,
 # $\epsilon = 10^{-5}$ (`paperlib.losses.ncut.TOKENCUT_AFFINITY`); Sempart's losses $\tau = 0.4$,
 # $\epsilon = 10^{-6}$ (`SEMPART_AFFINITY`). The $W$ of this notebook is
-# `paperlib.losses.ncut.affinity(keys, tau=tau, eps=1e-5)`, with the `tau` parameter. Below: the row
+# `paperlib.losses.ncut.affinity(keys, tau=tau, eps=TOKENCUT_AFFINITY.eps)`, with the `tau` parameter. Below: the row
 # $w_{i\cdot}$ of one patch $i$ on the object and of one on the background.
 
 # %%
@@ -96,11 +98,12 @@ p = net.patch_size
 x = torch.from_numpy(ex.image).permute(2, 0, 1)[None].float() / 255.0           # (1, 3, S, S)
 keys = net.keys(x)                                                             # (1, D, h, w)
 h, w = keys.shape[-2:]
-W = affinity(keys.double(), tau=tau, eps=1e-5)                                 # (1, N, N)
+W = affinity(keys.double(), tau=tau, eps=TOKENCUT_AFFINITY.eps)                                 # (1, N, N)
 truth_patch = resize_mask(ex.truth, (h, w)) > 0.5                              # (h, w) object patches
 inside = int(np.flatnonzero(truth_patch.ravel())[len(np.flatnonzero(truth_patch.ravel())) // 2])
 outside = int(np.flatnonzero(~truth_patch.ravel())[0])
-fig = plot_affinity_rows(ex.image, truth_patch, W[0].numpy(), inside=inside, outside=outside, tau=tau, eps=1e-5)
+fig = plot_affinity_rows(ex.image, truth_patch, W[0].numpy(), inside=inside, outside=outside, tau=tau,
+                         eps=TOKENCUT_AFFINITY.eps)
 run.save_figure(fig, Path(figures_dir) / f"theory_affinity{suffix}.png", dpi=100);
 
 # %% [markdown]

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from paperlib.backbones.registry import load_backbone
+from paperlib.methods.sempart import EvalProtocol, SempartMethod
 from paperlib.model.head import SempartHead
 from paperlib.model.sempart import load_sempart
-from paperlib.methods.sempart import EvalProtocol, SempartMethod
 
 SIZE = 64          # a small training size keeps the tests fast: an 8 x 8 grid at patch 8
 FILTERBANK_DIM = 16

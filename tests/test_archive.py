@@ -9,10 +9,10 @@ import tarfile
 import zipfile
 
 import pytest
-
-from paperlib.data.release.archive import extract_archive
-from paperlib.checks import InputError
 from archive_builders import make_tar, make_zip
+
+from paperlib.checks import InputError
+from paperlib.data.release.archive import extract_archive
 
 
 @pytest.mark.parametrize("member", ["../evil.txt", "ok/../../evil.txt", "/abs/evil.txt", "C:/evil.txt"])

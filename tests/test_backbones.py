@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from random_vit import random_images, vit, weights_dir  # noqa: F401 (vit, weights_dir are fixtures)
 
 import paperlib.backbones.registry as bb
 from paperlib.backbones.registry import load_backbone, multiple_size, resize_to_multiple
 from paperlib.checks import InputError
-
-from random_vit import random_images, vit, weights_dir  # noqa: F401 (vit, weights_dir are fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-from paperlib.refine.bilateral_solver import (
-    BilateralGrid, BilateralSolverParams, OFFICIAL, PRESETS, TOKENCUT, bilateral_solve,
-)
 from paperlib.checks import InputError
+from paperlib.refine.bilateral_solver import (
+    OFFICIAL,
+    PRESETS,
+    TOKENCUT,
+    BilateralGrid,
+    BilateralSolverParams,
+    bilateral_solve,
+)
 
 # Solver settings that run CG to convergence, to test the linear system itself.
 EXACT = dict(cg_maxiter=2000, cg_tol=1e-13)

@@ -9,13 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from paperlib.checks import InputError
 from paperlib.data.boxes import (
-    CORLOC_DATASETS, Coco20k, FolderBoxes, VocDetection, open_corloc_dataset, read_voc_boxes,
+    CORLOC_DATASETS,
+    Coco20k,
+    FolderBoxes,
+    VocDetection,
+    open_corloc_dataset,
+    read_voc_boxes,
 )
-from paperlib.methods.boxes import mask_to_box
 from paperlib.eval.corloc import corloc_evaluate
 from paperlib.images import read_image, write_image
-from paperlib.checks import InputError
+from paperlib.methods.boxes import mask_to_box
 
 # ----------------------------------------------------------------------------- helpers
 

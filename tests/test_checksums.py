@@ -7,14 +7,13 @@ import hashlib
 import json
 
 import pytest
+from local_server import sha
 
+from paperlib.checks import InputError
 from paperlib.data.release.checksums import check_digest
-from paperlib.data.saliency import Download
 from paperlib.data.release.download import LEDGER_NAME
 from paperlib.data.release.fetch import DownloadError
-from paperlib.checks import InputError
-
-from local_server import sha
+from paperlib.data.saliency import Download
 
 
 def _item(data: bytes, **kw) -> Download:

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from paperlib.cli.main import build_parser, main
-from paperlib.refine.guided_filter import PAPER_GF, check_radius
-from paperlib.images import read_mask, write_image, write_mask_png
 from paperlib.checks import InputError
+from paperlib.cli.main import build_parser, main
+from paperlib.images import read_mask, write_image, write_mask_png
+from paperlib.refine.guided_filter import PAPER_GF, check_radius
 
 
 @pytest.fixture

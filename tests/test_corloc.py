@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from paperlib.checks import InputError
 from paperlib.data.boxes import CorLocItem
-from paperlib.methods.boxes import mask_to_box
 from paperlib.eval.corloc import CorLoc, best_iou, box_iou, corloc_evaluate
 from paperlib.images import write_image
-from paperlib.checks import InputError
+from paperlib.methods.boxes import mask_to_box
 
 # ----------------------------------------------------------------------------- helpers
 

@@ -13,18 +13,17 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from paperlib.backbones.registry import load_backbone
-from paperlib.viz.crop_explorer import CropZoomExplorer, crop_explorer_sample, open_crop_explorer
-from paperlib.viz.crop_predictors import ImageFunction, MaskSource, SempartPredictor
-from paperlib.losses.crop_zoom import CropBox, crop_consistency_loss, crop_zoom, teacher_target
-from paperlib.backbones.features import normalise
-from paperlib.data.degrade import degrade_mask
-from paperlib.refine.guided_filter import guided_filter
-from paperlib.checks import InputError
-
 from figure_checks import assert_labelled_map, map_colorbar, panels, stray_outputs
 from sempart_heads import SIZE, by_hand, contract_dict, photo, random_head, write
+
+from paperlib.backbones.features import normalise
+from paperlib.backbones.registry import load_backbone
+from paperlib.checks import InputError
+from paperlib.data.degrade import degrade_mask
+from paperlib.losses.crop_zoom import CropBox, crop_consistency_loss, crop_zoom, teacher_target
+from paperlib.refine.guided_filter import guided_filter
+from paperlib.viz.crop_explorer import CropZoomExplorer, crop_explorer_sample, open_crop_explorer
+from paperlib.viz.crop_predictors import ImageFunction, MaskSource, SempartPredictor
 
 
 @pytest.fixture(scope="module")
@@ -103,16 +102,16 @@ def test_identity_box_gives_the_image_and_a_zero_loss_for_a_consistent_predictor
 
 @pytest.mark.parametrize("sampler, size", [("paper", 64), ("official", 240)])
 def test_boxes_and_loss_are_those_of_the_training_step(tmp_path, monkeypatch, sampler, size):
-    import paperlib.train.loop as train_module
-    from paperlib.train.loop import train_step
+    import paperlib.train.step as step_module
     from paperlib.train.config import TrainConfig
+    from paperlib.train.step import train_step
 
     head = random_head(seed=2)
     ckpt = write(tmp_path, contract_dict(head))
     image = photo(size, size, seed=4)
     seen = []
-    real_loss = train_module.crop_consistency_loss   # the loss the training step calls
-    monkeypatch.setattr(train_module, "crop_consistency_loss",
+    real_loss = step_module.crop_consistency_loss   # the loss the training step calls
+    monkeypatch.setattr(step_module, "crop_consistency_loss",
                         lambda s, box, target: seen.append(box) or real_loss(s, box, target))
     # Batch of one, BatchNorm on this image's statistics in both passes: the explorer with
     # bn_mode='train' then sees exactly the step's student and teacher.

@@ -4,12 +4,11 @@ and all three predictors' input checks, are tested through the explorer in test_
 from __future__ import annotations
 
 import numpy as np
+from sempart_heads import photo
 
+from paperlib.losses.crop_zoom import CropBox
 from paperlib.viz.crop_explorer import CropZoomExplorer
 from paperlib.viz.crop_predictors import ImageFunction
-from paperlib.losses.crop_zoom import CropBox
-
-from sempart_heads import photo
 
 
 def test_image_function_runs_on_the_crop():

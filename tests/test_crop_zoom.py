@@ -10,18 +10,27 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.losses.crop_zoom import (
-    CROP_SAMPLERS, CropBox, crop_consistency_loss, crop_zoom, ncut_crop_loss, sample_crop_official,
-    sample_crop_paper, teacher_target,
-)
 from paperlib.backbones.features import IMAGENET_MEAN, IMAGENET_STD
-from paperlib.refine.guided_filter import (
-    GuidedFilterSettings, PAPER_GF, check_radius, guided_filter, image_to_guide,
-)
-from paperlib.losses.objective import ncut_loss
-from paperlib.losses.ncut import AffinityParams, SEMPART_AFFINITY, affinity
 from paperlib.checks import InputError
-
+from paperlib.losses.crop_zoom import (
+    CROP_SAMPLERS,
+    CropBox,
+    crop_consistency_loss,
+    crop_zoom,
+    ncut_crop_loss,
+    sample_crop_official,
+    sample_crop_paper,
+    teacher_target,
+)
+from paperlib.losses.ncut import SEMPART_AFFINITY, AffinityParams, affinity
+from paperlib.losses.objective import ncut_loss
+from paperlib.refine.guided_filter import (
+    PAPER_GF,
+    GuidedFilterSettings,
+    check_radius,
+    guided_filter,
+    image_to_guide,
+)
 
 # ---------------------------------------------------------------------------------- geometry
 
@@ -303,7 +312,11 @@ def test_ncut_crop_gradcheck_and_errors():
 
 def test_sample_box_is_the_one_rule_for_both_samplers():
     from paperlib.losses.crop_zoom import (
-        PAPER_CROP, PAPER_ZOOM, sample_box, sample_crop_official, sample_crop_paper,
+        PAPER_CROP,
+        PAPER_ZOOM,
+        sample_box,
+        sample_crop_official,
+        sample_crop_paper,
     )
 
     def g():

@@ -10,10 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from paperlib.data.saliency import (
-    DATASETS, FolderPairs, SaliencyDataset, Sample, find_layout, open_dataset, pair_files,
-)
 from paperlib.checks import InputError
+from paperlib.data.saliency import (
+    DATASETS,
+    FolderPairs,
+    SaliencyDataset,
+    Sample,
+    find_layout,
+    open_dataset,
+    pair_files,
+)
 
 
 def write_pairs(images_dir: Path, masks_dir: Path, stems, *, hw=(12, 16), seed=0) -> dict[str, tuple]:

@@ -14,15 +14,14 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from paperlib.data.saliency import DATASETS, open_dataset
-from paperlib.data.release.download import LEDGER_NAME, download
-from paperlib.data.release.fetch import DownloadError
-from paperlib.checks import InputError
 from archive_builders import make_tar, make_zip
 from local_server import server, sha  # noqa: F401 (server is a fixture)
+from PIL import Image
 
+from paperlib.checks import InputError
+from paperlib.data.release.download import LEDGER_NAME, download
+from paperlib.data.release.fetch import DownloadError
+from paperlib.data.saliency import DATASETS, open_dataset
 
 # ---------------------------------------------------------------- images and layouts built in the tests
 

@@ -7,12 +7,18 @@ import json
 
 import pytest
 
+from paperlib.checks import InputError
 from paperlib.cli.main import main
 from paperlib.paper.experiments import (
-    ablation_runs, corloc_ablation, run_dir, saliency_ablation, table1_rows, table2_rows, table3_frame,
+    ablation_runs,
+    corloc_ablation,
+    run_dir,
+    saliency_ablation,
+    table1_rows,
+    table2_rows,
+    table3_frame,
     table4_frame,
 )
-from paperlib.checks import InputError
 
 TINY = dict(image_size=32, resize_short=36, batch_size=4, max_steps=3, val_fraction=0.1)
 

@@ -10,13 +10,12 @@ import inspect
 
 import numpy as np
 import pytest
+from figure_checks import assert_labelled_map, assert_labelled_plot, map_colorbar, panels
 from scipy import ndimage as ndi
 
-from paperlib.viz.gf_explorer import GFExplorer, explorer_from_files, explorer_sample, show_map
-from paperlib.refine.guided_filter import PAPER_GF, check_radius
 from paperlib.checks import InputError
-
-from figure_checks import assert_labelled_map, assert_labelled_plot, map_colorbar, panels
+from paperlib.refine.guided_filter import PAPER_GF, check_radius
+from paperlib.viz.gf_explorer import GFExplorer, explorer_from_files, explorer_sample, show_map
 
 
 @pytest.fixture(scope="module")

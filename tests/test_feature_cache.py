@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import paperlib.backbones.cache as fc
-from paperlib.backbones.registry import load_backbone
 from paperlib.backbones.cache import CacheKey, FeatureCache, cached_features, image_fingerprint
+from paperlib.backbones.registry import load_backbone
 from paperlib.checks import InputError
 
 KEY = CacheKey("dino_vits8", "sha256:" + "ab" * 32 + "+pos:dino", "img_001", (320, 320))

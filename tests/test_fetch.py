@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from local_server import server  # noqa: F401 (a fixture)
 
 from paperlib.data.release.fetch import DownloadError, fetch
-
-from local_server import server  # noqa: F401 (a fixture)
 
 
 def payload(n: int, seed: int = 0) -> bytes:

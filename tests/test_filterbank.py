@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib.backbones.registry import BACKBONES, load_backbone
 from paperlib.backbones.filterbank import FilterBank, rgb_to_lab, texture_kernels
+from paperlib.backbones.registry import BACKBONES, load_backbone
 from paperlib.checks import InputError
 
 

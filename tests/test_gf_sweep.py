@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from paperlib.checks import InputError
 from paperlib.data.degrade import DEGRADATIONS, degrade_mask
+from paperlib.eval.metrics import SaliencyMetrics
 from paperlib.paper.gf_sweep import markdown_table, plot_sweep, sweep
 from paperlib.refine.guided_filter import guided_filter
-from paperlib.eval.metrics import SaliencyMetrics
-from paperlib.checks import InputError
 
 
 def _pairs(n=3, seed=0):

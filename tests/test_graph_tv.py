@@ -8,12 +8,17 @@ import numpy as np
 import pytest
 import torch
 
+from paperlib.checks import InputError
 from paperlib.losses.graph_tv import (
-    GraphTVCoarse, GraphTVFine, OFFSETS, gtv_coarse, gtv_coarse_from_affinity, gtv_fine,
+    OFFSETS,
+    GraphTVCoarse,
+    GraphTVFine,
+    gtv_coarse,
+    gtv_coarse_from_affinity,
+    gtv_fine,
     neighbour_index,
 )
 from paperlib.losses.ncut import SEMPART_AFFINITY, affinity
-from paperlib.checks import InputError
 
 
 def mirror(i: int, n: int) -> int:

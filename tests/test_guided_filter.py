@@ -15,10 +15,15 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from paperlib.backbones.features import IMAGENET_MEAN, IMAGENET_STD
-from paperlib.refine.guided_filter import (
-    GuidedFilter, GuidedFilterSettings, PAPER_GF, check_radius, guided_filter, image_to_guide,
-)
 from paperlib.checks import InputError
+from paperlib.refine.guided_filter import (
+    PAPER_GF,
+    GuidedFilter,
+    GuidedFilterSettings,
+    check_radius,
+    guided_filter,
+    image_to_guide,
+)
 
 BORDERS = ("count", "reflect", "reflect_101")
 

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
-from paperlib.model.head import HeadOutput, RELEASED_HEAD_PARAMETERS, SempartHead, count_parameters
-from paperlib.checks import InputError
 from sempart_heads import randomised_head
+
+from paperlib.checks import InputError
+from paperlib.model.head import RELEASED_HEAD_PARAMETERS, HeadOutput, SempartHead, count_parameters
 
 
 def make_inputs(grid: tuple[int, int], *, batch: int = 2, dim: int = 384, patch: int = 8,

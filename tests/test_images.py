@@ -6,10 +6,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from paperlib.images import (
-    atomic_path, binarize, list_images, read_image, read_mask, resize_mask, write_mask_png,
-)
 from paperlib.checks import InputError
+from paperlib.images import (
+    atomic_path,
+    binarize,
+    list_images,
+    read_image,
+    read_mask,
+    resize_mask,
+    write_mask_png,
+)
 
 
 def test_read_image_any_mode_gives_rgb_uint8(tmp_path, rng):

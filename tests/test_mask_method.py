@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from paperlib.cli.main import main
-from paperlib.data.saliency import open_dataset
-from paperlib.data.degrade import degrade_mask
-from paperlib.images import write_mask_png
-from paperlib.methods.saved_masks import MaskFolder
-from paperlib.methods.registry import build_method
 from paperlib.checks import InputError
+from paperlib.cli.main import main
+from paperlib.data.degrade import degrade_mask
+from paperlib.data.saliency import open_dataset
+from paperlib.images import write_mask_png
+from paperlib.methods.registry import build_method
+from paperlib.methods.saved_masks import MaskFolder
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from paperlib.checks import InputError
 from paperlib.data.saliency import open_dataset
 from paperlib.images import write_mask_png
 from paperlib.methods.base import EvalView, ImageByImage, Prediction
 from paperlib.methods.registry import build_method
-from paperlib.checks import InputError
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,15 @@ import pytest
 import torch
 from scipy import ndimage
 
-from paperlib.images import read_mask
-from paperlib.eval.metrics import (
-    BETA2_SQUARED, ImageScores, SaliencyMetrics, SaliencyScores, _threshold_levels,
-)
 from paperlib.checks import InputError
+from paperlib.eval.metrics import (
+    BETA2_SQUARED,
+    ImageScores,
+    SaliencyMetrics,
+    SaliencyScores,
+    _threshold_levels,
+)
+from paperlib.images import read_mask
 
 py_sod_metrics = pytest.importorskip("py_sod_metrics")
 
@@ -54,8 +58,15 @@ def pysod_evaluate(preds: list[np.ndarray], fgs: list[np.ndarray], beta2: float 
     Its precision is 0 where nothing is predicted (ours: 1), hence the returned
     ``n_nothing_predicted`` per threshold. Its binary scores use ``pred > 0.5`` as ours.
     """
-    from py_sod_metrics import (MAE, FmeasureHandler, FmeasureV2, IOUHandler,
-                                OverallAccuracyHandler, PrecisionHandler, RecallHandler)
+    from py_sod_metrics import (
+        MAE,
+        FmeasureHandler,
+        FmeasureV2,
+        IOUHandler,
+        OverallAccuracyHandler,
+        PrecisionHandler,
+        RecallHandler,
+    )
 
     fm = FmeasureV2(metric_handlers={
         "fm": FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=beta2),

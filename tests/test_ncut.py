@@ -10,11 +10,16 @@ import pytest
 import scipy.linalg
 import torch
 
+from paperlib.checks import InputError
 from paperlib.losses.ncut import (
-    AUTO_DENSE_MAX_N, SEMPART_AFFINITY, TOKENCUT_AFFINITY, affinity, ncut_of_partition, ncut_value,
+    AUTO_DENSE_MAX_N,
+    SEMPART_AFFINITY,
+    TOKENCUT_AFFINITY,
+    affinity,
+    ncut_of_partition,
+    ncut_value,
     second_smallest_eigenvector,
 )
-from paperlib.checks import InputError
 
 SOLVERS = ("dense", "arpack", "lobpcg", "auto")
 

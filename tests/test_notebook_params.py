@@ -6,8 +6,8 @@ from typing import Any, Optional
 
 import pytest
 
-from paperlib.notebook.params import check_given, check_parameters, check_value, declared_parameters
 from paperlib.checks import InputError
+from paperlib.notebook.params import check_given, check_parameters, check_value, declared_parameters
 
 CELL = '''from typing import Any, Optional
 

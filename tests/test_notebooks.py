@@ -7,12 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-
 from figure_checks import stray_outputs
 from notebook_runs import run
+
+from paperlib.checks import InputError
 from paperlib.notebook.params import declared_parameters
 from paperlib.notebook.run import notebook_parameters, parse_cli_parameters
-from paperlib.checks import InputError
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.py"))
 
@@ -159,8 +159,8 @@ def test_gf_explorer_runs_offline_and_on_your_own_files(tmp_path):
 def test_table5_notebook_runs_offline_with_provenance(tmp_path):
     import pandas as pd
 
-    from paperlib.notebook.provenance import read_manifest, sidecar_path
     from paperlib.backbones.weights import file_sha256
+    from paperlib.notebook.provenance import read_manifest, sidecar_path
 
     done = run("table5_gf_vs_bf", tmp_path, {"max_images": 4})
     table = pd.read_csv(tmp_path / "figures" / "table5_smoke.csv", header=[0, 1], index_col=[0, 1])

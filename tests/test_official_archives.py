@@ -13,16 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from official_archives import DATASETS, build_all, build_official_archives, file_digests
 from local_server import server  # noqa: F401 (a fixture)
+from official_archives import DATASETS, build_all, build_official_archives, file_digests
+
 from paperlib.data.boxes import open_corloc_dataset
-from paperlib.data.saliency import DATASETS as SALIENCY_SPECS
-from paperlib.data.saliency import open_dataset
 from paperlib.data.release.download import download
-from paperlib.images import read_image, read_mask
 from paperlib.data.release.sources import DETECTION_SETS
 from paperlib.data.release.verify import dataset_kind, verify
+from paperlib.data.saliency import DATASETS as SALIENCY_SPECS
+from paperlib.data.saliency import open_dataset
+from paperlib.images import read_image, read_mask
 
 N = 6
 VOC = ("voc07", "voc12")

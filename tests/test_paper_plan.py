@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from paperlib.checks import InputError
 from paperlib.notebook.run import notebook_parameters, parse_cli_parameters
 from paperlib.reproduce.cost import CostEstimate, predictions, training_steps
 from paperlib.reproduce.plan import PaperPlan, command_line, eval_steps, notebook_steps, weights_files
 from paperlib.reproduce.run import check_weights
-from paperlib.checks import InputError
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from doc_commands import REPO, documented
 from official_archives import build_all, file_digests
 from official_weights import write_official_weights

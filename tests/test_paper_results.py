@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paperlib.paper.reported import TABLE_CAPTIONS, paper_results, paper_table
 from paperlib.checks import InputError
+from paperlib.paper.reported import TABLE_CAPTIONS, paper_results, paper_table
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "two-tricks-paper.txt"
 

@@ -10,12 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from paperlib.notebook.session import NotebookSession, repo_root_from
-from paperlib.notebook.provenance import (
-    code_state, read_manifest, sidecar_path, weights_identity, write_record,
-)
-from paperlib.checks import InputError
 from paperlib.backbones.weights import file_sha256
+from paperlib.checks import InputError
+from paperlib.notebook.provenance import (
+    code_state,
+    read_manifest,
+    sidecar_path,
+    weights_identity,
+    write_record,
+)
+from paperlib.notebook.session import NotebookSession, repo_root_from
 
 
 def test_write_record_puts_a_sidecar_beside_each_output_and_lists_them(tmp_path):

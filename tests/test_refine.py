@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.refine.guided_filter import GuidedFilterSettings, PAPER_GF, check_radius, guided_filter
-from paperlib.images import list_images, read_mask, resize_mask, write_image, write_mask_png
-from paperlib.refine.masks import RefineSettings, refine_folder, refine_mask
 from paperlib.checks import InputError
+from paperlib.images import list_images, read_mask, resize_mask, write_image, write_mask_png
+from paperlib.refine.guided_filter import PAPER_GF, GuidedFilterSettings, check_radius, guided_filter
+from paperlib.refine.masks import RefineSettings, refine_folder, refine_mask
 
 
 def _scene(height=96, width=128, seed=0):

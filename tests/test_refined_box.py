@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
+from sempart_heads import contract_dict, random_head, write
 
+from paperlib.checks import InputError
 from paperlib.cli.main import main
 from paperlib.methods.base import Prediction
 from paperlib.methods.refined import refine_prediction, refined_box
-from paperlib.checks import InputError
-
-from sempart_heads import contract_dict, random_head, write
 
 
 def _largest_component_box(cells: np.ndarray, cell_h: float, cell_w: float) -> list[float]:

@@ -20,13 +20,13 @@ import pytest
 from PIL import Image
 
 import paperlib.data.sample
+from paperlib.checks import InputError
 from paperlib.cli.main import main
+from paperlib.data.release.sources import DETECTION_SETS
+from paperlib.data.release.verify import DatasetKind, dataset_kind, verify
 from paperlib.data.saliency import DATASETS, SAMPLE_MARKER, open_dataset
 from paperlib.data.sample import SAMPLE_DEFAULTS, sample_dataset
-from paperlib.data.release.sources import DETECTION_SETS
 from paperlib.data.synth import synthesize
-from paperlib.checks import InputError
-from paperlib.data.release.verify import DatasetKind, dataset_kind, verify
 
 
 def image_bytes(seed: int, fmt: str, mode: str = "RGB") -> bytes:

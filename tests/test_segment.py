@@ -7,15 +7,15 @@ import json
 import numpy as np
 import pytest
 
+from paperlib.checks import InputError
 from paperlib.cli.main import main
+from paperlib.data.synth import synthesize
+from paperlib.eval.datasets import evaluate_dataset
 from paperlib.images import read_image, read_mask, write_image
 from paperlib.methods.refined import predict_refined
 from paperlib.methods.registry import build_method
-from paperlib.methods.tokencut import TokenCut
-from paperlib.eval.datasets import evaluate_dataset
 from paperlib.methods.segment import collect_images, overlay
-from paperlib.data.synth import synthesize
-from paperlib.checks import InputError
+from paperlib.methods.tokencut import TokenCut
 
 
 @pytest.fixture(scope="module")
@@ -274,9 +274,9 @@ def test_sempart_corloc_and_segment_use_the_batch_rule(synth_root, tmp_path, mon
     import torch
 
     from paperlib.backbones.registry import load_backbone
+    from paperlib.methods.sempart import SempartMethod
     from paperlib.model.head import SempartHead
     from paperlib.model.sempart import save_sempart
-    from paperlib.methods.sempart import SempartMethod
 
     torch.manual_seed(0)
     ckpt = tmp_path / "head.pt"

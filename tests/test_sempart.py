@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sempart_heads import SIZE, by_hand, contract_dict, method_for, photo, random_head, write
 
 from paperlib.backbones.registry import load_backbone
+from paperlib.checks import InputError
+from paperlib.methods.sempart import PROTOCOLS, EvalProtocol, SempartMethod
 from paperlib.model.head import SempartHead
 from paperlib.model.sempart import SEMPART_FORMAT, load_sempart, read_checkpoint, save_sempart
-from paperlib.methods.sempart import EvalProtocol, PROTOCOLS, SempartMethod
-from paperlib.checks import InputError
-from sempart_heads import SIZE, by_hand, contract_dict, method_for, photo, random_head, write
 
 # ----------------------------------------------------------------------------- checkpoints
 

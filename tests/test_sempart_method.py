@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-
-from paperlib.eval.corloc import box_iou
-from paperlib.model.head import SempartHead
-from paperlib.methods.sempart import EvalProtocol, PROTOCOLS, apply_polarity, center_crop_view
-from paperlib.checks import InputError
 from sempart_heads import SIZE, by_hand, method_for, photo, random_head
+
+from paperlib.checks import InputError
+from paperlib.eval.corloc import box_iou
+from paperlib.methods.sempart import PROTOCOLS, EvalProtocol, apply_polarity, center_crop_view
+from paperlib.model.head import SempartHead
 
 
 def brightness_head() -> SempartHead:

@@ -11,16 +11,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from figure_checks import assert_labelled_plot
 
+from paperlib.backbones.weights import file_sha256
+from paperlib.checks import InputError
 from paperlib.cli.main import main
 from paperlib.eval.metrics import SaliencyMetrics
 from paperlib.paper.size_figures import (
-    is_synthetic, plot_iou_by_size, plot_iou_by_size_datasets, read_iou_by_size, size_table,
+    is_synthetic,
+    plot_iou_by_size,
+    plot_iou_by_size_datasets,
+    read_iou_by_size,
+    size_table,
 )
-from paperlib.checks import InputError
-from paperlib.backbones.weights import file_sha256
-
-from figure_checks import assert_labelled_plot
 
 SIDE = 20  # hand-made masks are 20 x 20 = 400 pixels
 # Foreground pixel counts: three images in bin 0 (one empty), ratios exactly on the edges 0.05 and
@@ -140,8 +143,8 @@ def test_every_source_gives_the_same_table(two_results, tmp_path):
 
 def test_eval_command_json_matches_its_per_image_rows_and_the_library(eval_run):
     from paperlib.data.saliency import open_dataset
-    from paperlib.methods.registry import build_method
     from paperlib.eval.datasets import evaluate_dataset
+    from paperlib.methods.registry import build_method
 
     root, out, per_image = eval_run
     with open(per_image, newline="") as f:
@@ -336,8 +339,8 @@ def test_real_duts_sample(real_data_root, tmp_path):
     import matplotlib.pyplot as plt
 
     from paperlib.data.saliency import open_dataset
-    from paperlib.methods.registry import build_method
     from paperlib.eval.datasets import evaluate_dataset
+    from paperlib.methods.registry import build_method
 
     evals = evaluate_dataset(open_dataset("duts-te", real_data_root),
                              build_method("tokencut", backbone="filterbank16", device="cpu"),

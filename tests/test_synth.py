@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from paperlib.data import synth, synth_sample
-from paperlib.images import list_images, read_image, read_mask
-from paperlib.data.synth import SIZE_BINS, size_histogram, synthesize
 from paperlib.checks import InputError
+from paperlib.data import synth, synth_sample
+from paperlib.data.synth import SIZE_BINS, size_histogram, synthesize
+from paperlib.images import list_images, read_image, read_mask
 
 N = 40
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from paperlib.data import synth_sample
-from paperlib.data.synth_sample import SynthSample, fg_ratio_quantile, make_sample
 from paperlib.checks import InputError
+from paperlib.data import skimage_sources, synth_sample
+from paperlib.data.synth_sample import SynthSample, fg_ratio_quantile, make_sample
 
 
 def _no_network(*args, **kwargs):
@@ -132,7 +132,7 @@ def test_every_source_is_bundled_and_loads_offline(monkeypatch):
     monkeypatch.setattr("skimage.data._fetchers._image_fetcher", None)  # no pooch: no download
     synth_sample.load_source.cache_clear()
     package = Path(skimage.__file__).resolve().parent
-    for name in synth_sample.SKIMAGE_SOURCES:
+    for name in skimage_sources.SKIMAGE_SOURCES:
         img = synth_sample.load_source(name)
         assert img.ndim in (2, 3) and min(img.shape[:2]) >= 200, name
         assert img.ndim == 2 or img.shape[2] == 3, name
@@ -143,7 +143,7 @@ def test_every_source_is_bundled_and_loads_offline(monkeypatch):
     from skimage.data._registry import registry
 
     bundled = {Path(k).stem: k for k in registry if k.startswith("data/")}
-    for name in synth_sample.SKIMAGE_SOURCES:
+    for name in skimage_sources.SKIMAGE_SOURCES:
         key = {"immunohistochemistry": "ihc", "colorwheel": "color",
                "stereo_motorcycle": "motorcycle_left"}.get(name, name)
         path = Path(_fetch(bundled[key])).resolve()

@@ -11,15 +11,20 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from figure_checks import assert_labelled_plot
 
+from paperlib.checks import InputError
 from paperlib.eval.metrics import SaliencyMetrics
 from paperlib.paper.reported import paper_table
 from paperlib.paper.tables import (
-    beside_paper, describe_change, gains, plot_gains, read_eval_json, scores_table, write_table,
+    beside_paper,
+    describe_change,
+    gains,
+    plot_gains,
+    read_eval_json,
+    scores_table,
+    write_table,
 )
-from paperlib.checks import InputError
-
-from figure_checks import assert_labelled_plot
 
 
 def _scores(seed: int):

@@ -11,17 +11,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from paperlib.losses.crop_zoom import CropBox
-from paperlib.viz.gf_explorer import explorer_sample
-from paperlib.images import resize_mask
-from paperlib.losses.ncut import affinity, second_smallest_eigenvector
-from paperlib.viz.theory_figures import (
-    plot_affinity_rows, plot_crop_zoom, plot_fiedler, plot_ncut_curve, plot_profiles,
-)
-from paperlib.checks import InputError
-
 from figure_checks import assert_labelled_map, assert_labelled_plot, map_colorbar, panels
+
+from paperlib.checks import InputError
+from paperlib.images import resize_mask
+from paperlib.losses.crop_zoom import CropBox
+from paperlib.losses.ncut import affinity, second_smallest_eigenvector
+from paperlib.viz.gf_explorer import explorer_sample
+from paperlib.viz.theory_figures import (
+    plot_affinity_rows,
+    plot_crop_zoom,
+    plot_fiedler,
+    plot_ncut_curve,
+    plot_profiles,
+)
 
 
 @pytest.fixture(scope="module")

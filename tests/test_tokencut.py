@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.methods.tokencut import (
-    TokenCutResult, bipartition, tokencut_box, tokencut_patch_mask, tokencut_saliency,
-)
 from paperlib.checks import InputError
+from paperlib.methods.tokencut import (
+    TokenCutResult,
+    bipartition,
+    tokencut_box,
+    tokencut_patch_mask,
+    tokencut_saliency,
+)
 
 
 def square_keys(grid, box, *, D=16, noise=0.05, seed=0):

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from paperlib.checks import InputError
+from paperlib.train.config import LOG_TERMS, TrainConfig, config_from
 from paperlib.train.loop import train
 from paperlib.train.state import load_checkpoint
-from paperlib.train.config import LOG_TERMS, TrainConfig, config_from
-from paperlib.checks import InputError
 
 TINY = dict(image_size=32, resize_short=36, batch_size=4, val_fraction=0.1)
 
@@ -237,19 +237,19 @@ def test_main_train_command(data_root, tmp_path, capsys):
 
 def _one_step(data_root, monkeypatch, **overrides):
     """One train_step on a fixed batch; returns (head, the boxes and targets L_eq received)."""
-    import paperlib.train.loop as train_module
+    import paperlib.train.step as step_module
     from paperlib.backbones.registry import load_backbone
     from paperlib.model.head import SempartHead
-    from paperlib.train.loop import train_step
+    from paperlib.train.step import train_step
 
     seen = []
-    real_loss = train_module.crop_consistency_loss   # the loss the training step calls
+    real_loss = step_module.crop_consistency_loss   # the loss the training step calls
 
     def spy(student, box, target):
         seen.append((box, target))
         return real_loss(student, box, target)
 
-    monkeypatch.setattr(train_module, "crop_consistency_loss", spy)
+    monkeypatch.setattr(step_module, "crop_consistency_loss", spy)
     config = tiny(data_root, **overrides)
     backbone = load_backbone(config.backbone)
     torch.manual_seed(0)

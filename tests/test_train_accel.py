@@ -14,11 +14,13 @@ import pytest
 import torch
 
 from paperlib.backbones.registry import load_backbone
-from paperlib.model.head import SempartHead
-from paperlib.train.loop import train, validate
-from paperlib.train.state import load_checkpoint
-from paperlib.train.config import LOG_TERMS, autocast_dtype, config_from
 from paperlib.checks import InputError
+from paperlib.model.head import SempartHead
+from paperlib.train.config import LOG_TERMS, config_from
+from paperlib.train.loop import train
+from paperlib.train.runtime import autocast_dtype
+from paperlib.train.state import load_checkpoint
+from paperlib.train.step import validate
 
 TINY = dict(image_size=32, resize_short=36, batch_size=4, val_fraction=0.1, select_on="none")
 

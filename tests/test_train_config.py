@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-
 import argparse
 import dataclasses
 
 import pytest
 import torch
 
-from paperlib.losses.objective import LossWeights
-from paperlib.cli.train import add_train_arguments, config_from_args
-from paperlib.train.config import PRESETS, TEACHER_GF_FIELDS, TrainConfig, WEIGHT_FIELDS, config_from
 from paperlib.checks import InputError
+from paperlib.cli.train import add_train_arguments, config_from_args
+from paperlib.losses.objective import LossWeights
+from paperlib.train.config import PRESETS, TEACHER_GF_FIELDS, WEIGHT_FIELDS, TrainConfig, config_from
 
 
 def test_presets_differ_where_the_spec_says():
@@ -40,7 +39,7 @@ def test_config_from_overrides_and_serialises():
 
 
 def test_teacher_filter_is_configurable_and_defaults_to_trick_1s():
-    from paperlib.refine.guided_filter import GuidedFilterSettings, PAPER_GF
+    from paperlib.refine.guided_filter import PAPER_GF, GuidedFilterSettings
 
     assert PRESETS["paper"].teacher_gf == PAPER_GF
     cfg = config_from("paper", teacher_gf_radius=4)
@@ -105,7 +104,7 @@ def test_command_line_options_cover_every_field():
 
 
 def test_loader_workers_default_by_device(monkeypatch):
-    from paperlib.train.config import loader_workers
+    from paperlib.train.runtime import loader_workers
 
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
     cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)

@@ -21,12 +21,12 @@ import torch.distributed as dist
 from torch.cuda._utils import _get_device_index
 
 import paperlib.train.loop
+from paperlib.checks import InputError
 from paperlib.cli.main import main
 from paperlib.devices import DistributedEnv, resolve_device
-from paperlib.train.runtime import setup_device
+from paperlib.train.config import config_from
 from paperlib.train.loop import train
-from paperlib.train.config import autocast_dtype, config_from
-from paperlib.checks import InputError
+from paperlib.train.runtime import autocast_dtype, setup_device
 
 SINGLE = DistributedEnv(rank=0, world_size=1, local_rank=0, local_world_size=1)
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from paperlib.train.loop import train
 from paperlib.train.config import config_from
+from paperlib.train.loop import train
 
 STEPS = 3
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from paperlib.data.saliency import open_dataset
-from paperlib.methods.registry import build_method
 from paperlib.eval.datasets import evaluate_dataset
-from paperlib.train.loop import train
+from paperlib.methods.registry import build_method
 from paperlib.train.config import config_from
+from paperlib.train.loop import train
 
 
 class _Every:

@@ -9,12 +9,17 @@ import numpy as np
 import pytest
 import torch
 
+from paperlib.checks import InputError
 from paperlib.train.config import config_from
 from paperlib.train.state import (
-    CHECKPOINT_FORMAT, check_resumable, load_checkpoint, open_csv_log, rng_states, save_checkpoint,
+    CHECKPOINT_FORMAT,
+    check_resumable,
+    load_checkpoint,
+    open_csv_log,
+    rng_states,
+    save_checkpoint,
     set_rng_states,
 )
-from paperlib.checks import InputError
 
 
 def test_rng_states_round_trip_through_a_checkpoint(tmp_path):

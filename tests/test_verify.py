@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from paperlib.data.saliency import DATASETS
-from paperlib.images import write_image, write_mask_png
 from paperlib.checks import InputError
 from paperlib.data.release.verify import verify
+from paperlib.data.saliency import DATASETS
+from paperlib.images import write_image, write_mask_png
 
 
 def write_saliency(root: Path, name: str, stems, hw=(8, 10)) -> tuple[Path, Path]:

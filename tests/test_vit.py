@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from paperlib.backbones.registry import BACKBONES, load_backbone
-from paperlib.backbones.features import IMAGENET_MEAN, IMAGENET_STD
-from paperlib.backbones.vit import ViTBackbone, resample_pos_embed
-
 from random_vit import random_images, vit  # noqa: F401 (vit is a fixture)
+
+from paperlib.backbones.features import IMAGENET_MEAN, IMAGENET_STD
+from paperlib.backbones.registry import BACKBONES, load_backbone
+from paperlib.backbones.vit import ViTBackbone, resample_pos_embed
 
 
 def _manual_keys(model, images: torch.Tensor, patch: int, interpolate=None):

@@ -8,12 +8,11 @@ import hashlib
 
 import pytest
 import torch
+from random_vit import random_images, vit, weights_dir  # noqa: F401 (vit, weights_dir are fixtures)
 
 from paperlib.backbones.registry import load_backbone
-from paperlib.checks import InputError
 from paperlib.backbones.weights import read_state_dict
-
-from random_vit import random_images, vit, weights_dir  # noqa: F401 (vit, weights_dir are fixtures)
+from paperlib.checks import InputError
 
 
 def test_official_file_gives_identical_features(vit, weights_dir):

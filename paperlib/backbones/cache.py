@@ -20,9 +20,9 @@ from typing import NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
-from .features import Backbone
-from ..images import atomic_path
 from ..checks import InputError, check_tensor, require
+from ..images import atomic_path
+from .features import Backbone
 
 # Thumbnails of the same pixels agree to float rounding; different views differ by far more.
 _FINGERPRINT_SIZE = 8

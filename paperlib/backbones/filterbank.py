@@ -19,8 +19,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .features import Backbone
 from ..checks import require
+from .features import Backbone
 
 
 def rgb_to_lab(images: torch.Tensor) -> torch.Tensor:

@@ -32,9 +32,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .features import Backbone, IMAGENET_MEAN, IMAGENET_STD
-from .filterbank import FilterBank
 from ..checks import InputError, check_choice, check_tensor, require
+from .features import IMAGENET_MEAN, IMAGENET_STD, Backbone
+from .filterbank import FilterBank
 from .vit import POS_INTERPOLATIONS, ViTBackbone
 from .weights import file_sha256, load_weights_file
 

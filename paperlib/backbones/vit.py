@@ -31,9 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .features import Backbone, IMAGENET_MEAN, IMAGENET_STD
 from ..checks import check_choice, require
-
+from .features import IMAGENET_MEAN, IMAGENET_STD, Backbone
 
 POS_INTERPOLATIONS = ("dino", "timm")  # see resample_pos_embed
 

@@ -39,8 +39,8 @@ from nbconvert.preprocessors import ExtractOutputPreprocessor
 from pygments.formatters import HtmlFormatter
 from traitlets.config import Config
 
-from .render import MathMLExporter, freeze_widgets, headline_outputs, output_html
 from ..checks import InputError, require
+from .render import MathMLExporter, freeze_widgets, headline_outputs, output_html
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"   # paperlib/resources
 MARKER = ".paperlib-book"

@@ -27,9 +27,9 @@ def add_book(sub) -> None:
 
 def _run_book(args) -> int:
     # nbconvert comes with the notebooks extra; import it only when a book is built.
-    from ..book.build import DEFAULT_TITLE, build_book
-
     import warnings
+
+    from ..book.build import DEFAULT_TITLE, build_book
 
     with warnings.catch_warnings(record=True) as notes:   # a reader wants the note, not its source line
         warnings.simplefilter("always")

@@ -111,8 +111,8 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle")  # sc
 
 
 def _run_photos(args) -> int:
-    from ..images import write_image
     from ..data.skimage_sources import load_source
+    from ..images import write_image
 
     for name in PHOTOS:
         write_image(args.out / f"{name}.jpg", load_source(name))
@@ -123,9 +123,9 @@ def _run_photos(args) -> int:
 def _run_degrade(args) -> int:
     from tqdm.auto import tqdm
 
+    from ..checks import check_dir, require
     from ..data.degrade import degrade_mask
     from ..images import list_images, read_mask, write_mask_png
-    from ..checks import check_dir, require
 
     masks = list_images(check_dir("--masks", args.masks))
     require(len(masks) > 0, f"--masks: no mask images found in {args.masks}")

@@ -23,6 +23,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from ..checks import InputError
 from .book import add_book
 from .data import add_data
 from .masks import add_eval_masks, add_gf_sweep, add_refine
@@ -30,7 +31,6 @@ from .methods import add_corloc, add_eval, add_segment
 from .notebook import add_notebook
 from .paper import add_paper
 from .train import add_train
-from ..checks import InputError
 
 EXIT_BAD_INPUT = 2
 

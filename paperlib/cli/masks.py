@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..refine.guided_filter import BORDERS, PAPER_GF
 from ..checks import InputError, require
+from ..refine.guided_filter import BORDERS, PAPER_GF
 
 FILTERS = ("gf", "bf")
 
@@ -94,9 +94,8 @@ def add_eval_masks(sub) -> None:
 
 
 def _run_eval_masks(args) -> int:
-    from ..eval.folders import evaluate_folders, write_json
-
     from ..checks import require
+    from ..eval.folders import evaluate_folders, write_json
 
     require(args.per_image is None or len(args.pred) == 1,
             "--per-image takes one --pred folder (write one CSV per run)")
@@ -155,10 +154,10 @@ def _parse_list(name: str, text: str, cast: Callable):
 
 
 def _run_gf_sweep(args) -> int:
-    from ..data.saliency import open_dataset
-    from ..paper.gf_sweep import markdown_table, plot_sweep, sweep
-    from ..images import atomic_path
     from ..checks import require
+    from ..data.saliency import open_dataset
+    from ..images import atomic_path
+    from ..paper.gf_sweep import markdown_table, plot_sweep, sweep
 
     radii = _parse_list("--radii", args.radii, int)
     eps = _parse_list("--eps", args.eps, float)

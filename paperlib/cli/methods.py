@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .masks import format_scores
+from ..losses.ncut import TOKENCUT_AFFINITY
 from ..refine.guided_filter import PAPER_GF
+from .masks import format_scores
 
 
 def _add_method_options(p, *, refine_default: str) -> None:
@@ -45,7 +46,8 @@ def _add_method_options(p, *, refine_default: str) -> None:
     p.add_argument("--refine-at", choices=("model", "full"),
                    help="sempart: where trick 1 filters: on the model's 320 input (model, default) "
                         "or on the prediction at the scored resolution (full)")
-    p.add_argument("--tau", type=float, default=0.2, help="TokenCut affinity threshold (default 0.2)")
+    p.add_argument("--tau", type=float, default=TOKENCUT_AFFINITY.tau,
+                   help=f"TokenCut affinity threshold (default {TOKENCUT_AFFINITY.tau})")
     p.add_argument("--max-side", type=int, default=1024,
                    help="TokenCut: shrink images whose long side exceeds this before the cut "
                         "(memory grows with side^4; 0: never; default 1024)")
@@ -61,8 +63,8 @@ def _add_method_options(p, *, refine_default: str) -> None:
 
 
 def _method_from_args(args):
-    from ..methods.registry import build_method
     from ..checks import require
+    from ..methods.registry import build_method
 
     require(args.method == "tokencut" or args.cache is None,
             f"--cache holds backbone keys for tokencut; {args.method} does not use them (drop --cache)")
@@ -111,8 +113,8 @@ def add_segment(sub) -> None:
 
 
 def _run_segment(args) -> int:
-    from ..methods.segment import collect_images, segment_paths
     from ..checks import check_choice
+    from ..methods.segment import collect_images, segment_paths
 
     check_choice("--refine", args.refine, ("none", "gf", "bf"))
     settings = _refine_settings(args)
@@ -149,8 +151,8 @@ def add_eval(sub) -> None:
 
 def _run_eval(args) -> int:
     from ..data.saliency import open_dataset
-    from ..eval.folders import write_csv, write_json
     from ..eval.datasets import evaluate_dataset
+    from ..eval.folders import write_csv, write_json
 
     refines = [r.strip() for r in args.refine.split(",") if r.strip()]
     dataset = open_dataset(args.dataset, args.root)

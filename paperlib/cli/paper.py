@@ -40,10 +40,10 @@ def add_paper(sub) -> None:
 
 
 def _run(args) -> int:
+    from ..checks import require
     from ..reproduce.plan import PaperPlan
     from ..reproduce.run import run_paper
     from ..train.config import parse_field
-    from ..checks import require
 
     overrides = {}
     for item in args.set:

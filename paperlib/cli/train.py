@@ -13,11 +13,17 @@ import sys
 import typing
 from typing import Any, Sequence
 
-from ..train.loop import train
-from ..train.config import (
-    PRESETS, TEACHER_GF_FIELDS, TrainConfig, WEIGHT_FIELDS, config_from, parse_field, settable_fields,
-)
 from ..checks import InputError, require
+from ..train.config import (
+    PRESETS,
+    TEACHER_GF_FIELDS,
+    WEIGHT_FIELDS,
+    TrainConfig,
+    config_from,
+    parse_field,
+    settable_fields,
+)
+from ..train.loop import train
 
 
 def add_train(sub) -> None:

@@ -35,7 +35,6 @@ import numpy as np
 
 from .silhouettes import SHAPE_KINDS, place_silhouette, shape_template
 from .skimage_sources import BACKGROUND_SOURCES, FILL_SOURCES, load_source
-from .skimage_sources import SKIMAGE_SOURCES  # noqa: F401  re-exported, as before the split
 from ..checks import check_int, require
 
 # one probability per SHAPE_KINDS entry, in its order

@@ -31,10 +31,10 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..data.boxes import CorLocItem
-from ..methods.boxes import as_numpy
-from ..images import read_image
 from ..checks import require
+from ..data.boxes import CorLocItem
+from ..images import read_image
+from ..methods.boxes import as_numpy
 
 IOU_THRESHOLD = 0.5  # CorLoc's hit threshold (LOST, TokenCut, paper section 5.2)
 

@@ -11,12 +11,12 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from ..images import write_mask_png
-from ..methods.base import Method, REFINEMENTS
-from ..methods.refined import refine_prediction
-from .metrics import SaliencyMetrics, SaliencyScores
-from ..refine.masks import RefineSettings
 from ..checks import check_choice, require
+from ..images import write_mask_png
+from ..methods.base import REFINEMENTS, Method
+from ..methods.refined import refine_prediction
+from ..refine.masks import RefineSettings
+from .metrics import SaliencyMetrics, SaliencyScores
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checks import InputError, check_dir, require
 from ..images import atomic_path, list_images, read_mask, resize_mask
 from .metrics import SaliencyMetrics, SaliencyScores
-from ..checks import InputError, check_dir, require
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 
 from ..backbones.features import IMAGENET_MEAN, IMAGENET_STD
-from ..refine.guided_filter import GuidedFilterSettings, PAPER_GF, guided_filter, image_to_guide
-from .objective import S_CLAMP, ncut_loss
-from .ncut import AffinityParams, SEMPART_AFFINITY, affinity
 from ..checks import check_choice, check_int, check_tensor, is_int, require
+from ..refine.guided_filter import PAPER_GF, GuidedFilterSettings, guided_filter, image_to_guide
+from .ncut import SEMPART_AFFINITY, AffinityParams, affinity
+from .objective import S_CLAMP, ncut_loss
 
 # The paper's crop: a quarter of the input's side (80 x 80 in 320 x 320), zoomed x4 (paper Sec. 5,
 # "Multi-scale consistency"); the trainer and the explorer scale it with the input size.

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ncut import SEMPART_AFFINITY
 from ..checks import check_positive, check_tensor, require
+from .ncut import SEMPART_AFFINITY
 
 # The 8 neighbour offsets (dy, dx), row-major.
 OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))

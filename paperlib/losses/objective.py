@@ -19,9 +19,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .graph_tv import gtv_coarse, gtv_fine
-from .ncut import AffinityParams, SEMPART_AFFINITY, affinity, ncut_value
 from ..checks import check_positive, check_tensor, require
+from .graph_tv import gtv_coarse, gtv_fine
+from .ncut import SEMPART_AFFINITY, AffinityParams, affinity, ncut_value
 
 # The coarse sigmoid is clamped to [S_CLAMP, 1 - S_CLAMP] before the Ncut loss
 # (docs/paper_and_code.md#losses).

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .boxes import mask_to_box
-from ..images import resize_mask
-from .base import Method, Prediction, REFINEMENTS
-from ..refine.masks import RefineSettings, refine_mask
 from ..checks import check_choice, check_image
+from ..images import resize_mask
+from ..refine.masks import RefineSettings, refine_mask
+from .base import REFINEMENTS, Method, Prediction
+from .boxes import mask_to_box
 
 
 def refine_prediction(image: np.ndarray, pred: Prediction, *, refine: str = "none",

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..backbones.registry import load_backbone
-from ..devices import resolve_device
 from ..backbones.cache import FeatureCache
-from .saved_masks import MaskFolder
-from .base import Method
+from ..backbones.registry import load_backbone
+from ..checks import check_choice, require
+from ..devices import resolve_device
 from ..model.sempart import load_sempart
+from .base import Method
+from .saved_masks import MaskFolder
 from .sempart import PROTOCOLS, SempartMethod
 from .tokencut import TokenCut
-from ..checks import check_choice, require
-
 
 METHODS = ("tokencut", "sempart", "masks")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .boxes import mask_to_box
+from ..checks import InputError, require
 from ..images import list_images, read_mask, resize_mask
 from .base import ImageByImage, Prediction
-from ..checks import InputError, require
+from .boxes import mask_to_box
 
 
 class MaskFolder(ImageByImage):

@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-
 from scipy.ndimage import binary_erosion
 from tqdm.auto import tqdm
 
-from ..images import IMAGE_SUFFIXES, read_image, write_image, write_mask_png
-from .base import Method, REFINEMENTS
-from .refined import refine_prediction
-from ..refine.masks import RefineSettings
 from ..checks import InputError, check_choice, require
+from ..images import IMAGE_SUFFIXES, read_image, write_image, write_mask_png
+from ..refine.masks import RefineSettings
+from .base import REFINEMENTS, Method
+from .refined import refine_prediction
 
 
 def collect_images(paths: Sequence[str | Path]) -> list[Path]:

@@ -44,13 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .boxes import mask_to_box
 from ..backbones.features import image_tensor, resize_bilinear, tensor_image
-from ..model.head import HeadOutput
-from .base import EvalView, Prediction
-from ..model.sempart import SempartModel
 from ..checks import check_choice, check_image, check_int, check_tensor, is_int, require
-
+from ..model.head import HeadOutput
+from ..model.sempart import SempartModel
+from .base import EvalView, Prediction
+from .boxes import mask_to_box
 
 BN_MODES = ("eval", "train")
 POLARITIES = ("batch", "image")

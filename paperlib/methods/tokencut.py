@@ -20,17 +20,16 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from PIL import Image
 
-from ..backbones.registry import multiple_size
-from ..devices import backbone_device
 from ..backbones.cache import cached_features
 from ..backbones.features import Features
-from ..images import resize_mask
-from .base import ImageByImage, Prediction
-from ..losses.ncut import TOKENCUT_AFFINITY, affinity, second_smallest_eigenvector
+from ..backbones.registry import multiple_size
 from ..checks import InputError, check_positive, check_tensor, require
+from ..devices import backbone_device
+from ..images import resize_mask
+from ..losses.ncut import TOKENCUT_AFFINITY, affinity, second_smallest_eigenvector
+from .base import ImageByImage, Prediction
 
 
 class TokenCutResult(NamedTuple):

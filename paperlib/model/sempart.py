@@ -19,13 +19,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..backbones.features import Backbone, normalise
 from ..backbones.registry import BACKBONES, load_backbone
-from ..backbones.features import Backbone
-from ..devices import backbone_device
-from ..backbones.features import normalise
-from .head import HeadOutput, SempartHead
-from ..images import atomic_path
 from ..checks import InputError, check_choice, is_int, require
+from ..devices import backbone_device
+from ..images import atomic_path
+from .head import HeadOutput, SempartHead
 
 SEMPART_FORMAT = "paperlib-sempart-1"
 

@@ -31,7 +31,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from ..checks import InputError, require
+from ..checks import InputError, is_int, is_number, require
 
 # papermill writes the injected cell with this first line (papermill.translators.Translator.codify).
 _INJECTED_HEADER = "# Parameters"
@@ -139,9 +139,9 @@ def _matches(value, tp) -> bool:
     if tp is bool:
         return isinstance(value, bool)
     if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_int(value)
     if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return is_number(value)
     if tp is str:
         return isinstance(value, str)
     if origin in (list, tuple) or tp in (list, tuple):

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..backbones.registry import BACKBONES, weights_dir_file
-from ..images import atomic_path
 from ..backbones.weights import file_sha256
+from ..images import atomic_path
 
 SIDECAR_SUFFIX = ".provenance.json"
 MANIFEST = Path("results") / "MANIFEST.json"

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .params import ParamSpec, check_given, declared_parameters
-from .session import RUN_RECORD_ENV
-from .provenance import MANIFEST, code_state, describe_device, sidecar_path, versions, write_record
 from ..checks import InputError, require
+from .params import ParamSpec, check_given, declared_parameters
+from .provenance import MANIFEST, code_state, describe_device, sidecar_path, versions, write_record
+from .session import RUN_RECORD_ENV
 
 _PACKAGE_PARENT = Path(__file__).resolve().parents[2]   # the folder holding paperlib/
 KERNEL = "python3"

@@ -34,17 +34,17 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..backbones.registry import BACKBONES
+from ..backbones.weights import file_sha256
+from ..checks import check_choice, require
 from ..data.boxes import CORLOC_DATASETS
 from ..data.saliency import DATASETS, find_sample_marker
+from ..data.synth import synthesize_missing
 from ..devices import resolve_device
 from ..images import save_figure
+from ..model.sempart import read_checkpoint
+from ..paper.tables import write_table
 from .params import check_parameters
 from .provenance import code_state, describe_device, versions, weights_identity, write_record
-from ..model.sempart import read_checkpoint
-from ..data.synth import synthesize_missing
-from ..paper.tables import write_table
-from ..checks import check_choice, require
-from ..backbones.weights import file_sha256
 
 SYNTHETIC = "synthetic"                           # the data_root value that asks for the offline set
 SYNTHETIC_ROOT = Path("results") / "notebooks" / "data"   # where that set is written

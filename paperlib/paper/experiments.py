@@ -30,17 +30,17 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from ..checks import check_choice, check_mapping, check_names, require
 from ..data.boxes import open_corloc_dataset
-from ..eval.corloc import CorLoc
 from ..data.saliency import open_dataset
+from ..eval.corloc import CorLoc
 from ..eval.datasets import evaluate_dataset
 from ..images import read_image
 from ..methods.refined import refined_box
 from ..methods.registry import build_method
 from ..model.sempart import read_checkpoint
-from ..train.loop import train
 from ..train.config import config_from
-from ..checks import check_choice, check_mapping, check_names, require
+from ..train.loop import train
 
 # Trick 2 off ('none': Sempart*) and on ('paper': the 80 px crop zoomed x4).
 CROPS = ("none", "paper")

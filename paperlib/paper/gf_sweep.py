@@ -16,11 +16,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..data.degrade import DEGRADATIONS, degrade_mask
-from ..refine.guided_filter import guided_filter, image_to_guide
-from ..images import save_figure
-from ..eval.metrics import SaliencyMetrics
 from ..checks import check_choice, require
+from ..data.degrade import DEGRADATIONS, degrade_mask
+from ..eval.metrics import SaliencyMetrics
+from ..images import save_figure
+from ..refine.guided_filter import guided_filter, image_to_guide
 
 
 def sweep(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, radii: Sequence[int] = (2, 4, 9, 16, 32),

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import save_figure
-from ..eval.metrics import IouBySize, SaliencyScores
 from ..checks import InputError, require
+from ..eval.metrics import IouBySize, SaliencyScores
+from ..images import save_figure
 
 # Display names of the datasets of Figs. 6-8 (and the training split), for titles.
 DATASET_TITLES = {"dut-omron": "DUT-OMRON", "duts-te": "DUTS-TE", "ecssd": "ECSSD",

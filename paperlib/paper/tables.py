@@ -24,9 +24,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..checks import InputError, require
 from ..images import atomic_path
 from .reported import paper_table
-from ..checks import InputError, require
 
 SALIENCY_METRICS = ("acc", "iou", "max_fbeta")
 # How the figures and sentences name each metric, and its unit (paperlib.eval.metrics, paperlib.eval.corloc).

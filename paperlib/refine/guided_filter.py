@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_choice, check_positive, check_tensor, require
+from ..checks import check_choice, check_positive, check_tensor, is_int, is_number, require
 
 BORDERS = ("count", "reflect", "reflect_101")
 
@@ -47,14 +46,14 @@ def check_radius(radius) -> None:
     r = 0 is allowed: a 1x1 window has var_I = cov_Ip = 0, so the filter returns src exactly,
     which is a valid (if idle) setting and the natural "no filter" end of a radius sweep.
     """
-    require(isinstance(radius, Integral) and not isinstance(radius, bool),
+    require(is_int(radius),
             f"radius must be an int, got {type(radius).__name__}")
     require(radius >= 0, f"radius must be >= 0 (0 is a 1x1 window, which returns src), got {radius}")
 
 
 def _check_settings(radius, eps, border) -> None:
     check_radius(radius)
-    require(isinstance(eps, Real) and not isinstance(eps, bool),
+    require(is_number(eps),
             f"eps must be a real number, got {type(eps).__name__}")
     check_positive("eps", eps)
     require(isinstance(border, str), f"border must be a str, got {type(border).__name__}")
@@ -84,7 +83,7 @@ PAPER_GF = GuidedFilterSettings()
 
 def _check_params(radius, eps, border, subsample) -> None:
     _check_settings(radius, eps, border)
-    require(isinstance(subsample, Integral) and not isinstance(subsample, bool),
+    require(is_int(subsample),
             f"subsample must be an int, got {type(subsample).__name__}")
     require(subsample >= 1, f"subsample must be >= 1, got {subsample}")
 
@@ -289,7 +288,7 @@ def image_to_guide(image: torch.Tensor, *, mean: Sequence[float] | None = None,
     if mean is not None:
         for name, values in (("mean", mean), ("std", std)):
             require(isinstance(values, Sequence) and len(values) == 3
-                    and all(isinstance(v, Real) and math.isfinite(v) for v in values),
+                    and all(is_number(v) and math.isfinite(v) for v in values),
                     f"{name} must be a sequence of 3 finite numbers (R, G, B), got {values!r}")
         require(all(s > 0 for s in std), f"std must be > 0 in every channel, got {std!r}")
         mean_t = image.new_tensor(mean).view(1, 3, 1, 1)

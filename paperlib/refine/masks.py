@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .bilateral_solver import PRESETS, bilateral_solve
-from .guided_filter import GuidedFilterSettings, PAPER_GF, guided_filter, image_to_guide
-from ..images import list_images, read_image, read_mask, resize_mask, write_mask_png
 from ..checks import InputError, check_choice, check_dir, require
+from ..images import list_images, read_image, read_mask, resize_mask, write_mask_png
+from .bilateral_solver import PRESETS, bilateral_solve
+from .guided_filter import PAPER_GF, GuidedFilterSettings, guided_filter, image_to_guide
 
 METHODS = ("gf", "bf")
 

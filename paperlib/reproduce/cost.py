@@ -22,14 +22,14 @@ from typing import Mapping
 
 from ..backbones.registry import load_backbone
 from ..devices import resolve_device
-from ..model.head import SempartHead
 from ..methods.refined import predict_refined
-from .plan import CORLOC, PaperPlan, SALIENCY, TRAIN, weights_files
-from ..model.sempart import SempartModel
 from ..methods.sempart import SempartMethod
-from ..train.loop import train_step
+from ..model.head import SempartHead
+from ..model.sempart import SempartModel
 from ..train.config import config_from
 from ..train.data import split_indices
+from ..train.step import train_step
+from .plan import CORLOC, SALIENCY, TRAIN, PaperPlan, weights_files
 
 
 @dataclass(frozen=True)

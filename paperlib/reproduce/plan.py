@@ -25,8 +25,8 @@ from typing import Any, Mapping
 import yaml
 
 from ..backbones.registry import BACKBONES
-from ..data.saliency import find_layout, pair_files
 from ..checks import InputError, require
+from ..data.saliency import find_layout, pair_files
 
 # The paper's datasets (Sec. 5): saliency test sets, CorLoc sets, the training set.
 SALIENCY = ("dut-omron", "duts-te", "ecssd")

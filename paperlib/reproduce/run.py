@@ -37,14 +37,14 @@ from typing import Callable
 
 from ..backbones.registry import BACKBONES
 from ..book.build import build_book
+from ..checks import InputError, require
 from ..data.release.download import download
+from ..data.release.sources import SOURCES
+from ..data.release.verify import dataset_kind
 from ..images import atomic_path
 from ..notebook.run import repo_root, run_notebook
 from .cost import estimate
-from .plan import CORLOC, PaperPlan, SALIENCY, TRAIN, command_line, eval_steps, notebook_steps, weights_files
-from ..data.release.sources import SOURCES
-from ..checks import InputError, require
-from ..data.release.verify import dataset_kind
+from .plan import CORLOC, SALIENCY, TRAIN, PaperPlan, command_line, eval_steps, notebook_steps, weights_files
 
 
 def check_weights(plan: PaperPlan) -> dict[str, Path]:

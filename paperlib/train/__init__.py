@@ -4,5 +4,6 @@
     data      seeded randomness, augmentation, data order
     state     checkpoints, random states, logs; resuming
     runtime   devices and data-parallel processes (torchrun, synchronised BatchNorm)
-    loop      train(): the step and the loop (``python -m paperlib.train`` runs it alone)
+    step      train_step (one AdamW step with both tricks) and validate
+    loop      train(): data, head, steps and files of a run (``python -m paperlib.train``)
 """

@@ -9,8 +9,8 @@ Public API:
 * :func:`config_from` -- a preset with some fields replaced, validated;
 * :data:`LOG_TERMS` -- the loss terms logged each step (their lambdas: ``loss_weights``, a
   :class:`paperlib.losses.objective.LossWeights`; ``w_<term>=`` overrides one of them);
-* :data:`AMP_MODES` / :func:`autocast_dtype` -- the mixed-precision modes and their dtype on a device;
-* :func:`loader_workers` -- the DataLoader worker count a config asks for on a device;
+* :data:`AMP_MODES` -- the mixed-precision modes (their dtype on a device:
+  :func:`paperlib.train.runtime.autocast_dtype`);
 * :func:`parse_field` -- one field's value from text;
 * :func:`settable_fields` -- every name a run can be configured by (flags, notebook parameters);
 
@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import typing
-from dataclasses import dataclass, fields, replace
 from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
 
 from ..backbones.registry import BACKBONES
-from ..data.saliency import DATASETS
-from ..refine.guided_filter import GuidedFilterSettings, PAPER_GF
-from ..losses.objective import LossWeights
 from ..checks import InputError, check_choice, check_int, is_number, require
+from ..data.saliency import DATASETS
+from ..losses.objective import LossWeights
+from ..refine.guided_filter import PAPER_GF, GuidedFilterSettings
 
 LOG_TERMS = ("ncut", "gtv_fine", "gtv_coarse", "sr", "ncut_crop", "eq", "total")
 # ``w_<term>``: the name that sets one lambda (config_from, ``--w-<term>``, the train notebook).
@@ -133,54 +132,6 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values only (loadable with ``torch.load(weights_only=True)``)."""
         return dataclasses.asdict(self)
-
-
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of an ``amp`` mode on ``device``: bfloat16, or None for float32.
-
-    'auto' is bf16 on CUDA GPUs with native bf16 (Ampere and later; float32 on older ones,
-    where bf16 is emulated) and float32 on a CPU, where float32 keeps runs bit-reproducible and
-    bf16 pays only on CPUs with bf16 units (``benchmarks/bench_train.py`` measures it). 'bf16'
-    forces it on any device, which is also how the CPU tests run the GPU code path.
-
-    Args:
-        amp: a mode of :data:`AMP_MODES`.
-        device: where the step runs.
-
-    Returns:
-        ``torch.bfloat16``, or None for no autocast.
-    """
-    check_choice("amp", amp, AMP_MODES)
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "auto" and torch.device(device).type == "cuda":
-        native = not torch.cuda.is_available() or torch.cuda.is_bf16_supported(including_emulation=False)
-        return torch.bfloat16 if native else None
-    return None
-
-
-def loader_workers(num_workers: int | None, device: torch.device, *, processes: int = 1) -> int:
-    """DataLoader worker processes for ``num_workers`` on ``device`` (None: the default above).
-
-    On CUDA, data loading in the main process would stall the GPU: one core reads and augments
-    about 120 images/s (``benchmarks/bench_train.py`` on the DUTS-TR sample), so a batch of 8
-    costs about 70 ms, more than the 48 ms a step may take for the 30-minute aim. On a CPU the
-    cores are the training's own.
-
-    Args:
-        num_workers: the config's value; an int is returned as it is.
-        device: where training runs.
-        processes: training processes on this machine (DDP ranks), which share its CPUs.
-
-    Returns:
-        The worker count for ``torch.utils.data.DataLoader``.
-    """
-    if num_workers is not None:
-        return num_workers
-    if torch.device(device).type != "cuda":
-        return 0
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(8, cpus // max(1, processes)))
 
 
 _PAPER = TrainConfig()

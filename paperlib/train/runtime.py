@@ -9,6 +9,8 @@ Public API:
 
 * :class:`GlooSyncBatchNorm` -- BatchNorm2d with statistics over every rank's batch;
 * :func:`convert_sync_batchnorm` -- replace a module's BatchNorm2d layers by synchronised ones;
+* :func:`autocast_dtype` -- the dtype of a mixed-precision mode on a device;
+* :func:`loader_workers` -- the DataLoader worker count a run asks for on a device;
 * :class:`DeviceSetup` / :func:`setup_device` -- that device made current, cuDNN tuned, the
   process group started (nccl on CUDA, gloo on CPU) and the DataLoader settings that suit it.
   These are the only lines of training that run on CUDA alone; tests/test_train_cuda_paths.py
@@ -17,13 +19,15 @@ Public API:
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from ..checks import check_choice
 from ..devices import DistributedEnv, resolve_device
-from .config import loader_workers
+from .config import AMP_MODES
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -100,7 +104,7 @@ class DeviceSetup(NamedTuple):
     device: torch.device  # indexed when CUDA
     backend: str | None   # the process group's backend; None for a single process
     pin_memory: bool      # page-locked batches, for asynchronous host-to-GPU copies
-    workers: int          # DataLoader worker processes (:func:`paperlib.train.config.loader_workers`)
+    workers: int          # DataLoader worker processes (:func:`loader_workers`)
 
 
 def setup_device(requested: str | None, env: DistributedEnv, *, num_workers: int | None = None) -> DeviceSetup:
@@ -135,3 +139,51 @@ def setup_device(requested: str | None, env: DistributedEnv, *, num_workers: int
             dist.init_process_group(backend)
     workers = loader_workers(num_workers, device, processes=env.local_world_size)
     return DeviceSetup(device=device, backend=backend, pin_memory=on_cuda, workers=workers)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of an ``amp`` mode on ``device``: bfloat16, or None for float32.
+
+    'auto' is bf16 on CUDA GPUs with native bf16 (Ampere and later; float32 on older ones,
+    where bf16 is emulated) and float32 on a CPU, where float32 keeps runs bit-reproducible and
+    bf16 pays only on CPUs with bf16 units (``benchmarks/bench_train.py`` measures it). 'bf16'
+    forces it on any device, which is also how the CPU tests run the GPU code path.
+
+    Args:
+        amp: a mode of :data:`AMP_MODES`.
+        device: where the step runs.
+
+    Returns:
+        ``torch.bfloat16``, or None for no autocast.
+    """
+    check_choice("amp", amp, AMP_MODES)
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "auto" and torch.device(device).type == "cuda":
+        native = not torch.cuda.is_available() or torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else None
+    return None
+
+
+def loader_workers(num_workers: int | None, device: torch.device, *, processes: int = 1) -> int:
+    """DataLoader worker processes for ``num_workers`` on ``device`` (None: the default above).
+
+    On CUDA, data loading in the main process would stall the GPU: one core reads and augments
+    about 120 images/s (``benchmarks/bench_train.py`` on the DUTS-TR sample), so a batch of 8
+    costs about 70 ms, more than the 48 ms a step may take for the 30-minute aim. On a CPU the
+    cores are the training's own.
+
+    Args:
+        num_workers: the config's value; an int is returned as it is.
+        device: where training runs.
+        processes: training processes on this machine (DDP ranks), which share its CPUs.
+
+    Returns:
+        The worker count for ``torch.utils.data.DataLoader``.
+    """
+    if num_workers is not None:
+        return num_workers
+    if torch.device(device).type != "cuda":
+        return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cpus // max(1, processes)))

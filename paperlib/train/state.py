@@ -25,10 +25,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..refine.guided_filter import PAPER_GF
-from ..images import atomic_path
-from .config import TrainConfig
 from ..checks import require
+from ..images import atomic_path
+from ..refine.guided_filter import PAPER_GF
+from .config import TrainConfig
 
 # The checkpoint contract of :func:`paperlib.model.sempart.read_checkpoint` ("paperlib-sempart-1"):
 # format, config (plain dict with backbone / image_size / resize_short), model (the head's

@@ -1,7 +1,7 @@
 """Trick 2 by hand: one crop-zoom box of a training step, as arrays, plots and widgets.
 
 Paper Sec. 4 ("Multi-Scale Consistency", Fig. 3). For one box, :class:`CropZoomExplorer` shows
-what :func:`paperlib.train.loop.train_step` computes: the training input I (the image resized to
+what :func:`paperlib.train.step.train_step` computes: the training input I (the image resized to
 S x S), the box, the zoomed crop I_c = CU(I), the student's fine map s_hat = f(I), its crop-zoom
 CU(s_hat), the teacher's map f(I_c), the target SG[GF(f(I_c))] and the per-pixel squared error
 whose mean is L_eq -- by calling the training code itself (:mod:`paperlib.losses.crop_zoom`), so the
@@ -31,17 +31,22 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
-from .crop_predictors import ImageFunction, MaskSource, PREDICTORS, SempartPredictor
-from ..losses.crop_zoom import (
-    CROP_SAMPLERS, CropBox, check_box, crop_consistency_loss, crop_zoom, sample_box, teacher_target,
-)
-from .gf_explorer import explorer_sample, figure_png, show_map
 from ..backbones.features import normalise, resize_bilinear
+from ..checks import check_choice, check_image, is_int, require
 from ..images import read_image, read_mask, resize_mask
+from ..losses.crop_zoom import (
+    CROP_SAMPLERS,
+    CropBox,
+    check_box,
+    crop_consistency_loss,
+    crop_zoom,
+    sample_box,
+    teacher_target,
+)
 from ..losses.objective import LossWeights
 from ..train.data import SEED_CROP, seeded_generator
-from ..checks import check_choice, check_image, is_int, require
-
+from .crop_predictors import PREDICTORS, ImageFunction, MaskSource, SempartPredictor
+from .gf_explorer import explorer_sample, figure_png, show_map
 
 # What a colour means in each kind of map (the colour bars' labels).
 PANEL_LABELS = {"gray": "mask value (sigmoid; 1 = object)",
@@ -111,7 +116,7 @@ class CropZoomExplorer:
     # ---------------------------------------------------------------- boxes
 
     def sample_box(self, step: int = 0, *, sampler: str | None = None) -> CropBox:
-        """The box training step ``step`` draws (paper Sec. 5; :func:`paperlib.train.loop.train_step`).
+        """The box training step ``step`` draws (paper Sec. 5; :func:`paperlib.train.step.train_step`).
 
         Args:
             step: the global step index (the generator is seeded by (seed, crop stream, step)).

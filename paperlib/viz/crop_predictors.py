@@ -28,13 +28,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..losses.crop_zoom import CropBox, crop_zoom
-from ..data.degrade import DEGRADATIONS, degrade_mask
 from ..backbones.features import resize_bilinear, tensor_image
-from ..losses.objective import S_CLAMP
-from ..model.sempart import SempartModel, load_sempart
-from ..methods.sempart import BN_MODES, sempart_forward
 from ..checks import check_choice, require
+from ..data.degrade import DEGRADATIONS, degrade_mask
+from ..losses.crop_zoom import CropBox, crop_zoom
+from ..losses.objective import S_CLAMP
+from ..methods.sempart import BN_MODES, sempart_forward
+from ..model.sempart import SempartModel, load_sempart
 
 NO_DEGRADATION = "none"  # MaskSource: the teacher is the exact crop-zoom of the student
 

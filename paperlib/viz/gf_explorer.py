@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.degrade import degrade_mask
-from ..refine.guided_filter import BORDERS, PAPER_GF, check_radius
-from ..images import read_image, read_mask, resize_mask
-from ..eval.metrics import SaliencyMetrics
-from ..refine.masks import RefineSettings, refine_mask
-from ..data.synth_sample import make_sample
 from ..checks import check_choice, check_positive, require
+from ..data.degrade import degrade_mask
+from ..data.synth_sample import make_sample
+from ..eval.metrics import SaliencyMetrics
+from ..images import read_image, read_mask, resize_mask
+from ..refine.guided_filter import BORDERS, PAPER_GF, check_radius
+from ..refine.masks import RefineSettings, refine_mask
 
 
 @dataclass(frozen=True)

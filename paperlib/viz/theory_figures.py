@@ -20,8 +20,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .gf_explorer import show_map
 from ..checks import require
+from .gf_explorer import show_map
 
 
 def _hw(name: str, data, ndim: int = 2) -> np.ndarray:
