@@ -98,6 +98,43 @@ def check_dir(name: str, path: str | Path) -> Path:
     return path
 
 
+def check_output_dir(name: str, out: str | Path, *, inputs: dict[str, str | Path | None]) -> Path:
+    """A folder a command may write into without touching what it reads; returns it as a Path.
+
+    One rule for every command that writes a folder of files: the output may not be an existing
+    file, nor be an input folder, lie inside one, or hold an input (file or folder). The check
+    is on resolved paths, so symbolic links and ``..`` do not get around it. Nothing is created
+    or deleted here.
+
+    Args:
+        name: the option naming the output (``--out``), used in the message.
+        out: the output folder (it may not exist yet).
+        inputs: option name -> the file or folder it reads (None entries are skipped).
+
+    Raises:
+        InputError: naming ``name``, the input it collides with, and what to do instead.
+    """
+    out = Path(out).expanduser()
+    require(not out.is_file(), f"{name} {out}: is a file; a folder is needed")
+    target = out.resolve()
+    for option, given in inputs.items():
+        if given is None:
+            continue
+        source = Path(given).expanduser().resolve()
+        if target == source:
+            relation = "is"
+        elif source.is_dir() and target.is_relative_to(source):
+            relation = "lies inside"
+        elif source.is_relative_to(target):
+            relation = "holds"
+        else:
+            continue
+        noun = "folder" if source.is_dir() else "file"
+        raise InputError(f"{name} {out}: {relation} the input {noun} of {option} ({given}); outputs never go "
+                         f"where inputs are read: choose a separate folder")
+    return out
+
+
 _PAPERMILL_HINT = " (papermill's -p passes lists and mappings as strings: use -y)"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +30,8 @@ def _open(path: Path):
         img.load()
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
+    except Image.DecompressionBombError as err:   # a picture far larger than any photo: refuse, do not decode
+        raise InputError(f"{path}: too large to decode safely ({err})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"{path}: not a readable image ({err.__class__.__name__}: {err})") from None
     return ImageOps.exif_transpose(img)
@@ -55,7 +58,12 @@ def read_mask(path: str | Path) -> np.ndarray:
     if img.mode == "1":
         return np.asarray(img, dtype=np.float32)
     if img.mode in ("I;16", "I;16B", "I;16L"):
-        return np.asarray(img, dtype=np.float32) / 65535.0
+        arr = np.asarray(img, dtype=np.float32)
+        if 1 < arr.max() <= 255:   # an 8-bit mask saved in a 16-bit file scores as nearly empty
+            warnings.warn(f"{path}: a 16-bit mask whose values never exceed {int(arr.max())} (of 65535): "
+                          f"probably an 8-bit mask saved as 16-bit; it is read as {arr.max() / 65535:.4f} at "
+                          f"most, so it scores as nearly empty. Save it as 8-bit.", stacklevel=2)
+        return arr / 65535.0
     if img.mode in ("I", "F"):
         arr = np.asarray(img, dtype=np.float32)
         hi = 65535.0 if arr.max() > 255 else 255.0
@@ -74,6 +82,13 @@ def binarize(mask: np.ndarray) -> np.ndarray:
     return mask > 0.5
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
@@ -87,6 +102,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.exists():   # mkstemp makes it 0600: give the file the mode any other new file gets
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():

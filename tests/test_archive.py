@@ -65,3 +65,54 @@ def test_extract_zip_and_tar_gz_by_content_skipping_macosx(tmp_path):
     (tmp_path / "c.txt").write_text("not an archive")
     with pytest.raises(InputError, match="neither a zip nor a tar"):
         extract_archive(tmp_path / "c.txt", tmp_path / "out-c")
+
+
+# ----------------------------------------------------------------------------- hostile archives
+
+def test_a_name_given_twice_is_refused_before_anything_is_written(tmp_path):
+    archive = tmp_path / "dup.zip"
+    with zipfile.ZipFile(archive, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("DUTS-TE/a.png", b"first")
+        zf.writestr("DUTS-TE/a.png", b"second, overwriting the first")
+    with pytest.raises(InputError, match="'DUTS-TE/a.png' appears twice"):
+        extract_archive(archive, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+
+def test_a_zip_bomb_is_refused_unread(tmp_path):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.bin", bytes(8 << 20))               # 8 MiB of zeros: about 1000:1
+    with pytest.raises(InputError, match="zip bomb"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "zeros.bin").exists()
+
+
+def test_member_count_and_size_limits(tmp_path):
+    from paperlib.data.release.archive import UnpackLimits
+
+    archive = tmp_path / "many.zip"
+    archive.write_bytes(make_zip({f"f{i}.txt": b"x" * 100 for i in range(5)}))
+    with pytest.raises(InputError, match="5 members, more than the 4 allowed"):
+        extract_archive(archive, tmp_path / "a", limits=UnpackLimits(max_members=4))
+    with pytest.raises(InputError, match="would unpack to"):
+        extract_archive(archive, tmp_path / "b", limits=UnpackLimits(max_bytes=499))
+    assert extract_archive(archive, tmp_path / "c", limits=UnpackLimits(max_members=5, max_bytes=500)) == 5
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.9])
+def test_a_damaged_archive_is_one_line_naming_it(tmp_path, cut):
+    data = make_tar({"x/a.txt": bytes(range(256)) * 40, "x/b.txt": bytes(range(255, -1, -1)) * 40}, mode="w:gz")
+    damaged = tmp_path / "damaged.tar.gz"
+    damaged.write_bytes(data[:int(len(data) * cut)])
+    with pytest.raises(InputError, match=r"damaged\.tar\.gz: (damaged archive|neither a zip nor a tar)"):
+        extract_archive(damaged, tmp_path / "out")
+
+
+def test_a_file_where_a_folder_belongs_is_one_line(tmp_path):
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(make_zip({"DUTS-TE/a.png": b"png"}))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "DUTS-TE").write_text("a file, not a folder")
+    with pytest.raises(InputError, match="unpacking into .* failed at"):
+        extract_archive(archive, tmp_path / "out")

@@ -53,3 +53,13 @@ def test_check_digest_trusts_on_first_use_then_holds_to_it(tmp_path):
     with pytest.raises(InputError, match="64 hex digits"):
         check_digest(path, _item(b""), ledger=ledger, key="k", sha256="abc")
 
+
+
+@pytest.mark.parametrize("content", ["[]", '{"files": null}', '{"files": {"k": "abc"}}', "{not json", "\xff\xfe"])
+def test_a_ledger_that_is_not_one_is_one_line_naming_it(tmp_path, content):
+    path, ledger = tmp_path / "f.bin", tmp_path / LEDGER_NAME
+    path.write_bytes(b"data")
+    ledger.write_text(content, encoding="latin-1")
+    with pytest.raises(InputError, match=f"{LEDGER_NAME}: not (valid JSON|a paperlib checksum ledger)"):
+        check_digest(path, _item(b""), ledger=ledger, key="k")
+    assert path.exists()                                   # the download itself is left alone

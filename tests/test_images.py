@@ -122,3 +122,37 @@ def test_save_figure_is_atomic_and_takes_the_format_from_the_suffix(tmp_path, mo
         save_figure(fig, tmp_path / "f" / "c.png")
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["a.png", "b.svg"]
     plt.close(fig)
+
+
+def test_written_files_get_the_users_umask_not_0600(tmp_path):
+    import os
+    import stat
+
+    from paperlib.images import write_mask_png
+
+    old = os.umask(0o027)
+    try:
+        write_mask_png(tmp_path / "m.png", np.zeros((4, 4)))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.png").stat().st_mode) == 0o640
+
+
+def test_an_8_bit_mask_in_a_16_bit_file_is_named_in_a_warning(tmp_path):
+    from PIL import Image
+
+    from paperlib.images import read_mask
+
+    arr = np.zeros((6, 6), np.uint16)
+    arr[1:4, 1:4] = 255                       # 8-bit values, 16-bit container
+    Image.fromarray(arr).save(tmp_path / "m16.png")
+    with pytest.warns(UserWarning, match="m16.png: a 16-bit mask whose values never exceed 255"):
+        mask = read_mask(tmp_path / "m16.png")
+    assert mask.max() == pytest.approx(255 / 65535)       # read as stored: the warning says why it scores empty
+    arr[1:4, 1:4] = 65535
+    Image.fromarray(arr).save(tmp_path / "full16.png")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_mask(tmp_path / "full16.png").max() == 1.0     # a real 16-bit mask: no warning

@@ -104,10 +104,24 @@ def test_affinity_scale_invariant_and_keeps_dtype():
 def test_affinity_errors():
     with pytest.raises(InputError, match="keys must have 4 dimensions"):
         affinity(torch.zeros(2, 3, 4))
-    with pytest.raises(InputError, match="eps must be > 0"):
+    with pytest.raises(InputError, match=r"eps must be in \(0, 1\)"):
         affinity(torch.ones(1, 2, 2, 2), eps=0.0)
     with pytest.raises(InputError, match="floating-point"):
         affinity(torch.ones(1, 2, 2, 2, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("tau", [float("nan"), 5.0, 1.0, -1.5, float("inf"), True])
+def test_a_threshold_that_links_nothing_or_everything_by_accident_is_refused(tau):
+    """tau = nan or 5 used to cut a graph of eps alone without a word (issue 10)."""
+    with pytest.raises(InputError, match=r"tau must be a cosine similarity in \[-1, 1\)"):
+        affinity(torch.ones(1, 2, 2, 2), tau=tau)
+
+
+def test_non_finite_keys_are_refused_by_name():
+    keys = torch.ones(1, 2, 2, 2)
+    keys[0, 0, 1, 1] = float("nan")
+    with pytest.raises(InputError, match="keys hold NaN or Inf"):
+        affinity(keys)
 
 
 # ------------------------------------------------------------------------- eigenvector solvers

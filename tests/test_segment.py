@@ -102,7 +102,7 @@ def test_segment_command_on_any_image(tmp_path, rng):
                  "--backbone", "filterbank", "--refine", "gf"]) == 0
     assert read_mask(out / "photo.png").shape == (50, 70)
     assert read_mask(out / "single.png").shape == (33, 41)
-    assert read_image(out / "single_overlay.jpg").shape == (33, 41 * 2 + 8, 3)
+    assert read_image(out / "overlays" / "single.jpg").shape == (33, 41 * 2 + 8, 3)
 
 
 def test_eval_scores_every_refinement_from_one_prediction(synth_root, tmp_path):

@@ -288,3 +288,25 @@ def test_l_eq_gets_the_sampled_box_and_a_clamped_target(data_root, monkeypatch, 
     assert box == expected and box.height == box.width == box_size
     assert target.shape == (4, 1, size, size) and not target.requires_grad
     assert float(target.min()) >= 1e-6 and float(target.max()) <= 1 - 1e-6
+
+
+# --------------------------------------------------------------------------------------------
+# One trainer per folder
+
+def test_a_second_trainer_on_the_same_folder_is_refused_by_name(data_root, tmp_path):
+    """Two trainers on one --out both reported success and one run's files were gone (issue 10)."""
+    import os
+
+    from paperlib.train.state import LOCK_NAME, run_lock
+
+    out = tmp_path / "run"
+    with run_lock(out):                                   # a live run holds the folder
+        with pytest.raises(InputError, match=rf"another training run \(pid {os.getpid()}\) is writing"):
+            train(tiny(data_root, max_steps=2), out, progress=False)
+        assert not (out / "last.pt").exists() and not (out / "log.csv").exists()
+    # a lock file left by a killed run is no lock: the next run takes the folder
+    (out / LOCK_NAME).write_text("999999\n")
+    result = train(tiny(data_root, max_steps=2), out, progress=False)
+    assert result.step == 2 and (out / "last.pt").exists()
+    with run_lock(out):                                   # and it released the lock when it ended
+        pass

@@ -70,3 +70,25 @@ def test_csv_log_drops_the_rows_after_the_checkpoint(tmp_path):
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     assert rows == [["step", "loss"], ["1", "0.5"], ["2", "0.4"], ["3", "0.25"]]
+
+
+def test_csv_log_drops_torn_and_garbage_rows_on_resume(tmp_path):
+    """A row a kill cut short, or a line that is no log row, is dropped, not kept or a traceback."""
+    path = tmp_path / "log.csv"
+    path.write_text("step,epoch,loss\n1,0,0.5\nthis is not a row\n2,0,0.4\n3,0\n\x00\x00garbage,,\n")
+    fh, writer = open_csv_log(path, ("step", "epoch", "loss"), keep_through_step=3)
+    writer.writerow([3, 0, 0.25])
+    fh.close()
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows == [["step", "epoch", "loss"], ["1", "0", "0.5"], ["2", "0", "0.4"], ["3", "0", "0.25"]]
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"garbage" * 100])
+def test_a_damaged_checkpoint_is_one_line(tmp_path, content):
+    from paperlib.train.state import load_checkpoint
+
+    path = tmp_path / "last.pt"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="last.pt: cannot be read as a training checkpoint"):
+        load_checkpoint(path)

@@ -71,7 +71,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                              f"{f' ({found.group(1)})' if found else ''}, so it cannot be loaded safely; "
                              f"a full training checkpoint? use the backbone-only release") from None
         raise InputError(f"{path}: not a readable torch checkpoint") from None
-    except (RuntimeError, EOFError, OSError) as err:
+    except Exception as err:  # text, truncated or garbage files fail anywhere in the unpickler
         raise InputError(f"{path}: not a readable torch checkpoint ({err.__class__.__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else 'empty or truncated'})") from None
 
@@ -123,5 +123,10 @@ def load_weights_file(model: nn.Module, path: Path, name: str) -> nn.Module:
                 more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
                 parts.append(f"{label} {', '.join(keys[:4])}{more}")
         raise InputError(f"{path}: not a {name} checkpoint: {'; '.join(parts)}")
+    broken = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if broken:   # a damaged or half-written file: features from it would be NaN, masks meaningless
+        more = f" and {len(broken) - 4} more" if len(broken) > 4 else ""
+        raise InputError(f"{path}: tensor(s) {', '.join(broken[:4])}{more} hold NaN or Inf values; "
+                         f"the file is damaged: download it again")
     model.load_state_dict(state, strict=True, assign=True)  # the file's tensors become the parameters
     return model.float()

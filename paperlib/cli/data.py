@@ -111,9 +111,11 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle")  # sc
 
 
 def _run_photos(args) -> int:
+    from ..checks import check_output_dir
     from ..data.skimage_sources import load_source
     from ..images import write_image
 
+    check_output_dir("--out", args.out, inputs={})
     for name in PHOTOS:
         write_image(args.out / f"{name}.jpg", load_source(name))
     print(f"wrote {len(PHOTOS)} photo(s) bundled with scikit-image -> {args.out}")
@@ -123,12 +125,13 @@ def _run_photos(args) -> int:
 def _run_degrade(args) -> int:
     from tqdm.auto import tqdm
 
-    from ..checks import check_dir, require
+    from ..checks import check_dir, check_output_dir, require
     from ..data.degrade import degrade_mask
     from ..images import list_images, read_mask, write_mask_png
 
     masks = list_images(check_dir("--masks", args.masks))
     require(len(masks) > 0, f"--masks: no mask images found in {args.masks}")
+    check_output_dir("--out", args.out, inputs={"--masks": args.masks})
     for stem, path in tqdm(masks.items(), desc=args.degradation, disable=args.quiet, unit="img"):
         write_mask_png(args.out / f"{stem}.png", degrade_mask(read_mask(path), args.degradation))
     print(f"wrote {len(masks)} {args.degradation} mask(s) -> {args.out}")

@@ -104,7 +104,7 @@ def add_segment(sub) -> None:
     """Register ``segment``: masks and overlays for your own images."""
     p = sub.add_parser("segment", help="segment your own images: mask PNGs and overlays",
                        description="Writes <stem>.png (mask at the image's size) and "
-                                   "<stem>_overlay.jpg for every image given or found in a folder.")
+                                   "overlays/<stem>.jpg for every image given or found in a folder.")
     p.add_argument("paths", nargs="+", type=Path, help="image files and/or folders")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--no-overlays", action="store_true", help="write masks only")

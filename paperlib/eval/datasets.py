@@ -11,7 +11,7 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from ..checks import check_choice, require
+from ..checks import check_choice, check_output_dir, require
 from ..images import write_mask_png
 from ..methods.base import REFINEMENTS, Method
 from ..methods.refined import refine_prediction
@@ -58,6 +58,10 @@ def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none
     require(limit is None or limit >= 1, f"limit must be >= 1, got {limit}")
     n = len(dataset) if limit is None else min(limit, len(dataset))
     require(n > 0, "the dataset is empty")
+    if save_masks is not None:   # never into (or around) the images and ground truth being scored
+        folders = getattr(dataset, "folders", None)
+        save_masks = check_output_dir("--save-masks", save_masks, inputs={} if folders is None else {
+            "the dataset's images": folders.images_dir, "the dataset's masks": folders.masks_dir})
     metrics = {r: SaliencyMetrics() for r in refines}
     rows: dict[str, list[dict]] = {r: [] for r in refines}
     # Methods with a batch protocol (Sempart: polarity per batch, BatchNorm in train mode, the

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import check_positive, check_tensor, require
-from .ncut import SEMPART_AFFINITY
+from .ncut import SEMPART_AFFINITY, check_affinity
 
 # The 8 neighbour offsets (dy, dx), row-major.
 OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
@@ -91,11 +91,6 @@ def _coarse_weight(S: torch.Tensor, tau: float, eps: float, binary: bool) -> tor
     return torch.where(S >= tau, S, torch.full_like(S, eps))
 
 
-def _check_affinity_params(tau: float, eps: float) -> None:
-    require(0 < eps < 1, f"eps must be in (0, 1) (the weight of unlinked pairs), got {eps!r}")
-    require(-1 <= tau <= 1, f"tau must be a cosine similarity in [-1, 1], got {tau!r}")
-
-
 def gtv_coarse(keys: torch.Tensor, s: torch.Tensor, *, tau: float = SEMPART_AFFINITY.tau,
                eps: float = SEMPART_AFFINITY.eps, binary: bool = SEMPART_AFFINITY.binary) -> torch.Tensor:
     """Graph total variation of the coarse mask with token-affinity weights (eqs. 5, 7).
@@ -122,7 +117,7 @@ def gtv_coarse(keys: torch.Tensor, s: torch.Tensor, *, tau: float = SEMPART_AFFI
     require(keys.shape[0] == s.shape[0] and keys.shape[2:] == s.shape[2:],
             f"keys and s must have the same batch size and grid, got keys {tuple(keys.shape)} "
             f"and s {tuple(s.shape)}")
-    _check_affinity_params(tau, eps)
+    check_affinity(tau, eps)
     B, _, h, w = s.shape
     K = F.normalize(keys, p=2, dim=1)  # (B, D, h, w), unit feature per token
     K_pad = F.pad(K, (1, 1, 1, 1), mode="reflect")  # (B, D, h + 2, w + 2)
@@ -203,7 +198,7 @@ class GraphTVCoarse(nn.Module):
     def __init__(self, *, tau: float = SEMPART_AFFINITY.tau, eps: float = SEMPART_AFFINITY.eps,
                  binary: bool = SEMPART_AFFINITY.binary) -> None:
         super().__init__()
-        _check_affinity_params(tau, eps)
+        check_affinity(tau, eps)
         self.tau, self.eps, self.binary = tau, eps, binary
 
     def forward(self, keys: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

@@ -16,13 +16,14 @@ Everything here works on features only; it knows nothing about a backbone.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_choice, check_tensor, require
+from ..checks import check_choice, check_tensor, is_number, require
 
 
 class AffinityParams(NamedTuple):
@@ -55,6 +56,18 @@ class EigenResult(NamedTuple):
     eigenvalue: torch.Tensor  # (B,) or (), lambda_2 in [0, 2]
 
 
+def check_affinity(tau: float, eps: float) -> None:
+    """The one rule for a token graph's thresholds: tau a cosine similarity in [-1, 1), eps in (0, 1).
+
+    tau >= 1 links no pair (a graph of eps alone) and NaN compares false with everything, so both
+    would cut noise without a word: refused, naming the parameter.
+    """
+    require(is_number(tau) and math.isfinite(tau) and -1 <= tau < 1,
+            f"tau must be a cosine similarity in [-1, 1), got {tau!r}")
+    require(is_number(eps) and math.isfinite(eps) and 0 < eps < 1,
+            f"eps must be in (0, 1) (the weight of unlinked pairs; > 0 keeps the graph connected), got {eps!r}")
+
+
 def affinity(keys: torch.Tensor, *, tau: float = TOKENCUT_AFFINITY.tau,
              eps: float = TOKENCUT_AFFINITY.eps, binary: bool = True) -> torch.Tensor:
     """Token affinity graph from cosine similarities (paper eq. 2, docs/paper_and_code.md#affinity).
@@ -76,8 +89,9 @@ def affinity(keys: torch.Tensor, *, tau: float = TOKENCUT_AFFINITY.tau,
         W: (B, N, N), symmetric, in the dtype and on the device of ``keys``.
     """
     check_tensor("keys", keys, ndim=4, floating=True)
-    require(eps > 0, f"eps must be > 0 (it keeps the graph connected), got {eps!r}")
-    require(eps < 1, f"eps must be < 1 (the weight of unlinked pairs), got {eps!r}")
+    check_affinity(tau, eps)
+    require(bool(torch.isfinite(keys).all()), "keys hold NaN or Inf values: the backbone's weights or the "
+                                              "image are damaged")
     B, D, h, w = keys.shape
     K = F.normalize(keys.reshape(B, D, h * w), p=2, dim=1)  # (B, D, N), unit columns
     S = K.transpose(1, 2) @ K  # (B, N, D) @ (B, D, N) -> (B, N, N)

@@ -2,7 +2,7 @@
 
     collect_images(paths)                      files and folders -> image files, sorted
     overlay(image, mask)                       side-by-side picture: image | mask tinted + outline
-    segment_paths(paths, out, method, ...)     <stem>.png masks and <stem>_overlay.jpg pictures
+    segment_paths(paths, out, method, ...)     <stem>.png masks, overlays/<stem>.jpg pictures
 """
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ import numpy as np
 from scipy.ndimage import binary_erosion
 from tqdm.auto import tqdm
 
-from ..checks import InputError, check_choice, require
+from ..checks import InputError, check_choice, check_output_dir, require
 from ..images import IMAGE_SUFFIXES, read_image, write_image, write_mask_png
 from ..refine.masks import RefineSettings
 from .base import REFINEMENTS, Method
 from .refined import refine_prediction
+
+
+# Sub-folder of a segment output for the overlay pictures: the output itself holds only masks.
+OVERLAYS = "overlays"
 
 
 def collect_images(paths: Sequence[str | Path]) -> list[Path]:
@@ -69,10 +73,14 @@ class SegmentReport:
 def segment_paths(paths: Sequence[str | Path], out_dir: str | Path, method: Method, *,
                   refine: str = "gf", settings: RefineSettings | None = None,
                   overlays: bool = True, progress: bool = True) -> SegmentReport:
-    """Segment images: ``<stem>.png`` (8-bit mask at the image's size) and an overlay each."""
+    """Segment images: ``out/<stem>.png`` (8-bit mask at the image's size), ``out/overlays/<stem>.jpg``.
+
+    The overlays sit in their own sub-folder, so ``out`` holds nothing but masks and can be given
+    as it is to ``paperlib refine --masks`` or ``eval-masks --pred``.
+    """
     check_choice("refine", refine, REFINEMENTS)
     files = collect_images(paths)
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir("--out", out_dir, inputs={f"input {i + 1}": p for i, p in enumerate(paths)})
     # Methods with a batch protocol (Sempart) see the files in chunks of their batch size.
     step = method.batch_size
     bar = tqdm(total=len(files), desc=f"segment ({method.name}, refine={refine})",
@@ -85,7 +93,7 @@ def segment_paths(paths: Sequence[str | Path], out_dir: str | Path, method: Meth
             mask = refine_prediction(image, pred, refine=refine, settings=settings)
             write_mask_png(out_dir / f"{path.stem}.png", mask)
             if overlays:
-                write_image(out_dir / f"{path.stem}_overlay.jpg", overlay(image, mask))
+                write_image(out_dir / OVERLAYS / f"{path.stem}.jpg", overlay(image, mask))
         bar.update(len(chunk))
     bar.close()
     return SegmentReport(n_images=len(files), out_dir=out_dir, refine=refine)

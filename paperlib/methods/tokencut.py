@@ -28,7 +28,7 @@ from ..backbones.registry import multiple_size
 from ..checks import InputError, check_positive, check_tensor, require
 from ..devices import backbone_device
 from ..images import resize_mask
-from ..losses.ncut import TOKENCUT_AFFINITY, affinity, second_smallest_eigenvector
+from ..losses.ncut import TOKENCUT_AFFINITY, affinity, check_affinity, second_smallest_eigenvector
 from .base import ImageByImage, Prediction
 
 
@@ -220,6 +220,7 @@ class TokenCut(ImageByImage):
                  cache=None, max_side: int | None = 1024):
         require(max_side is None or (isinstance(max_side, int) and max_side >= backbone.patch_size),
                 f"max_side must be None or an int >= the patch size {backbone.patch_size}, got {max_side!r}")
+        check_affinity(tau, eps)   # before any image: a bad --tau is one line naming it
         self.backbone = backbone
         self.patch_size = int(backbone.patch_size)
         self.tau, self.eps, self.solver = tau, eps, solver

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checks import InputError, check_choice, check_dir, require
+from ..checks import InputError, check_choice, check_dir, check_output_dir, require
 from ..images import list_images, read_image, read_mask, resize_mask, write_mask_png
 from .bilateral_solver import PRESETS, bilateral_solve
 from .guided_filter import PAPER_GF, GuidedFilterSettings, guided_filter, image_to_guide
@@ -73,16 +73,31 @@ def refine_mask(image: np.ndarray, mask: np.ndarray, settings: RefineSettings = 
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings) -> np.ndarray:
+# Pixels filtered at once. Larger images go through in row strips, each with a 2r-row halo on
+# both sides: an output pixel depends on inputs at most 2r rows away (the mean of a and b over
+# a window of windows), so the strips give the whole-image result, in bounded memory (a
+# 12000 x 9000 photo would otherwise hold a dozen float64 copies of itself, about 9 GB).
+TILE_PIXELS = 1 << 21
+
+
+def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings, *,
+            tile_pixels: int = TILE_PIXELS) -> np.ndarray:
     import torch
 
-    # The paper's guide: R, G, B rescaled to [0, 1], then averaged (Sec. 5.1).
-    rgb = torch.from_numpy(image).permute(2, 0, 1)[None].double() / 255.0  # (1, 3, H, W)
-    guide = image_to_guide(rgb)                                            # (1, 1, H, W)
-    src = torch.from_numpy(mask).double()[None, None]                      # (1, 1, H, W)
     gf = settings.gf
-    out = guided_filter(guide, src, radius=gf.radius, eps=gf.eps, border=gf.border)
-    return out[0, 0].float().numpy()
+    H, W = mask.shape
+    rows = max(1, tile_pixels // W)
+    halo = 2 * gf.radius
+    out = np.empty((H, W), np.float32)
+    for top in range(0, H, rows):
+        lo, hi = max(0, top - halo), min(H, top + rows + halo)
+        # The paper's guide: R, G, B rescaled to [0, 1], then averaged (Sec. 5.1).
+        rgb = torch.from_numpy(image[lo:hi]).permute(2, 0, 1)[None].double() / 255.0  # (1, 3, h, W)
+        guide = image_to_guide(rgb)                                                  # (1, 1, h, W)
+        src = torch.from_numpy(mask[lo:hi]).double()[None, None]                     # (1, 1, h, W)
+        strip = guided_filter(guide, src, radius=gf.radius, eps=gf.eps, border=gf.border)
+        out[top:min(H, top + rows)] = strip[0, 0, top - lo:top - lo + rows].float().numpy()
+    return out
 
 
 @dataclass
@@ -113,7 +128,7 @@ def refine_folder(images_dir: str | Path, masks_dir: str | Path, out_dir: str | 
     if orphans:
         raise InputError(f"{Path(masks_dir) / masks[orphans[0]].name}: no image with stem "
                          f"{orphans[0]!r} in {images_dir} ({len(orphans)} mask(s) without an image)")
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir("--out", out_dir, inputs={"--images": images_dir, "--masks": masks_dir})
     report = RefineReport(unused_images=len(set(images) - set(masks)), out_dir=out_dir)
     for stem in tqdm(sorted(masks), desc=f"refine ({settings.method})", disable=not progress,
                      unit="img"):

@@ -30,6 +30,7 @@ writes files.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..backbones.registry import load_backbone
-from ..checks import require
+from ..checks import check_output_dir, require
 from ..data.saliency import open_dataset
 from ..devices import distributed_env
 from ..model.head import SempartHead
@@ -55,6 +56,7 @@ from .state import (
     open_csv_log,
     open_tensorboard,
     rng_states,
+    run_lock,
     save_checkpoint,
     set_rng_states,
 )
@@ -215,6 +217,10 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     device = setup.device
     is_main = dist_info.rank == 0
     data = open_training_data(config, world_size=dist_info.world_size)
+    folders = data.train_set.dataset.folders
+    check_output_dir("--out", out_dir, inputs={"the training images": folders.images_dir,
+                                                "the training masks": folders.masks_dir,
+                                                "--weights": config.weights})
 
     backbone = load_backbone(config.backbone, weights=config.weights, device=device)
     head, optimizer = build_head(config, backbone, device, distributed=distributed)
@@ -238,16 +244,17 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
                                "position": position, "best_iou": best_iou, "rng": rng_states(),
                                "world_size": dist_info.world_size})
 
-    files = None
-    if is_main:
-        files = RunFiles(out_dir, config, validates=data.val_set is not None, step=step, resume=resume,
-                         total_steps=data.total_steps, progress=progress)
-        if ckpt is None:
-            checkpoint(out_dir / "init.pt")  # the untrained head: what training is compared with
-
     losses: list[StepLosses] = []
     val_ious: list[float] = []
-    try:
+    with contextlib.ExitStack() as run:   # rank 0's lock and files, released however the run ends
+        files = None
+        if is_main:
+            run.enter_context(run_lock(out_dir))
+            files = run.enter_context(contextlib.closing(
+                RunFiles(out_dir, config, validates=data.val_set is not None, step=step, resume=resume,
+                         total_steps=data.total_steps, progress=progress)))
+            if ckpt is None:
+                checkpoint(out_dir / "init.pt")  # the untrained head: what training is compared with
         while step < data.total_steps and epoch < config.epochs:
             batches = epoch_batches(data.n_train, seed=config.seed, epoch=epoch, batch_size=config.batch_size)
             shards = [b[dist_info.rank::dist_info.world_size] for b in batches[position:]]
@@ -282,9 +289,6 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
                 checkpoint(last_path)
         if is_main:
             checkpoint(last_path)
-    finally:
-        if files is not None:
-            files.close()
     if distributed:
         dist.barrier()
     return TrainResult(out_dir=out_dir, step=step, epoch=epoch, last_checkpoint=last_path if is_main else None,

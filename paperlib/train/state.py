@@ -16,16 +16,18 @@ Public API:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import os
 import random
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from ..checks import require
+from ..checks import InputError, require
 from ..images import atomic_path
 from ..refine.guided_filter import PAPER_GF
 from .config import TrainConfig
@@ -79,7 +81,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path).expanduser()
     require(path.is_file(), f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, empty, garbage or a refused pickle: pickle, zip and torch errors
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise InputError(f"{path}: cannot be read as a training checkpoint ({type(err).__name__}: {first[:160]}); "
+                         f"it is damaged or not paperlib's: restart without --resume, or restore a copy") from None
     require(isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT,
             f"{path}: not a paperlib training checkpoint of format {CHECKPOINT_FORMAT}")
     return ckpt
@@ -112,18 +119,26 @@ def _plain(value):
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
+def _whole_row(row: list[str], width: int) -> bool:
+    """A complete log row: as many fields as the header, an integer step first, numbers or words after."""
+    return len(row) == width and row[0].isdigit() and all(field.strip() for field in row)
+
+
 def open_csv_log(path: Path, header: Sequence[str], *, keep_through_step: int | None):
     """Open a CSV log for appending; rows after ``keep_through_step`` (a crashed tail) are dropped.
+
+    So are rows a crash tore (fewer fields than the header) and lines that are not log rows at
+    all: what is kept reads as the log of the run up to its checkpoint.
 
     Returns:
         (file handle, ``csv.writer``); the caller closes the handle.
     """
     rows: list[list[str]] = []
     if keep_through_step is not None and path.exists():
-        with open(path, newline="") as fh:
+        with open(path, newline="", errors="replace") as fh:
             reader = csv.reader(fh)
             next(reader, None)
-            rows = [r for r in reader if r and int(r[0]) <= keep_through_step]
+            rows = [r for r in reader if _whole_row(r, len(header)) and int(r[0]) <= keep_through_step]
     # The kept rows go to a new file that replaces the old one whole: a crash while rewriting
     # never loses the log. Later rows are appended to it.
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as out:
@@ -141,3 +156,41 @@ def open_tensorboard(out_dir: Path):
     except Exception:  # tensorboard is optional
         return None
     return SummaryWriter(str(out_dir / "tensorboard"))
+
+
+LOCK_NAME = ".train.lock"
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir/.train.lock`` for the whole run: a second trainer on the folder is refused.
+
+    The lock is the operating system's (``flock``) on that file, so a run killed by any signal
+    releases it with its process: a lock file left behind by a dead run is not a lock, and the
+    next run takes it over. The file holds the owner's pid, named in the refusal.
+
+    Raises:
+        InputError: another live process holds the folder.
+    """
+    import fcntl
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_NAME
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        owner = fh.read().strip() or "unknown"
+        fh.close()
+        raise InputError(f"{out_dir}: another training run (pid {owner}) is writing this folder; wait for it "
+                         f"to finish or choose another --out") from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()

@@ -2,11 +2,13 @@
 
 Public API
 ----------
-``extract_archive(archive, dest, *, progress=False) -> int``
+``extract_archive(archive, dest, *, progress=False, limits=LIMITS) -> int``
     unpack a zip or tar (any compression, type read from the content) into ``dest``; refuses
-    absolute paths, ``..`` components, symbolic and hard links, devices and FIFOs with an
-    ``InputError`` naming the member; skips ``__MACOSX/`` resource forks; returns the number
-    of files written.
+    absolute paths, ``..`` components, symbolic and hard links, devices and FIFOs, a name given
+    twice, more members or more bytes than ``limits`` allows, and zip members that expand far
+    beyond their stored size (a zip bomb), with an ``InputError`` naming the member; a damaged
+    archive is one line too; skips ``__MACOSX/`` resource forks; returns the number of files
+    written.
 
 :func:`paperlib.data.release.download.download` unpacks every fetched archive with it.
 """
@@ -18,11 +20,28 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ...checks import InputError
 
 _CHUNK = 1 << 20  # bytes copied at a time from a member to its file
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """What an archive may hold before it is refused unread: sizes far past any official archive's."""
+
+    max_members: int = 1_000_000      # COCO's train2014 zip, the largest here, holds 82,783 files
+    max_bytes: int = 64 << 30         # 64 GiB unpacked; COCO train2014 is 13 GiB
+    max_ratio: float = 200.0          # unpacked / stored size of one zip member; JPEGs and PNGs barely
+    ratio_floor: int = 1 << 20        # compress, so only members over 1 MiB are held to the ratio
+
+
+LIMITS = UnpackLimits()
+# Reading a damaged archive raises any of these, from the container or the decompressor.
+_DAMAGED = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error)
 
 
 def _member_target(dest: Path, name: str, archive: Path) -> Path:
@@ -37,6 +56,32 @@ def _refuse_link(archive: Path, name: str, kind: str, target: str = "") -> None:
     arrow = f" -> {target!r}" if target else ""
     raise InputError(f"{archive}: member {name!r} is a {kind}{arrow}; dataset archives hold plain "
                      f"files only, refusing to extract this archive")
+
+
+def _check_plan(archive: Path, plan: list, sizes: list[tuple[str, int, int | None]], limits: UnpackLimits) -> None:
+    """Refuse duplicate names, too many members, too many bytes, and zip members that balloon.
+
+    ``sizes`` holds (name, unpacked bytes, stored bytes or None for tar) per file member.
+    """
+    seen: dict[Path, str] = {}
+    for target, member, _ in plan:
+        name = getattr(member, "filename", None) or member.name
+        key = Path(str(target).rstrip("/"))
+        if key in seen:
+            raise InputError(f"{archive}: member {name!r} appears twice; refusing an archive whose "
+                             f"files would overwrite each other")
+        seen[key] = name
+    if len(plan) > limits.max_members:
+        raise InputError(f"{archive}: {len(plan)} members, more than the {limits.max_members} allowed; "
+                         f"this is not a dataset archive")
+    total = sum(size for _, size, _ in sizes)
+    if total > limits.max_bytes:
+        raise InputError(f"{archive}: would unpack to {total / 2**30:.1f} GiB, more than the "
+                         f"{limits.max_bytes / 2**30:.0f} GiB allowed; refusing it")
+    for name, size, stored in sizes:
+        if stored is not None and size > limits.ratio_floor and size > limits.max_ratio * max(stored, 1):
+            raise InputError(f"{archive}: member {name!r} expands {size / max(stored, 1):.0f}-fold "
+                             f"({stored} -> {size} bytes), a zip bomb's ratio; refusing it")
 
 
 def _skipped(name: str) -> bool:
@@ -60,7 +105,8 @@ def _write_members(plan: list, open_member, desc: str, progress: bool) -> int:
     return written
 
 
-def extract_archive(archive: str | Path, dest: str | Path, *, progress: bool = False) -> int:
+def extract_archive(archive: str | Path, dest: str | Path, *, progress: bool = False,
+                    limits: UnpackLimits = LIMITS) -> int:
     """Unpack a zip or tar (any compression) into ``dest``, refusing unsafe members.
 
     Every member is checked before anything is written: an absolute path, a ``..`` component,
@@ -71,11 +117,24 @@ def extract_archive(archive: str | Path, dest: str | Path, *, progress: bool = F
         archive: the zip or tar file.
         dest: the folder to unpack into (created if needed).
         progress: show a tqdm bar over the members.
+        limits: the most members, bytes and zip expansion accepted (:data:`LIMITS`).
 
     Returns:
         The number of files written.
     """
     archive, dest = Path(archive), Path(dest)
+    try:
+        return _extract(archive, dest, progress, limits)
+    except InputError:
+        raise
+    except _DAMAGED as err:
+        raise InputError(f"{archive}: damaged archive ({type(err).__name__}: {err}); fetch it again") from None
+    except OSError as err:   # a file where a folder belongs, a full disk, no permission
+        where = err.filename or dest
+        raise InputError(f"{archive}: unpacking into {dest} failed at {where} ({err.strerror or err})") from None
+
+
+def _extract(archive: Path, dest: Path, progress: bool, limits: UnpackLimits) -> int:
     dest.mkdir(parents=True, exist_ok=True)
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
@@ -87,6 +146,8 @@ def extract_archive(archive: str | Path, dest: str | Path, *, progress: bool = F
                 if stat.S_ISLNK(m.external_attr >> 16):
                     _refuse_link(archive, m.filename, "symbolic link")
                 plan.append((target, m, m.is_dir()))
+            _check_plan(archive, plan, [(m.filename, m.file_size, m.compress_size)
+                                        for _, m, is_dir in plan if not is_dir], limits)
             return _write_members(plan, zf.open, archive.name, progress)
     if not tarfile.is_tarfile(archive):
         raise InputError(f"{archive}: neither a zip nor a tar archive")
@@ -101,4 +162,5 @@ def extract_archive(archive: str | Path, dest: str | Path, *, progress: bool = F
             if not (m.isfile() or m.isdir()):
                 _refuse_link(archive, m.name, "device or FIFO")
             plan.append((target, m, m.isdir()))
+        _check_plan(archive, plan, [(m.name, m.size, None) for _, m, is_dir in plan if not is_dir], limits)
         return _write_members(plan, tf.extractfile, archive.name, progress)

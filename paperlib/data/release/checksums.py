@@ -40,9 +40,14 @@ def _read_ledger(path: Path) -> dict:
     if not path.exists():
         return {"files": {}}
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        ledger = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not valid JSON ({err}); fix or delete it") from None
+    entries = ledger.get("files") if isinstance(ledger, dict) else None
+    if not (isinstance(entries, dict) and all(isinstance(v, dict) for v in entries.values())):
+        raise InputError(f"{path}: not a paperlib checksum ledger (expected {{\"files\": {{name: {{sha256, ...}}}}}}); "
+                         f"fix or delete it")
+    return ledger
 
 
 def _write_ledger(path: Path, ledger: dict) -> None:

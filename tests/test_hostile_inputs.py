@@ -1,0 +1,120 @@
+"""Hostile and odd input through the command line (issue 10): one line naming the culprit, exit 2.
+
+Each case is a class of fault a careful user met: a threshold that links nothing, a device that
+does not exist, a picture too large to decode, damaged or foreign weight and checkpoint files,
+an internal failure. None may end in a traceback, a silent wrong number, or a lost file.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from paperlib.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, main
+from paperlib.images import write_image, write_mask_png
+
+
+def _png_header_only(path, width: int, height: int) -> None:
+    """A PNG that claims width x height pixels: enough for a decoder to decide, no pixel data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)     # 8-bit grey
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def photos(tmp_path, rng):
+    img, masks = tmp_path / "img", tmp_path / "masks"
+    for i in range(2):
+        write_image(img / f"p{i}.png", rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+        write_mask_png(masks / f"p{i}.png", rng.random((48, 64)))
+    return tmp_path
+
+
+def _one_line(capsys, *needles: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("paperlib: error: ") and "Traceback" not in err[0]
+    for needle in needles:
+        assert needle in err[0], err[0]
+    return err[0]
+
+
+@pytest.mark.parametrize("tau", ["nan", "5", "inf", "-2"])
+def test_a_tau_that_links_nothing_is_refused_before_any_image(photos, tau, capsys):
+    argv = ["-q", "segment", str(photos / "img"), "--out", str(photos / "out"), "--backbone", "filterbank",
+            "--tau", tau]
+    assert main(argv) == EXIT_BAD_INPUT
+    _one_line(capsys, "tau must be a cosine similarity")
+    assert not (photos / "out").exists()
+
+
+def test_a_device_that_does_not_exist_is_one_line(photos, capsys):
+    argv = ["-q", "segment", str(photos / "img"), "--out", str(photos / "out"), "--backbone", "filterbank",
+            "--device", "bogus"]
+    assert main(argv) == EXIT_BAD_INPUT
+    _one_line(capsys, "--device 'bogus'")
+
+
+def test_a_picture_too_large_to_decode_is_refused_by_name(photos, capsys):
+    _png_header_only(photos / "img" / "p0.png", 15000, 15000)        # 225 Mpx: PIL's bomb limit
+    argv = ["-q", "refine", "--images", str(photos / "img"), "--masks", str(photos / "masks"),
+            "--out", str(photos / "out")]
+    assert main(argv) == EXIT_BAD_INPUT
+    _one_line(capsys, "p0.png", "too large to decode safely")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04\x14\x00torn"])
+def test_resuming_from_a_damaged_checkpoint_is_one_line(tmp_path, content, capsys):
+    from paperlib.data.synth import synthesize
+
+    synthesize(tmp_path / "data", n=4, seed=0, split="tr", progress=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(content)
+    argv = ["-q", "train", "--preset", "smoke", "--data-root", str(tmp_path / "data"), "--out", str(run), "--resume"]
+    assert main(argv) == EXIT_BAD_INPUT
+    _one_line(capsys, "last.pt: cannot be read as a training checkpoint")
+    assert (run / "last.pt").read_bytes() == content                  # left as it was, for the user
+
+
+@pytest.fixture(scope="module")
+def nan_weights(tmp_path_factory):
+    """An official-format ViT-S/16 file of random weights with one NaN tensor, and a text file."""
+    from paperlib.backbones.registry import load_backbone
+
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    state = load_backbone("dino_vits16", _random_init=True).model.state_dict()
+    state["blocks.3.attn.qkv.weight"][0, 0] = float("nan")
+    torch.save(state, folder / "nan.pth")
+    (folder / "notes.txt").write_text("these are my notes, not weights\n")
+    return folder
+
+
+@pytest.mark.parametrize("name, needle", [("nan.pth", "blocks.3.attn.qkv.weight"), ("notes.txt", "notes.txt")])
+def test_damaged_or_foreign_weights_are_one_line(photos, nan_weights, name, needle, capsys):
+    argv = ["-q", "segment", str(photos / "img"), "--out", str(photos / "out"), "--backbone", "dino_vits16",
+            "--weights", str(nan_weights / name)]
+    assert main(argv) == EXIT_BAD_INPUT
+    _one_line(capsys, needle)
+    assert not (photos / "out").exists()                              # no mask written from NaN features
+
+
+def test_an_internal_failure_is_one_line_and_debug_shows_the_traceback(photos, monkeypatch, capsys):
+    import paperlib.refine.masks as masks
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke\nsecond line")
+
+    monkeypatch.setattr(masks, "refine_folder", broken)
+    argv = ["refine", "--images", str(photos / "img"), "--masks", str(photos / "masks"), "--out", str(photos / "o")]
+    assert main(["-q", *argv]) == EXIT_FAILED
+    _one_line(capsys, "RuntimeError: something inside broke", "--debug")
+    with pytest.raises(RuntimeError, match="something inside broke"):
+        main(["-q", "--debug", *argv])
