@@ -118,3 +118,17 @@ def test_an_internal_failure_is_one_line_and_debug_shows_the_traceback(photos, m
     _one_line(capsys, "RuntimeError: something inside broke", "--debug")
     with pytest.raises(RuntimeError, match="something inside broke"):
         main(["-q", "--debug", *argv])
+
+
+@pytest.mark.parametrize("radii, needle", [("0", "radii must be >= 1"), ("2,2", "must not repeat a value"),
+                                           ("-1", "radius must be >= 0")])
+def test_a_sweep_grid_that_cannot_be_tabled_is_one_line(tmp_path, radii, needle, capsys):
+    """--radii 0 used to end in pandas' InvalidIndexError: radius 0 is the row every sweep starts from."""
+    from paperlib.data.synth import synthesize
+
+    synthesize(tmp_path / "d", n=2, seed=0, split="te", progress=False)
+    argv = ["-q", "gf-sweep", "--dataset", "duts-te", "--root", str(tmp_path / "d"), "--radii", radii,
+            "--csv", str(tmp_path / "x.csv")]
+    assert main(argv) == EXIT_BAD_INPUT
+    _one_line(capsys, needle)
+    assert not (tmp_path / "x.csv").exists()

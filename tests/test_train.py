@@ -310,3 +310,45 @@ def test_a_second_trainer_on_the_same_folder_is_refused_by_name(data_root, tmp_p
     assert result.step == 2 and (out / "last.pt").exists()
     with run_lock(out):                                   # and it released the lock when it ended
         pass
+
+
+def test_a_bit_flipped_in_a_checkpoint_is_refused_not_resumed(data_root, tmp_path):
+    from paperlib.train.state import content_digest
+
+    out = tmp_path / "run"
+    train(tiny(data_root, max_steps=2), out, progress=False)
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["content_sha256"] == content_digest({k: v for k, v in ckpt.items() if k != "content_sha256"})
+    name = next(k for k, v in ckpt["model"].items() if v.is_floating_point() and v.numel() > 1)
+    flipped = ckpt["model"][name].clone()
+    flipped.view(torch.int32)[0] ^= 1 << 3                    # one bit of one weight
+    ckpt["model"][name] = flipped
+    torch.save(ckpt, out / "last.pt")                         # a valid file whose content changed
+    with pytest.raises(InputError, match="last.pt: its content does not match the digest"):
+        train(tiny(data_root, max_steps=4), out, resume=True, progress=False)
+
+
+def test_resume_on_other_images_is_refused_unless_allowed(data_root, tmp_path):
+    import shutil
+
+    from paperlib.data.synth import synthesize
+
+    out = tmp_path / "run"
+    train(tiny(data_root, max_steps=2), out, progress=False)
+    moved = tmp_path / "moved"                                 # the same images under another root
+    shutil.copytree(data_root, moved)
+    assert train(tiny(moved, max_steps=3), out, resume=True, progress=False).step == 3
+    other = tmp_path / "other"
+    synthesize(other, n=16, seed=3, split="tr", progress=False)     # another set, another count
+    with pytest.raises(InputError, match=r"holds 16 training images, the checkpoint .* was trained on 12"):
+        train(tiny(other, max_steps=4), out, resume=True, progress=False)
+    assert train(tiny(other, max_steps=4), out, resume=True, progress=False, allow_data_change=True).step == 4
+
+
+def test_a_killed_runs_half_written_files_are_removed_by_the_next(data_root, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".last.pt.abc123.part.pt").write_bytes(b"half a checkpoint")
+    (out / "mine.txt").write_text("a user's file")
+    train(tiny(data_root, max_steps=2), out, progress=False)
+    assert not list(out.glob(".*.part*")) and (out / "mine.txt").read_text() == "a user's file"

@@ -58,7 +58,9 @@ def test_verify_orients_by_exif_and_decodes_on_request(tmp_path):
     full = buf.getvalue()
     (images / "t.jpg").write_bytes(full[: len(full) * 3 // 4])  # truncated after the header
     write_mask_png(masks / "t.png", np.zeros((64, 80)))
-    assert verify("ecssd", tmp_path).clean
+    headers = verify("ecssd", tmp_path)
+    assert headers.clean                                       # the truncation passes a header check ...
+    assert "headers read, not decoded: a truncated file passes" in "\n".join(headers.lines())   # ... and it says so
     decoded = verify("ecssd", tmp_path, decode=True)
     assert [Path(p).name for p, _ in decoded.unreadable] == ["t.jpg"]
 

@@ -48,6 +48,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="named configuration")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--allow-data-change", action="store_true",
+                        help="resume although --data-root holds other training images than the checkpoint's")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override any TrainConfig field (repeatable)")
     for name, hint in settable_fields().items():
@@ -79,7 +81,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run_train(args: argparse.Namespace) -> int:
     """Run ``paperlib train`` from parsed options; returns the exit status."""
     config = config_from_args(args)
-    result = train(config, args.out, resume=args.resume, progress=not getattr(args, "quiet", False))
+    result = train(config, args.out, resume=args.resume, progress=not getattr(args, "quiet", False),
+                   allow_data_change=args.allow_data_change)
     if result.last_checkpoint is not None:
         best = "" if result.best_iou is None else f", best {config.select_on} IoU {result.best_iou:.4f}"
         print(f"trained {result.step} steps ({result.epoch} epochs){best}; checkpoint {result.last_checkpoint}")

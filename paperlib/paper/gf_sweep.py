@@ -20,7 +20,7 @@ from ..checks import check_choice, require
 from ..data.degrade import DEGRADATIONS, degrade_mask
 from ..eval.metrics import SaliencyMetrics
 from ..images import save_figure
-from ..refine.guided_filter import guided_filter, image_to_guide
+from ..refine.guided_filter import check_radius, guided_filter, image_to_guide
 
 
 def sweep(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, radii: Sequence[int] = (2, 4, 9, 16, 32),
@@ -48,6 +48,12 @@ def sweep(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, radii: Sequence[int
     for name in degradations:
         check_choice("degradation", name, DEGRADATIONS)
     require(len(radii) > 0 and len(eps) > 0, "radii and eps must not be empty")
+    for r in radii:
+        check_radius(r)
+    require(all(r >= 1 for r in radii), f"radii must be >= 1, got {list(radii)}: radius 0 (the unfiltered mask) "
+                                        f"is the row every sweep starts from")
+    require(len(set(radii)) == len(radii) and len(set(eps)) == len(eps),
+            f"radii and eps must not repeat a value, got radii {list(radii)}, eps {list(eps)}")
     grid = [(int(r), float(e)) for r in radii for e in eps]
     accs = {(d, 0, 0.0): SaliencyMetrics() for d in degradations}
     accs.update({(d, r, e): SaliencyMetrics() for d in degradations for r, e in grid})

@@ -31,6 +31,7 @@ writes files.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..backbones.registry import load_backbone
-from ..checks import check_output_dir, require
+from ..checks import InputError, check_output_dir, require
 from ..data.saliency import open_dataset
 from ..devices import distributed_env
 from ..model.head import SempartHead
@@ -73,6 +74,7 @@ class TrainingData(NamedTuple):
     val_set: EvalDataset | None           # images that select best.pt, or None
     steps_per_epoch: int
     total_steps: int                      # epochs x steps per epoch, capped by max_steps
+    identity: dict                        # {"n_images", "stems_sha256"}: which images these are
 
 
 def open_training_data(config: TrainConfig, *, world_size: int = 1) -> TrainingData:
@@ -95,8 +97,10 @@ def open_training_data(config: TrainConfig, *, world_size: int = 1) -> TrainingD
     total_steps = config.epochs * steps_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
+    identity = {"n_images": len(dataset),
+                "stems_sha256": hashlib.sha256("\n".join(dataset.stems).encode()).hexdigest()}
     return TrainingData(torch.utils.data.Subset(dataset, train_idx), len(train_idx), val_set,
-                        steps_per_epoch, total_steps)
+                        steps_per_epoch, total_steps, identity)
 
 
 def build_head(config: TrainConfig, backbone, device: torch.device, *, distributed: bool = False
@@ -179,7 +183,8 @@ class TrainResult:
     head: nn.Module                # the trained head (unwrapped)
 
 
-def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> TrainResult:
+def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True,
+          allow_data_change: bool = False) -> TrainResult:
     """Train the Sempart head (paper Sec. 5) and write checkpoints and logs under ``out_dir``.
 
     Files: ``init.pt`` (the untrained head, on a fresh run), ``last.pt`` (every
@@ -195,6 +200,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
             Fields in :data:`paperlib.train.state.RESUMABLE_FIELDS` may differ from the
             checkpoint's, no others.
         progress: show a tqdm progress bar.
+        allow_data_change: resume although the training images are not those the checkpoint
+            was trained on (their count and file names are recorded in it); refused otherwise,
+            since the split, the data order and the validation set would silently change.
 
     Returns:
         :class:`TrainResult`.
@@ -217,6 +225,12 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     device = setup.device
     is_main = dist_info.rank == 0
     data = open_training_data(config, world_size=dist_info.world_size)
+    trained_on = (ckpt or {}).get("data")
+    if trained_on is not None and trained_on != data.identity and not allow_data_change:
+        raise InputError(f"resume: {config.data_root} holds {data.identity['n_images']} training images, the "
+                         f"checkpoint {last_path} was trained on {trained_on['n_images']}"
+                         + (" with other file names" if trained_on["n_images"] == data.identity["n_images"] else "")
+                         + "; point --data-root at the same images, or pass --allow-data-change")
     folders = data.train_set.dataset.folders
     check_output_dir("--out", out_dir, inputs={"the training images": folders.images_dir,
                                                 "the training masks": folders.masks_dir,
@@ -242,7 +256,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "model": head.state_dict(),
                                "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch,
                                "position": position, "best_iou": best_iou, "rng": rng_states(),
-                               "world_size": dist_info.world_size})
+                               "world_size": dist_info.world_size, "data": data.identity})
 
     losses: list[StepLosses] = []
     val_ious: list[float] = []

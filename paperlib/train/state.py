@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -66,8 +67,47 @@ def set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def content_digest(value: Any) -> str:
+    """SHA-256 of a checkpoint's content: every tensor's dtype, shape and bytes, every plain value.
+
+    Walks dicts (sorted keys), lists and tuples, so the digest is that of what ``torch.load``
+    gives back, not of the file's container bytes.
+    """
+    h = hashlib.sha256()
+
+    def walk(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(x, np.ndarray):
+            h.update(f"A{x.dtype}{x.shape}".encode())
+            h.update(np.ascontiguousarray(x).tobytes())
+        elif isinstance(x, dict):
+            h.update(b"{")
+            for key in sorted(x, key=repr):
+                h.update(repr(key).encode())
+                walk(x[key])
+            h.update(b"}")
+        elif isinstance(x, (list, tuple)):
+            h.update(b"[")
+            for item in x:
+                walk(item)
+            h.update(b"]")
+        else:
+            h.update(repr(x).encode())
+
+    walk(value)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | Path, payload: dict) -> None:
-    """``torch.save`` to a temporary file renamed over ``path``: never a half-written checkpoint."""
+    """``torch.save`` to a temporary file renamed over ``path``: never a half-written checkpoint.
+
+    The payload gets ``content_sha256`` (:func:`content_digest` of everything else), which
+    :func:`load_checkpoint` checks: a bit flipped on disk is refused, not resumed.
+    """
+    payload = {**payload, "content_sha256": content_digest(payload)}
     with atomic_path(Path(path)) as tmp:
         torch.save(payload, tmp)
 
@@ -77,7 +117,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
     Returns:
         The dictionary: format, config (dict), model (the head's state dict), optimizer, step,
-        epoch, position, best_iou, rng, world_size.
+        epoch, position, best_iou, rng, world_size, data, content_sha256 (checked here;
+        checkpoints written before it existed have none).
     """
     path = Path(path).expanduser()
     require(path.is_file(), f"checkpoint {path} does not exist")
@@ -89,6 +130,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                          f"it is damaged or not paperlib's: restart without --resume, or restore a copy") from None
     require(isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT,
             f"{path}: not a paperlib training checkpoint of format {CHECKPOINT_FORMAT}")
+    recorded = ckpt.get("content_sha256")
+    if recorded is not None:
+        body = {k: v for k, v in ckpt.items() if k != "content_sha256"}
+        require(content_digest(body) == recorded,
+                f"{path}: its content does not match the digest written with it: the file was damaged "
+                f"after it was saved; restore a copy or restart without --resume")
     return ckpt
 
 
@@ -167,7 +214,9 @@ def run_lock(out_dir: Path) -> Iterator[None]:
 
     The lock is the operating system's (``flock``) on that file, so a run killed by any signal
     releases it with its process: a lock file left behind by a dead run is not a lock, and the
-    next run takes it over. The file holds the owner's pid, named in the refusal.
+    next run takes it over, removing the run's half-written temporary files (``.*.part*``, which
+    :func:`paperlib.images.atomic_path` leaves when a kill comes mid-write). The file holds the
+    owner's pid, named in the refusal.
 
     Raises:
         InputError: another live process holds the folder.
@@ -190,6 +239,9 @@ def run_lock(out_dir: Path) -> Iterator[None]:
         fh.truncate()
         fh.write(f"{os.getpid()}\n")
         fh.flush()
+        for stale in out_dir.glob(".*.part*"):   # half-written files of a killed run: ours to remove now
+            if stale.is_file():
+                stale.unlink()
         yield
     finally:
         fcntl.flock(fh, fcntl.LOCK_UN)
