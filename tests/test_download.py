@@ -292,3 +292,30 @@ def test_a_bad_first_download_is_never_trusted(server, tmp_path, bad):
     report = download("duts-te", tmp_path, mirror=server.url, progress=False)
     assert report.verify.found == 2
     assert json.loads(ledger.read_text())["files"]["duts-te/DUTS-TE.zip"]["sha256"] == sha(good)
+
+
+def test_a_killed_downloads_working_folders_are_removed_and_a_live_ones_kept(server, tmp_path):
+    """SIGKILL mid-unpack left .paperlib-unpack-* folders that nothing removed (issue 10)."""
+    import os
+    import subprocess
+    import sys
+
+    from paperlib.data.release.download import remove_stale_staging
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)                            # a process that has exited
+    leftover = tmp_path / f".paperlib-unpack-{dead_pid}-abc"
+    (leftover / "DUTS-TE").mkdir(parents=True)
+    (tmp_path / f".paperlib-archive-{dead_pid}-xyz").mkdir()
+    live = tmp_path / f".paperlib-unpack-{os.getpid()}-def"   # a download running now
+    live.mkdir()
+    mine = tmp_path / ".paperlib-unpack-notes"                  # not a name paperlib makes
+    mine.mkdir()
+    assert sorted(p.name for p in remove_stale_staging(tmp_path)) == sorted(
+        [leftover.name, f".paperlib-archive-{dead_pid}-xyz"])
+    assert live.is_dir() and mine.is_dir() and not leftover.exists()
+    serve_saliency(server, "duts-te", ["a"])
+    (tmp_path / f".paperlib-unpack-{dead_pid}-again").mkdir()
+    download("duts-te", tmp_path, mirror=server.url, progress=False)   # a download cleans up first
+    assert not (tmp_path / f".paperlib-unpack-{dead_pid}-again").exists() and live.is_dir()

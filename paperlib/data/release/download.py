@@ -106,13 +106,48 @@ def _locate(staging: Path, src: str, archive: str) -> Path:
                         f"{', '.join(top[:_SHOWN]) or 'nothing'}")
 
 
+# Working folders under the data root carry the pid of the process that made them, so that a
+# later run can tell the leftovers of a killed one (pid gone) from a download running now.
+_STAGING = (".paperlib-unpack-", ".paperlib-archive-")
+
+
+def _staging_dir(root: Path, prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(dir=root, prefix=f"{prefix}{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_staging(root: Path) -> list[Path]:
+    """Remove the working folders a killed download left under ``root``; returns what was removed.
+
+    Only folders named by :func:`_staging_dir` whose process no longer exists are touched: a
+    download running now in another process keeps its own.
+    """
+    removed = []
+    for prefix in _STAGING:
+        for folder in root.glob(f"{prefix}*"):
+            pid = folder.name[len(prefix):].split("-", 1)[0]
+            if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed
+
+
 def _install(archive: Path, item: Download, root: Path, *, keep: bool, progress: bool) -> None:
     """Unpack into a temporary folder under ``root``, then rename each place into position."""
     for _, dst in item.places:
         if (root / dst).exists():
             raise DownloadError(f"{root / dst} exists but other parts of {item.filename} are missing; "
                                 f"move it aside and run again")
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=".paperlib-unpack-"))
+    staging = _staging_dir(root, ".paperlib-unpack-")
     try:
         if item.unpack:
             extract_archive(archive, staging, progress=progress)
@@ -209,6 +244,7 @@ def download(name: str, root: str | Path, *, progress: bool = True, sha256: str 
     overrides = _overrides(sha256, items, name)
     given = _archives_by_filename(archives, items, name)
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(root)
     fetched, present = [], []
     for item in items:
         if _present(name, item, root):
@@ -261,7 +297,7 @@ def _fetch_and_install(item: Download, name: str, root: Path, overrides: dict[st
 def _install_given(user_file: Path, item: Download, name: str, root: Path, overrides: dict[str, str],
                    progress: bool) -> DigestCheck:
     """Check and install a file the user fetched by hand, through a link or copy under ``root``."""
-    folder = Path(tempfile.mkdtemp(dir=root, prefix=".paperlib-archive-"))
+    folder = _staging_dir(root, ".paperlib-archive-")
     try:
         staged = _stage(user_file, item, folder)
         try:
