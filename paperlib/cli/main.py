@@ -17,7 +17,8 @@ Public API
 The sub-commands live by concept: :mod:`paperlib.cli.masks` (refine, eval-masks, gf-sweep),
 :mod:`paperlib.cli.methods` (segment, eval, corloc), :mod:`paperlib.cli.data` (``data ...``),
 :mod:`paperlib.cli.notebook` (``notebook run|list|params``);
-``train`` takes its arguments from :mod:`paperlib.train.loop`.
+:mod:`paperlib.cli.train` (``train``, also ``python -m paperlib.train``), :mod:`paperlib.cli.paper`
+and :mod:`paperlib.cli.book`.
 """
 
 from __future__ import annotations
