@@ -93,11 +93,16 @@ def _umask() -> int:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
-    Readers never see a half-written file: either the old file or the complete new one.
+    Readers never see a half-written file: either the old file or the complete new one. A
+    failure to write (a full disk, a folder one may not write) is raised as an ``OSError`` naming
+    ``path``, never the temporary file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part" + path.suffix)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part" + path.suffix)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -105,6 +110,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if tmp.exists():   # mkstemp makes it 0600: give the file the mode any other new file gets
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename not in (None, str(tmp), tmp):
+            raise
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -116,3 +116,23 @@ def test_a_file_where_a_folder_belongs_is_one_line(tmp_path):
     (tmp_path / "out" / "DUTS-TE").write_text("a file, not a folder")
     with pytest.raises(InputError, match="unpacking into .* failed at"):
         extract_archive(archive, tmp_path / "out")
+
+
+def test_members_that_contradict_each_other_are_refused_as_the_archives_fault(tmp_path):
+    """A file ``DUTS-TE/DUTS-TE-Image`` and a member inside it: no layout holds both."""
+    from paperlib.data.release.archive import ArchiveError
+
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(make_zip({"DUTS-TE/DUTS-TE-Image": b"a file", "DUTS-TE/DUTS-TE-Image/a.jpg": b"jpg"}))
+    with pytest.raises(ArchiveError, match="'DUTS-TE/DUTS-TE-Image/a.jpg' lies inside 'DUTS-TE/DUTS-TE-Image', "
+                                           "which is a file"):
+        extract_archive(archive, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*"))
+    # a place the unpacking cannot write is the destination's fault, not the archive's
+    ok = tmp_path / "ok.zip"
+    ok.write_bytes(make_zip({"DUTS-TE/a.png": b"png"}))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "DUTS-TE").write_text("a file, not a folder")
+    with pytest.raises(InputError) as err:
+        extract_archive(ok, tmp_path / "busy")
+    assert not isinstance(err.value, ArchiveError)

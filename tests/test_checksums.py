@@ -32,9 +32,16 @@ def test_check_digest_against_published_sha256_and_md5(tmp_path):
                          (dict(md5="0" * 32), "MD5 .* does not match the published 000"),
                          (dict(size=len(data) + 1), f"{len(data)} bytes, expected {len(data) + 1}")):
         path.write_bytes(data)
-        with pytest.raises(DownloadError, match=message + ".*the file was deleted"):
+        with pytest.raises(DownloadError, match=message + ".*moved to .*rejected/f.bin"):
             check_digest(path, _item(data, **bad), ledger=ledger, key="x/f.bin")
         assert not path.exists()
+    # set aside, never deleted: each rejected file is kept, numbered, for inspection
+    assert sorted(p.name for p in (tmp_path / "rejected").iterdir()) == ["f.bin", "f.bin.1", "f.bin.2"]
+    assert all(p.read_bytes() == data for p in (tmp_path / "rejected").iterdir())
+    path.write_bytes(data)                                    # a caller's disposable copy stays put
+    with pytest.raises(DownloadError, match="does not match the published 000") as err:
+        check_digest(path, _item(data, sha256="0" * 64), ledger=ledger, key="x/f.bin", move_aside=False)
+    assert path.exists() and "moved" not in str(err.value)
 
 
 def test_check_digest_trusts_on_first_use_then_holds_to_it(tmp_path):

@@ -101,16 +101,20 @@ def test_download_finds_the_expected_folder_below_a_wrapper(server, tmp_path):
     download("ecssd", tmp_path, mirror=server.url, progress=False)
     assert (tmp_path / "ECSSD" / "images" / "a.jpg").is_file()
     server.files["DUTS-TE.zip"] = make_zip({"other/x.txt": b"x"})
-    with pytest.raises(DownloadError, match=r"expected 'DUTS-TE' inside, found 0 matches; top level holds other"):
+    with pytest.raises(InputError, match=r"expected the folder 'DUTS-TE' holding DUTS-TE-Image/, "
+                                         r"DUTS-TE-Mask/ inside, found 0 matches; top level holds other; moved to .*rejected/DUTS-TE.zip"):
         download("duts-te", tmp_path, mirror=server.url, progress=False)
     assert not (tmp_path / "DUTS-TE").exists() and not list(tmp_path.glob(".paperlib-unpack-*"))
+    assert (tmp_path / "downloads" / "rejected" / "DUTS-TE.zip").read_bytes() == server.files["DUTS-TE.zip"]
 
 
-def test_download_checksum_mismatch_deletes_the_file(server, tmp_path):
+def test_download_checksum_mismatch_sets_the_file_aside(server, tmp_path):
     serve_saliency(server, "duts-te", ["a"])
-    with pytest.raises(DownloadError, match="does not match the --sha256 0000.*the file was deleted"):
+    with pytest.raises(DownloadError, match="does not match the --sha256 0000.*moved to .*downloads/rejected/"
+                                            "DUTS-TE.zip. Run again to fetch it anew"):
         download("duts-te", tmp_path, sha256="0" * 64, mirror=server.url, progress=False)
     assert not (tmp_path / "downloads" / "DUTS-TE.zip").exists() and not (tmp_path / "DUTS-TE").exists()
+    assert (tmp_path / "downloads" / "rejected" / "DUTS-TE.zip").read_bytes() == server.files["DUTS-TE.zip"]
     report = download("duts-te", tmp_path, sha256=sha(server.files["DUTS-TE.zip"]), mirror=server.url,
                       progress=False)
     assert report.fetched[0][1].against == "--sha256"
@@ -287,9 +291,9 @@ def test_a_bad_first_download_is_never_trusted(server, tmp_path, bad):
         download("duts-te", tmp_path, mirror=server.url, progress=False)
     ledger = tmp_path / LEDGER_NAME
     assert not ledger.exists() or "duts-te/DUTS-TE.zip" not in json.loads(ledger.read_text())["files"]
-    (tmp_path / "downloads" / "DUTS-TE.zip").unlink(missing_ok=True)     # the refused file, kept for inspection
+    assert (tmp_path / "downloads" / "rejected" / "DUTS-TE.zip").read_bytes() == bad   # kept for inspection
     server.files["DUTS-TE.zip"] = good
-    report = download("duts-te", tmp_path, mirror=server.url, progress=False)
+    report = download("duts-te", tmp_path, mirror=server.url, progress=False)   # nothing to clear by hand
     assert report.verify.found == 2
     assert json.loads(ledger.read_text())["files"]["duts-te/DUTS-TE.zip"]["sha256"] == sha(good)
 
@@ -319,3 +323,36 @@ def test_a_killed_downloads_working_folders_are_removed_and_a_live_ones_kept(ser
     (tmp_path / f".paperlib-unpack-{dead_pid}-again").mkdir()
     download("duts-te", tmp_path, mirror=server.url, progress=False)   # a download cleans up first
     assert not (tmp_path / f".paperlib-unpack-{dead_pid}-again").exists() and live.is_dir()
+
+
+def test_an_archive_with_a_file_where_a_folder_belongs_is_set_aside_not_looped(server, tmp_path):
+    """A zip holding a file named DUTS-TE-Image went round between "download it" and "already
+    unpacked" (issue 10): now it is refused, set aside, and the next run fetches anew."""
+    serve_saliency(server, "duts-te", ["a"])
+    good = server.files["DUTS-TE.zip"]
+    server.files["DUTS-TE.zip"] = make_zip({"DUTS-TE/DUTS-TE-Image": b"not a folder",
+                                            "DUTS-TE/DUTS-TE-Mask/a.png": png_bytes(mode="L")})
+    with pytest.raises(InputError, match=r"expected the folder 'DUTS-TE' holding .* inside, found 0 matches.*moved to "
+                                         r".*rejected/DUTS-TE.zip") as err:
+        download("duts-te", tmp_path, mirror=server.url, progress=False)
+    assert ".paperlib-" not in str(err.value)                 # names no working folder
+    assert not (tmp_path / "DUTS-TE").exists()
+    server.files["DUTS-TE.zip"] = good
+    assert download("duts-te", tmp_path, mirror=server.url, progress=False).verify.found == 1
+    # a file the user put where the dataset goes is named, not taken for the dataset nor replaced
+    shutil.rmtree(tmp_path / "DUTS-TE")
+    (tmp_path / "DUTS-TE").write_text("my notes")
+    with pytest.raises(DownloadError, match=r"DUTS-TE is a file where DUTS-TE.zip puts a folder; move it aside"):
+        download("duts-te", tmp_path, mirror=server.url, progress=False)
+    assert (tmp_path / "DUTS-TE").read_text() == "my notes"
+
+
+def test_a_refused_archive_given_by_hand_is_named_as_the_user_knows_it(server, tmp_path):
+    server.files["DUTS-TE.zip"] = make_zip({"DUTS-TE/DUTS-TE-Image/a.jpg": jpeg_bytes(), "../escape.txt": b"x"})
+    given = write_by_hand(tmp_path / "by_hand", server, ["DUTS-TE.zip"])
+    with pytest.raises(InputError) as err:
+        download("duts-te", tmp_path / "root", archives=given, progress=False)
+    message = str(err.value)
+    assert message.startswith(f"--archive {given[0]}: {given[0]}: member '../escape.txt'"), message
+    assert ".paperlib-" not in message and message.endswith("itself is left as it is")
+    assert untouched(given, server) and not list((tmp_path / "root").glob(".paperlib-*"))

@@ -132,3 +132,51 @@ def test_a_sweep_grid_that_cannot_be_tabled_is_one_line(tmp_path, radii, needle,
     assert main(argv) == EXIT_BAD_INPUT
     _one_line(capsys, needle)
     assert not (tmp_path / "x.csv").exists()
+
+
+def _hostile_archives() -> dict[str, tuple[bytes, str]]:
+    """Archives a mirror, a captive portal or a bad disk could hand a user, with what the refusal says."""
+    import io
+    import zipfile
+
+    from archive_builders import make_tar, make_zip
+
+    dup = io.BytesIO()
+    with zipfile.ZipFile(dup, "w") as zf, pytest.warns(UserWarning):
+        zf.writestr("DUTS-TE/DUTS-TE-Image/a.jpg", b"first")
+        zf.writestr("DUTS-TE/DUTS-TE-Image/a.jpg", b"second")
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("DUTS-TE/DUTS-TE-Image/zeros.jpg", bytes(4 << 20))
+    good = make_zip({"DUTS-TE/DUTS-TE-Image/a.jpg": b"x" * 5000, "DUTS-TE/DUTS-TE-Mask/a.png": b"y" * 5000})
+    return {
+        "captive portal page": (b"<html><body>Please log in</body></html>", "neither a zip nor a tar"),
+        "cut short": (good[:len(good) // 2], "DUTS-TE.zip: "),
+        "escaping member": (make_zip({"../../evil.sh": b"rm -rf ~"}), "would be written outside"),
+        "tar link": (make_tar({}, links={"DUTS-TE": (b"2", "/etc")}), "symbolic link"),
+        "name twice": (dup.getvalue(), "appears twice"),
+        "zip bomb": (bomb.getvalue(), "zip bomb"),
+        "file for a folder": (make_zip({"DUTS-TE/DUTS-TE-Image": b"f", "DUTS-TE/DUTS-TE-Mask/a.png": b"m"}),
+                              "expected the folder 'DUTS-TE' holding DUTS-TE-Image"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_hostile_archives()))
+def test_a_hostile_archive_given_to_download_is_one_line_and_loses_nothing(tmp_path, case, capsys):
+    """``data download --archive``: one line naming the user's file (never a working folder), exit
+    2, the user's file untouched, nothing unpacked, no digest trusted, no working folder left."""
+    import json
+
+    data, needle = _hostile_archives()[case]
+    given = tmp_path / "by_hand" / "DUTS-TE.zip"
+    given.parent.mkdir()
+    given.write_bytes(data)
+    root = tmp_path / "root"
+    assert main(["-q", "data", "download", "duts-te", "--root", str(root), "--archive", str(given)]) == EXIT_BAD_INPUT
+    line = _one_line(capsys, f"--archive {given}", needle, "left as it is")
+    assert ".paperlib-" not in line
+    assert given.read_bytes() == data                                          # the user's file as it was
+    assert not (root / "DUTS-TE").exists() and not list(root.glob(".paperlib-*"))
+    ledger = root / ".paperlib-downloads.json"
+    assert not ledger.exists() or not json.loads(ledger.read_text())["files"]   # nothing trusted
+    assert not (tmp_path / "evil.sh").exists() and not (tmp_path.parent / "evil.sh").exists()

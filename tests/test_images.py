@@ -80,6 +80,30 @@ def test_mask_roundtrip_and_atomic_failure(tmp_path, rng):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "m.png"]
 
 
+def test_a_failed_write_names_the_file_asked_for_not_the_temporary(tmp_path):
+    import errno
+
+    target = tmp_path / "out" / "m.png"
+    with pytest.raises(OSError) as err:
+        with atomic_path(target) as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))   # as a full disk reports
+    assert (err.value.filename, err.value.errno) == (str(target), errno.ENOSPC)
+    with pytest.raises(OSError) as err:
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, "No space left on device")            # as Pillow's encoder reports
+    assert err.value.filename == str(target) and not list(target.parent.iterdir())
+    other = tmp_path / "input.png"                       # an error about another file keeps its name
+    with pytest.raises(OSError) as err:
+        with atomic_path(target):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(other))
+    assert err.value.filename == str(other)
+    (tmp_path / "blocked").write_text("a file where a folder is needed")
+    with pytest.raises(OSError) as err:
+        with atomic_path(tmp_path / "blocked" / "m.png"):
+            pass
+    assert err.value.filename == str(tmp_path / "blocked" / "m.png")
+
+
 def test_list_images_rejects_duplicate_stems(tmp_path):
     Image.new("L", (2, 2)).save(tmp_path / "a.png")
     Image.new("RGB", (2, 2)).save(tmp_path / "a.jpg")

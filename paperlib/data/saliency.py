@@ -2,7 +2,7 @@
 
 Public API
 ----------
-``Download(urls, filename, places, sha256=None, md5=None, size=None)``
+``Download(urls, filename, places, sha256=None, md5=None, size=None, unpack=True, holds=())``
     one file of an official release and where its contents go under the data root.
 ``DatasetSpec(name, image_dir, mask_dir, image_suffix, mask_suffix, n_images, downloads, parents)``
     the official layout of one saliency dataset; ``DATASETS`` maps ``duts-tr``, ``duts-te``,
@@ -53,6 +53,8 @@ class Download:
     folder inside the unpacked archive to its place under the data root (for a file that is
     not an archive: its own name to its place). Digests are published values where any exist;
     ``None`` means the SHA-256 is recorded on first use (``paperlib.data.release.checksums``).
+    ``holds`` names what each unpacked place must contain (relative to it): an archive whose
+    folder lacks one (a name ending in ``/`` is a folder, any other a file) is not the official file, and is refused before anything is put in place.
     """
 
     urls: tuple[str, ...]
@@ -62,6 +64,7 @@ class Download:
     md5: str | None = None
     size: int | None = None
     unpack: bool = True
+    holds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ def _duts(split: str, n_images: int) -> DatasetSpec:
         name=folder.lower(), image_dir=f"{folder}/{folder}-Image", mask_dir=f"{folder}/{folder}-Mask",
         image_suffix=".jpg", mask_suffix=".png", n_images=n_images, parents=("DUTS",),
         downloads=(Download(urls=(f"http://saliencydetection.net/duts/download/{folder}.zip",),
-                            filename=f"{folder}.zip", places=((folder, folder),)),))
+                            filename=f"{folder}.zip", places=((folder, folder),),
+                            holds=(f"{folder}-Image/", f"{folder}-Mask/")),))
 
 
 # Image counts: DUTS (Wang et al., CVPR 2017) 10,553 train / 5,019 test; DUT-OMRON 5,168;

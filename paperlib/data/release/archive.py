@@ -6,9 +6,11 @@ Public API
     unpack a zip or tar (any compression, type read from the content) into ``dest``; refuses
     absolute paths, ``..`` components, symbolic and hard links, devices and FIFOs, a name given
     twice, more members or more bytes than ``limits`` allows, and zip members that expand far
-    beyond their stored size (a zip bomb), with an ``InputError`` naming the member; a damaged
+    beyond their stored size (a zip bomb), with an ``ArchiveError`` naming the member; a damaged
     archive is one line too; skips ``__MACOSX/`` resource forks; returns the number of files
     written.
+``ArchiveError``
+    the ``InputError`` raised when the archive itself is at fault.
 
 :func:`paperlib.data.release.download.download` unpacks every fetched archive with it.
 """
@@ -40,6 +42,12 @@ class UnpackLimits:
 
 
 LIMITS = UnpackLimits()
+
+
+class ArchiveError(InputError):
+    """The archive itself is at fault (unsafe, damaged, over a limit, not an archive), as opposed
+    to the place it is unpacked into (a full disk, no permission): a download sets such a file
+    aside and fetches it anew."""
 # Reading a damaged archive raises any of these, from the container or the decompressor.
 _DAMAGED = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error)
 
@@ -47,15 +55,15 @@ _DAMAGED = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error)
 def _member_target(dest: Path, name: str, archive: Path) -> Path:
     pure = PurePosixPath(name.replace("\\", "/"))
     if pure.is_absolute() or re.match(r"[A-Za-z]:", name) or ".." in pure.parts:
-        raise InputError(f"{archive}: member {name!r} would be written outside the target folder; "
-                         f"refusing to extract this archive")
+        raise ArchiveError(f"{archive}: member {name!r} would be written outside the target folder; "
+                           f"refusing to extract this archive")
     return dest.joinpath(*pure.parts)
 
 
 def _refuse_link(archive: Path, name: str, kind: str, target: str = "") -> None:
     arrow = f" -> {target!r}" if target else ""
-    raise InputError(f"{archive}: member {name!r} is a {kind}{arrow}; dataset archives hold plain "
-                     f"files only, refusing to extract this archive")
+    raise ArchiveError(f"{archive}: member {name!r} is a {kind}{arrow}; dataset archives hold plain "
+                       f"files only, refusing to extract this archive")
 
 
 def _check_plan(archive: Path, plan: list, sizes: list[tuple[str, int, int | None]], limits: UnpackLimits) -> None:
@@ -64,24 +72,32 @@ def _check_plan(archive: Path, plan: list, sizes: list[tuple[str, int, int | Non
     ``sizes`` holds (name, unpacked bytes, stored bytes or None for tar) per file member.
     """
     seen: dict[Path, str] = {}
-    for target, member, _ in plan:
+    files: dict[Path, str] = {}
+    for target, member, is_dir in plan:
         name = getattr(member, "filename", None) or member.name
         key = Path(str(target).rstrip("/"))
         if key in seen:
-            raise InputError(f"{archive}: member {name!r} appears twice; refusing an archive whose "
-                             f"files would overwrite each other")
+            raise ArchiveError(f"{archive}: member {name!r} appears twice; refusing an archive whose "
+                               f"files would overwrite each other")
         seen[key] = name
+        if not is_dir:
+            files[key] = name
+    for key, name in seen.items():
+        clash = next((files[p] for p in key.parents if p in files), None)
+        if clash is not None:
+            raise ArchiveError(f"{archive}: member {name!r} lies inside {clash!r}, which is a file; "
+                               f"refusing an archive whose members contradict each other")
     if len(plan) > limits.max_members:
-        raise InputError(f"{archive}: {len(plan)} members, more than the {limits.max_members} allowed; "
-                         f"this is not a dataset archive")
+        raise ArchiveError(f"{archive}: {len(plan)} members, more than the {limits.max_members} allowed; "
+                           f"this is not a dataset archive")
     total = sum(size for _, size, _ in sizes)
     if total > limits.max_bytes:
-        raise InputError(f"{archive}: would unpack to {total / 2**30:.1f} GiB, more than the "
-                         f"{limits.max_bytes / 2**30:.0f} GiB allowed; refusing it")
+        raise ArchiveError(f"{archive}: would unpack to {total / 2**30:.1f} GiB, more than the "
+                           f"{limits.max_bytes / 2**30:.0f} GiB allowed; refusing it")
     for name, size, stored in sizes:
         if stored is not None and size > limits.ratio_floor and size > limits.max_ratio * max(stored, 1):
-            raise InputError(f"{archive}: member {name!r} expands {size / max(stored, 1):.0f}-fold "
-                             f"({stored} -> {size} bytes), a zip bomb's ratio; refusing it")
+            raise ArchiveError(f"{archive}: member {name!r} expands {size / max(stored, 1):.0f}-fold "
+                               f"({stored} -> {size} bytes), a zip bomb's ratio; refusing it")
 
 
 def _skipped(name: str) -> bool:
@@ -112,6 +128,8 @@ def extract_archive(archive: str | Path, dest: str | Path, *, progress: bool = F
     Every member is checked before anything is written: an absolute path, a ``..`` component,
     a symbolic or hard link, or a device/FIFO member raises ``InputError`` naming it. The
     archive type is read from its content, not its name. ``__MACOSX/`` members are skipped.
+    Faults of the archive raise :class:`ArchiveError` (an ``InputError``); a failure to write
+    into ``dest`` raises a plain ``InputError`` naming the place.
 
     Args:
         archive: the zip or tar file.
@@ -128,7 +146,7 @@ def extract_archive(archive: str | Path, dest: str | Path, *, progress: bool = F
     except InputError:
         raise
     except _DAMAGED as err:
-        raise InputError(f"{archive}: damaged archive ({type(err).__name__}: {err}); fetch it again") from None
+        raise ArchiveError(f"{archive}: damaged archive ({type(err).__name__}: {err}); fetch it again") from None
     except OSError as err:   # a file where a folder belongs, a full disk, no permission
         where = err.filename or dest
         raise InputError(f"{archive}: unpacking into {dest} failed at {where} ({err.strerror or err})") from None
@@ -150,7 +168,7 @@ def _extract(archive: Path, dest: Path, progress: bool, limits: UnpackLimits) ->
                                         for _, m, is_dir in plan if not is_dir], limits)
             return _write_members(plan, zf.open, archive.name, progress)
     if not tarfile.is_tarfile(archive):
-        raise InputError(f"{archive}: neither a zip nor a tar archive")
+        raise ArchiveError(f"{archive}: neither a zip nor a tar archive")
     with tarfile.open(archive) as tf:
         plan = []
         for m in tf.getmembers():

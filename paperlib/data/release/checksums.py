@@ -7,9 +7,12 @@ Public API
     (``<root>/.paperlib-downloads.json`` for :func:`paperlib.data.release.download.download`).
 ``DigestCheck``
     the file's SHA-256 and what it was checked against.
+``set_aside(path) -> Path``
+    move a rejected file into ``rejected/`` beside it (numbered, never over an earlier one).
 
-A mismatch deletes the complete-but-wrong file (a resumed download would stay wrong) and raises
-:class:`paperlib.data.release.fetch.DownloadError`.
+A mismatch moves the complete-but-wrong file aside (a resumed download would stay wrong; nothing
+is deleted, the user may want to inspect it or keep it) and raises
+:class:`paperlib.data.release.fetch.DownloadError` saying where it went.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -27,6 +31,7 @@ from ...images import atomic_path
 from ...checks import InputError
 
 _CHUNK = 1 << 20  # bytes hashed at a time
+REJECTED_DIR = "rejected"  # where set_aside puts a file that failed its check
 
 
 class DigestCheck(NamedTuple):
@@ -64,14 +69,31 @@ def _digests(path: Path) -> tuple[str, str]:
     return sha256.hexdigest(), md5.hexdigest()
 
 
+def set_aside(path: str | Path) -> Path:
+    """Move a rejected file to ``<its folder>/rejected/<name>`` and return where it went.
+
+    An earlier file of that name there is kept: the new one gets ``<name>.1``, ``<name>.2``...
+    """
+    path = Path(path)
+    folder = path.parent / REJECTED_DIR
+    folder.mkdir(exist_ok=True)
+    target, n = folder / path.name, 0
+    while target.exists():
+        n += 1
+        target = folder / f"{path.name}.{n}"
+    os.replace(path, target)
+    return target
+
+
 def check_digest(path: str | Path, item: Download, *, ledger: str | Path, key: str, sha256: str | None = None,
-                 url: str | None = None, record: bool = True) -> DigestCheck:
+                 url: str | None = None, record: bool = True, move_aside: bool = True) -> DigestCheck:
     """Check a downloaded file's size and digests; record its SHA-256 in the ledger.
 
     The SHA-256 is compared with, in order of precedence, ``sha256`` (a user override), the
     published ``item.sha256``, or the value recorded in ``ledger`` by an earlier run. With none
     of them the digest is recorded now (trust on first use). A published ``item.md5`` is checked
-    too unless overridden. On a mismatch the file is deleted and ``DownloadError`` raised.
+    too unless overridden. On a mismatch the file is moved aside (:func:`set_aside`) and
+    ``DownloadError`` raised naming where it went.
 
     Args:
         path: the downloaded file.
@@ -83,6 +105,8 @@ def check_digest(path: str | Path, item: Download, *, ledger: str | Path, key: s
         record: write a new or changed SHA-256 into the ledger now. ``False`` leaves that to the
             caller (:func:`record_digest`) once the file has proved good, so that a broken first
             download (a truncated zip, a captive portal's HTML page) is never trusted.
+        move_aside: on a mismatch, move the file into ``rejected/``; ``False`` leaves it where it
+            is and the message says nothing of it (for a caller that owns a disposable copy).
 
     Returns:
         ``DigestCheck(sha256, against)``.
@@ -100,9 +124,11 @@ def check_digest(path: str | Path, item: Download, *, ledger: str | Path, key: s
         expected, against = recorded, "recorded" if recorded else None
 
     def reject(what: str) -> None:
-        path.unlink()
-        raise DownloadError(f"{item.filename}: {what}; the file was deleted. Run again to fetch it "
-                            f"anew, or pass --sha256 if the publisher has changed it")
+        if not move_aside:
+            raise DownloadError(f"{item.filename}: {what}")
+        moved = set_aside(path)
+        raise DownloadError(f"{item.filename}: {what}; moved to {moved}. Run again to fetch it anew, "
+                            f"or pass --sha256 if the publisher has changed it")
 
     actual_size = path.stat().st_size
     if item.size is not None and sha256 is None and actual_size != item.size:

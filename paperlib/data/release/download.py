@@ -19,9 +19,11 @@ files are in :mod:`paperlib.data.release.sources`; archives are unpacked by
 
 Nothing here prints except tqdm progress (and, with progress on, the digest recorded on first use);
 results come back as reports whose ``lines()`` the CLI prints. Archives go to ``root/downloads/``
-while they are fetched and are deleted once unpacked unless ``keep_archives``. A checksum mismatch
-deletes the complete-but-wrong file (a resumed download would stay wrong); an interrupted download
-keeps its ``.part`` file so that the next run resumes it.
+while they are fetched and are deleted once unpacked unless ``keep_archives``. A fetched file that
+fails its checksum or does not unpack into the expected layout is moved to
+``root/downloads/rejected/`` (never deleted, never trusted: its digest is recorded only after it
+unpacked into place), so that the next run fetches it anew; an interrupted download keeps its
+``.part`` file so that the next run resumes it.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Mapping, Sequence
 
-from .archive import extract_archive
-from .checksums import DigestCheck, check_digest, record_digest
+from .archive import ArchiveError, extract_archive
+from .checksums import DigestCheck, check_digest, record_digest, set_aside
 from ..saliency import DATASETS, Download
 from .fetch import DownloadError, fetch
 from .sources import SOURCES, check_name
@@ -89,21 +91,44 @@ def _stage(user_file: Path, item: Download, folder: Path) -> Path:
     return staged
 
 
+def _in_place(path: Path, item: Download) -> bool:
+    """An unpacked archive's places are folders holding ``item.holds``; a file installed as it is
+    is a file."""
+    if not item.unpack:
+        return path.is_file()
+    return path.is_dir() and all((path / part).is_dir() if part.endswith("/") else (path / part).is_file()
+                                 for part in item.holds)
+
+
 def _present(name: str, item: Download, root: Path) -> bool:
-    return any(all((base / dst).exists() for _, dst in item.places) for base in _bases(name, root))
+    return any(all(_in_place(base / dst, item) for _, dst in item.places) for base in _bases(name, root))
 
 
-def _locate(staging: Path, src: str, archive: str) -> Path:
+def _check_places_free(item: Download, root: Path) -> None:
+    """Refuse to unpack over anything at the places: a part of the dataset, or something else."""
+    for _, dst in item.places:
+        place = root / dst
+        if place.exists() or place.is_symlink():
+            what = ("exists but other parts of it are missing" if _in_place(place, item)
+                    else f"is a {'folder' if place.is_dir() else 'file'} where {item.filename} puts a "
+                         f"{'folder' if item.unpack else 'file'}")
+            raise DownloadError(f"{place} {what}; move it aside and run again")
+
+
+def _locate(staging: Path, src: str, archive: str, item: Download) -> Path:
     """``staging/src``, or the one folder ending in ``src`` deeper down (a wrapper folder)."""
-    if (staging / src).exists():
+    if _in_place(staging / src, item):
         return staging / src
     tail = PurePosixPath(src).parts
-    hits = [p for p in staging.rglob(tail[-1]) if p.relative_to(staging).parts[-len(tail):] == tail]
+    hits = [p for p in staging.rglob(tail[-1])
+            if p.relative_to(staging).parts[-len(tail):] == tail and _in_place(p, item)]
     if len(hits) == 1:
         return hits[0]
     top = sorted(p.name for p in staging.iterdir())
-    raise DownloadError(f"{archive}: expected {src!r} inside, found {len(hits)} matches; top level holds "
-                        f"{', '.join(top[:_SHOWN]) or 'nothing'}")
+    kind = "folder" if item.unpack else "file"
+    holding = f" holding {', '.join(item.holds)}" if item.holds else ""
+    raise ArchiveError(f"{archive}: expected the {kind} {src!r}{holding} inside, found {len(hits)} matches; "
+                       f"top level holds {', '.join(top[:_SHOWN]) or 'nothing'}")
 
 
 # Working folders under the data root carry the pid of the process that made them, so that a
@@ -141,12 +166,12 @@ def remove_stale_staging(root: Path) -> list[Path]:
     return removed
 
 
-def _install(archive: Path, item: Download, root: Path, *, keep: bool, progress: bool) -> None:
-    """Unpack into a temporary folder under ``root``, then rename each place into position."""
-    for _, dst in item.places:
-        if (root / dst).exists():
-            raise DownloadError(f"{root / dst} exists but other parts of {item.filename} are missing; "
-                                f"move it aside and run again")
+def _install(archive: Path, item: Download, root: Path, *, keep: bool, progress: bool, shown: Path) -> None:
+    """Unpack into a temporary folder under ``root``, then rename each place into position.
+
+    Messages name ``shown`` (the file as the user knows it) and ``root``, never the working folders.
+    """
+    _check_places_free(item, root)
     staging = _staging_dir(root, ".paperlib-unpack-")
     try:
         if item.unpack:
@@ -154,9 +179,12 @@ def _install(archive: Path, item: Download, root: Path, *, keep: bool, progress:
         else:
             (shutil.copy2 if keep else os.replace)(archive, staging / item.filename)
         for src, dst in item.places:
-            found = _locate(staging, src, item.filename)
+            found = _locate(staging, src, str(shown), item)
             (root / dst).parent.mkdir(parents=True, exist_ok=True)
             os.replace(found, root / dst)
+    except InputError as err:
+        text = str(err).replace(str(archive), str(shown)).replace(str(staging), str(root))
+        raise type(err)(text) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not keep and archive.exists():
@@ -233,8 +261,11 @@ def download(name: str, root: str | Path, *, progress: bool = True, sha256: str 
 
     Raises:
         DownloadError: a file could not be fetched (its ``.part`` is kept: run again to resume)
-            or failed its checksum (it is deleted; a file given in ``archives`` is not). An
-            archive that ``extract_archive`` refuses stays in ``root/downloads/`` for inspection.
+            or failed its checksum (it is moved to ``root/downloads/rejected/``; a file given in
+            ``archives`` stays where it is, untouched).
+        ArchiveError: an archive that ``extract_archive`` refuses or that lacks the expected
+            folders (a fetched one is moved to ``root/downloads/rejected/``, a given one left as
+            it is).
         InputError: a file of ``archives`` is missing or named as none of the dataset's files
             (the message lists them).
     """
@@ -264,12 +295,12 @@ def download(name: str, root: str | Path, *, progress: bool = True, sha256: str 
 
 
 def _checked(archive: Path, item: Download, name: str, root: Path, overrides: dict[str, str], url: str | None,
-             progress: bool) -> tuple[DigestCheck, Callable[[], None]]:
+             progress: bool, move_aside: bool = True) -> tuple[DigestCheck, Callable[[], None]]:
     """Check the file against its digests; returns the check and what records it in the ledger,
     to be called only after the archive has unpacked into place."""
     key, size = f"{name}/{item.filename}", archive.stat().st_size
     check = check_digest(archive, item, ledger=root / LEDGER_NAME, key=key, sha256=overrides.get(item.filename),
-                         url=url, record=False)
+                         url=url, record=False, move_aside=move_aside)
 
     def record() -> None:
         record_digest(root / LEDGER_NAME, key, sha256=check.sha256, size=size, url=url,
@@ -289,7 +320,12 @@ def _fetch_and_install(item: Download, name: str, root: Path, overrides: dict[st
         url = fetch((f"{mirror.rstrip('/')}/{item.filename}",) if mirror else item.urls, archive,
                     size=item.size, progress=progress)
     check, record = _checked(archive, item, name, root, overrides, url, progress)
-    _install(archive, item, root, keep=keep, progress=progress)
+    try:
+        _install(archive, item, root, keep=keep, progress=progress, shown=archive)
+    except ArchiveError as err:
+        moved = set_aside(archive)
+        raise ArchiveError(f"{err}; moved to {moved}. Run again to fetch it anew; if the same happens, "
+                           f"the source serves a broken file: fetch it elsewhere and pass --archive") from None
     record()
     return check
 
@@ -301,11 +337,11 @@ def _install_given(user_file: Path, item: Download, name: str, root: Path, overr
     try:
         staged = _stage(user_file, item, folder)
         try:
-            check, record = _checked(staged, item, name, root, overrides, user_file.resolve().as_uri(), progress)
-        except DownloadError as err:  # check_digest deleted the link or copy, not the user's file
-            raise DownloadError(f"--archive {user_file}: {err} (what was deleted is paperlib's link to "
-                                f"your file; {user_file} itself is left as it is)") from None
-        _install(staged, item, root, keep=False, progress=progress)
+            check, record = _checked(staged, item, name, root, overrides, user_file.resolve().as_uri(), progress,
+                                     move_aside=False)
+            _install(staged, item, root, keep=False, progress=progress, shown=user_file)
+        except InputError as err:
+            raise type(err)(f"--archive {user_file}: {err}; {user_file} itself is left as it is") from None
         record()
     finally:
         shutil.rmtree(folder, ignore_errors=True)

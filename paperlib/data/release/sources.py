@@ -41,7 +41,8 @@ def _voc(year: str, stamp: str, n_images: int, sha256: str, md5: str, size: int)
     return DetectionSpec(name=f"voc{year[2:]}", folder=folder, n_images=n_images, downloads=(
         Download(urls=(f"http://host.robots.ox.ac.uk/pascal/VOC/voc{year}/{tar}",
                        f"http://pjreddie.com/media/files/{tar}"),
-                 filename=tar, places=((folder, folder),), sha256=sha256, md5=md5, size=size),))
+                 filename=tar, places=((folder, folder),), sha256=sha256, md5=md5, size=size,
+                 holds=("JPEGImages/", "Annotations/")),))
 
 
 # VOC07 trainval 5,011 images, VOC12 trainval 11,540, COCO20K 19,817 (docs/paper_and_code.md#datasets).
@@ -57,6 +58,7 @@ DETECTION_SETS: dict[str, DetectionSpec] = {
                  sha256="ede4087e640bddba550e090eae701092534b554b42b05ac33f0300b984b31775"),
         Download(urls=("http://images.cocodataset.org/annotations/annotations_trainval2014.zip",),
                  filename="annotations_trainval2014.zip", places=(("annotations", "COCO/annotations"),),
+                 holds=("instances_train2014.json",),
                  size=252872794, sha256="031296bbc80c45a1d1f76bf9a90ead27e94e99ec629208449507a4917a3bf009"),
         # The 19,817 file names (one "train2014/COCO_train2014_<12 digits>.jpg" a line) used by
         # LOST and TokenCut; TokenCut's repository carries a copy. No digest is published.
