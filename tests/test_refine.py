@@ -130,7 +130,7 @@ def test_refine_folder_rejects_orphan_masks(tmp_path):
 @pytest.mark.parametrize("border", ["count", "reflect"])
 def test_row_strips_give_the_whole_image_result(border, rng):
     """Strips with a 2r halo are exact: an output pixel reads inputs at most 2r rows away."""
-    from paperlib.refine.masks import _guided   # noqa: the strip size is a private knob
+    from paperlib.refine.masks import _guided  # noqa: the strip size is a private knob
 
     image = rng.integers(0, 256, (203, 157, 3), dtype=np.uint8)
     mask = rng.random((203, 157)).astype(np.float32)

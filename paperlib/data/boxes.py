@@ -30,8 +30,8 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from ..images import list_images
 from ..checks import InputError, check_choice, require
+from ..images import list_images
 
 _NAMES_SHOWN = 5  # how many ids an error message names before "and N more"
 

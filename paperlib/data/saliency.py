@@ -37,8 +37,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from ..images import binarize, list_images, read_image, read_mask
 from ..checks import InputError, check_choice, check_dir
+from ..images import binarize, list_images, read_image, read_mask
 
 SYNTHETIC_MARKER = "SYNTHETIC.json"
 SAMPLE_MARKER = "SAMPLE.json"

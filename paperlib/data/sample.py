@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from .saliency import DATASETS, SAMPLE_MARKER, find_layout, find_synthetic_marker, pair_files
 from ..checks import check_choice, check_int, require
+from .saliency import DATASETS, SAMPLE_MARKER, find_layout, find_synthetic_marker, pair_files
 
 SAMPLE_DEFAULTS: dict[str, tuple[int, int]] = {
     "duts-te": (10, 3),   # the shared 502-pair DUTS-TE sample (module docstring)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .skimage_sources import load_source
 from ..checks import check_choice
+from .skimage_sources import load_source
 
 SHAPE_KINDS = ("blob", "noise", "ellipse", "star", "superellipse", "polygon", "horse")
 

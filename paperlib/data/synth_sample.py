@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import check_int, require
 from .silhouettes import SHAPE_KINDS, place_silhouette, shape_template
 from .skimage_sources import BACKGROUND_SOURCES, FILL_SOURCES, load_source
-from ..checks import check_int, require
 
 # one probability per SHAPE_KINDS entry, in its order
 _SHAPE_PROBS = (0.30, 0.22, 0.10, 0.10, 0.08, 0.08, 0.12)  # smooth shapes first, some real ones

@@ -21,7 +21,6 @@ from ..refine.masks import RefineSettings
 from .base import REFINEMENTS, Method
 from .refined import refine_prediction
 
-
 # Sub-folder of a segment output for the overlay pictures: the output itself holds only masks.
 OVERLAYS = "overlays"
 

@@ -25,10 +25,10 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+from ...checks import InputError
+from ...images import atomic_path
 from ..saliency import Download
 from .fetch import DownloadError
-from ...images import atomic_path
-from ...checks import InputError
 
 _CHUNK = 1 << 20  # bytes hashed at a time
 REJECTED_DIR = "rejected"  # where set_aside puts a file that failed its check

@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Mapping, Sequence
 
+from ...checks import InputError
+from ..saliency import DATASETS, Download
 from .archive import ArchiveError, extract_archive
 from .checksums import DigestCheck, check_digest, record_digest, set_aside
-from ..saliency import DATASETS, Download
 from .fetch import DownloadError, fetch
 from .sources import SOURCES, check_name
-from ...checks import InputError
 from .verify import VerifyReport, verify
 
 LEDGER_NAME = ".paperlib-downloads.json"

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..saliency import DATASETS, Download
 from ...checks import check_choice
+from ..saliency import DATASETS, Download
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
+from ...checks import InputError
 from ..saliency import (
-    DATASETS, SAMPLE_MARKER, SYNTHETIC_MARKER, find_layout, find_sample_marker, find_synthetic_marker,
+    DATASETS,
+    SAMPLE_MARKER,
+    SYNTHETIC_MARKER,
+    find_layout,
+    find_sample_marker,
+    find_synthetic_marker,
     pair_files,
 )
 from .sources import DETECTION_SETS, check_name
-from ...checks import InputError
 
 _SHOWN = 5  # items named per problem in a report line
 
