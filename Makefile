@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   build the environment, run the offline demo (synthetic data, no downloads)"
 	@echo "make test   build the environment, run the test suite on CPU"
-	@echo "make bench  speed of the guided filter and metrics beside OpenCV, kornia, pysodmetrics"
+	@echo "make bench  paperlib beside OpenCV, pysodmetrics, scipy (results/bench.md), then training speed"
 	@echo "make sweep  guided-filter study on the real DUTS-TE sample (DATA=$(DATA))"
 	@echo "make train-sample  train on the real DUTS-TR sample (filterbank), score on DUTS-TE (~35 min)"
 	@echo "make notebooks  run every notebook at its offline defaults into results/notebooks/smoke/"
@@ -95,7 +95,7 @@ test: $(STAMP)
 	exit $$status
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_refine.py --json results/bench_refine.json
+	PAPERLIB_DATA=$(DATA) $(BIN)/python benchmarks/bench_tools.py --json results/bench.json --markdown results/bench.md
 	$(BIN)/python benchmarks/bench_train.py --json results/bench_train.json
 
 sweep: $(STAMP)

@@ -44,7 +44,7 @@
 # $$\mathcal{L} = \underbrace{\mathcal{L}_\text{Ncut} + \lambda_\text{GTV-coarse}\, \mathcal{L}_\text{GTV-coarse} + \lambda_\text{GTV-fine}\, \mathcal{L}_\text{GTV-fine} + \lambda_\text{SR}\, \mathcal{L}_\text{SR}}_{\mathcal{L}_\text{sempart},\ \text{eq. (8)}} + \lambda_{eq}\, \mathcal{L}_{eq} + \lambda_\text{Ncut-Crop}\, \mathcal{L}_\text{Ncut}(I_c),$$
 #
 # with $\lambda_\text{GTV-coarse} = \lambda_\text{GTV-fine} = \lambda_\text{SR} = 1$ and
-# $\lambda_{eq} = \lambda_\text{Ncut-Crop} = 0.01$ (paper Sec. 5.1; `paperlib.losses.objective.LossWeights`).
+# $\lambda_{eq} = \lambda_\text{Ncut-Crop} = 0.01$ (paper Sec. 5.1; `paperlib.losses.settings.LossWeights`).
 # `notebooks/theory.py` derives each term.
 #
 # Below: one box and its eight maps, several boxes of consecutive training steps with their

@@ -55,8 +55,8 @@ weights: Optional[str] = None       # the backbone's official .pth (None: $PAPER
 device: Optional[str] = None        # torch device (None: CUDA when present, else CPU)
 max_images: Optional[int] = 24      # images per dataset (None: every image)
 move_masks: dict[str, str] = {}     # {dataset: folder of MOVE's predicted masks}
-radius: int = 9                     # guided filter radius: paperlib.refine.guided_filter.PAPER_GF.radius
-eps: float = 1e-3                   # guided filter regulariser: paperlib.refine.guided_filter.PAPER_GF.eps
+radius: int = 9                     # guided filter radius: paperlib.refine.settings.PAPER_GF.radius
+eps: float = 1e-3                   # guided filter regulariser: paperlib.refine.settings.PAPER_GF.eps
 tag: str = "smoke"                  # names the outputs: figures/table5_<tag>.*, results/notebooks/<tag>/
 
 # %%

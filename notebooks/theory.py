@@ -64,9 +64,10 @@ from paperlib.backbones.features import normalise
 from paperlib.losses.graph_tv import gtv_coarse, gtv_fine
 from paperlib.refine.guided_filter import PAPER_GF, guided_filter, image_to_guide
 from paperlib.images import resize_mask
-from paperlib.losses.objective import LossWeights, sr_loss
+from paperlib.losses.objective import sr_loss
+from paperlib.losses.settings import TOKENCUT_AFFINITY, LossWeights
 from paperlib.losses.ncut import (
-    TOKENCUT_AFFINITY, affinity, ncut_of_partition, ncut_value, second_smallest_eigenvector,
+    affinity, ncut_of_partition, ncut_value, second_smallest_eigenvector,
 )
 from paperlib.viz.theory_figures import (
     plot_affinity_rows, plot_crop_zoom, plot_fiedler, plot_ncut_curve, plot_profiles,
@@ -82,7 +83,7 @@ from paperlib.viz.theory_figures import (
 # $$w_{ij} = \begin{cases} 1 & \text{if } \langle F_{v_i}, F_{v_j} \rangle > \tau, \\ \epsilon & \text{otherwise,} \end{cases} \qquad (2)$$
 #
 # where the small $\epsilon > 0$ keeps every node connected. TokenCut uses $\tau = 0.2$,
-# $\epsilon = 10^{-5}$ (`paperlib.losses.ncut.TOKENCUT_AFFINITY`); Sempart's losses $\tau = 0.4$,
+# $\epsilon = 10^{-5}$ (`paperlib.losses.settings.TOKENCUT_AFFINITY`); Sempart's losses $\tau = 0.4$,
 # $\epsilon = 10^{-6}$ (`SEMPART_AFFINITY`). The $W$ of this notebook is
 # `paperlib.losses.ncut.affinity(keys, tau=tau, eps=TOKENCUT_AFFINITY.eps)`, with the `tau` parameter. Below: the row
 # $w_{i\cdot}$ of one patch $i$ on the object and of one on the background.
@@ -277,7 +278,7 @@ print("lowest in each column:", gtv.idxmin().to_dict())
 # Sec. 5.1). Trick 2 (section 7) adds $\lambda_{eq} \mathcal{L}_{eq}$ and the crop's own normalized
 # cut $\lambda_\text{Ncut-Crop} \mathcal{L}_\text{Ncut}(I_c)$ to eq. (8), both weights 0.01.
 # `paperlib.losses.objective.sempart_loss` computes every term; the weights live in one place,
-# `paperlib.losses.objective.LossWeights`, printed below. $\mathcal{L}_\text{SR}$ of the true fine mask
+# `paperlib.losses.settings.LossWeights`, printed below. $\mathcal{L}_\text{SR}$ of the true fine mask
 # against three coarse masks:
 
 # %%

@@ -79,9 +79,9 @@ def check_image(name: str, image) -> None:
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    """Check that a number is > 0 (or >= 0 with ``allow_zero``)."""
-    ok = value >= 0 if allow_zero else value > 0
-    require(ok, f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    """Check that a number is finite and > 0 (or >= 0 with ``allow_zero``); NaN and inf are refused."""
+    ok = (value >= 0 if allow_zero else value > 0) and value != float("inf")
+    require(ok, f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {value!r}")
 
 
 def check_choice(name: str, value: str, choices: Iterable[str]) -> None:

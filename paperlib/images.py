@@ -47,6 +47,11 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
+# A mask saved in colour (a tinted overlay, a JPEG's chroma noise) has R = G = B almost
+# everywhere; a photo differs on most pixels. Above this share read_mask warns.
+_COLOURED_SHARE = 0.25
+
+
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a mask file as float32 (H, W) in [0, 1].
 
@@ -70,6 +75,12 @@ def read_mask(path: str | Path) -> np.ndarray:
         if img.mode == "F" and arr.max() <= 1.0:
             hi = 1.0
         return np.clip(arr / hi, 0.0, 1.0)
+    if img.mode in ("RGB", "RGBA"):
+        rgb = np.asarray(img.convert("RGB"))
+        if np.count_nonzero((rgb != rgb[..., :1]).any(axis=2)) > _COLOURED_SHARE * rgb.shape[0] * rgb.shape[1]:
+            warnings.warn(f"{path}: a colour picture, not a mask (its R, G and B differ on "
+                          f"{np.mean((rgb != rgb[..., :1]).any(axis=2)):.0%} of the pixels); it is read as "
+                          f"its luminance. Check that the folder holds masks.", stacklevel=2)
     if img.mode not in ("L", "LA"):
         img = img.convert("L")
     elif img.mode == "LA":
@@ -185,12 +196,12 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int], *, mode: str = "bilinea
     PyTorch's ``F.interpolate`` that the models use; ``nearest`` keeps hard masks hard.
     Returns float32 (H, W).
     """
-    import torch
-    import torch.nn.functional as F
-
     mask = np.asarray(mask, dtype=np.float32)
     if mask.shape == tuple(size):
         return mask
+    import torch
+    import torch.nn.functional as F
+
     t = torch.from_numpy(np.ascontiguousarray(mask))[None, None]  # (1, 1, h, w)
     if mode == "bilinear":
         out = F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)

@@ -7,7 +7,8 @@ from typing import Sequence
 
 import torch
 
-from paperlib.backbones.registry import BACKBONES, load_backbone
+from paperlib.backbones.catalog import BACKBONES
+from paperlib.backbones.registry import load_backbone
 
 
 def write_official_weights(folder: str | Path, names: Sequence[str], *, seed: int = 0) -> dict[str, Path]:

@@ -13,7 +13,7 @@ import pytest
 from paperlib.checks import InputError
 from paperlib.cli.main import build_parser, main
 from paperlib.images import read_mask, write_image, write_mask_png
-from paperlib.refine.guided_filter import PAPER_GF, check_radius
+from paperlib.refine.settings import PAPER_GF, check_radius
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_console_script_bad_parameter_exit_code(folders):
                            "--masks", str(pred), "--out", "/tmp/x", "--eps", "-1"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "paperlib: error: eps must be > 0, got -1.0"
+    assert proc.stderr.strip() == "paperlib: error: eps must be > 0 and finite, got -1.0"
 
 
 def _subparser(name):
@@ -231,3 +231,31 @@ def test_refine_and_eval_on_real_duts(real_data_root, tmp_path, capsys):
     assert scores[str(gt)]["iou"] == pytest.approx(1.0)
     for name in (coarse, refined):
         assert 0.3 < scores[str(name)]["iou"] < 1.0 and scores[str(name)]["n_images"] == 10
+
+
+HEAVY_MODULES = ("torch", "timm", "scipy", "pandas", "matplotlib")
+
+
+def test_help_imports_no_heavy_package():
+    """``paperlib --help`` and every ``paperlib <command> --help`` build their options without torch.
+
+    A fresh interpreter builds the parser and asks each sub-command for its help; the heavy
+    packages a command needs are imported when it runs, so that help stays instant.
+    """
+    code = (
+        "import contextlib, io, sys\n"
+        "import paperlib.cli.main as m\n"
+        "parser = m.build_parser()\n"
+        "commands = sorted(next(a for a in parser._actions if a.dest == 'command').choices)\n"
+        "for command in commands:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        m.build_parser().parse_args([command, '--help'])\n"
+        f"print(len(commands), sorted(k for k in sys.modules if k.split('.')[0] in {HEAVY_MODULES!r}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    count, loaded = proc.stdout.strip().split(" ", 1)
+    assert int(count) >= 10 and loaded == "[]", f"--help imported {loaded}"
+    proc = subprocess.run([sys.executable, "-m", "paperlib.cli", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "usage: paperlib" in proc.stdout, proc.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.backbones.features import IMAGENET_MEAN, IMAGENET_STD
+from paperlib.backbones.catalog import IMAGENET_MEAN, IMAGENET_STD
 from paperlib.checks import InputError
 from paperlib.losses.crop_zoom import (
     CROP_SAMPLERS,
@@ -22,8 +22,9 @@ from paperlib.losses.crop_zoom import (
     sample_crop_paper,
     teacher_target,
 )
-from paperlib.losses.ncut import SEMPART_AFFINITY, AffinityParams, affinity
+from paperlib.losses.ncut import affinity
 from paperlib.losses.objective import ncut_loss
+from paperlib.losses.settings import SEMPART_AFFINITY, AffinityParams
 from paperlib.refine.guided_filter import (
     PAPER_GF,
     GuidedFilterSettings,

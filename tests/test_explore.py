@@ -14,7 +14,7 @@ from figure_checks import assert_labelled_map, assert_labelled_plot, map_colorba
 from scipy import ndimage as ndi
 
 from paperlib.checks import InputError
-from paperlib.refine.guided_filter import PAPER_GF, check_radius
+from paperlib.refine.settings import PAPER_GF, check_radius
 from paperlib.viz.gf_explorer import GFExplorer, explorer_from_files, explorer_sample, show_map
 
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from paperlib.backbones.catalog import BACKBONES
 from paperlib.backbones.filterbank import FilterBank, rgb_to_lab, texture_kernels
-from paperlib.backbones.registry import BACKBONES, load_backbone
+from paperlib.backbones.registry import load_backbone
 from paperlib.checks import InputError
 
 

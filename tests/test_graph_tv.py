@@ -18,7 +18,8 @@ from paperlib.losses.graph_tv import (
     gtv_fine,
     neighbour_index,
 )
-from paperlib.losses.ncut import SEMPART_AFFINITY, affinity
+from paperlib.losses.ncut import affinity
+from paperlib.losses.settings import SEMPART_AFFINITY
 
 
 def mirror(i: int, n: int) -> int:

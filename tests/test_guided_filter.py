@@ -14,7 +14,7 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from paperlib.backbones.features import IMAGENET_MEAN, IMAGENET_STD
+from paperlib.backbones.catalog import IMAGENET_MEAN, IMAGENET_STD
 from paperlib.checks import InputError
 from paperlib.refine.guided_filter import (
     PAPER_GF,

@@ -180,3 +180,61 @@ def test_a_hostile_archive_given_to_download_is_one_line_and_loses_nothing(tmp_p
     ledger = root / ".paperlib-downloads.json"
     assert not ledger.exists() or not json.loads(ledger.read_text())["files"]   # nothing trusted
     assert not (tmp_path / "evil.sh").exists() and not (tmp_path.parent / "evil.sh").exists()
+
+
+# ------------------------------------------------------------- found by a second hostile-input probe
+
+def test_an_infinite_eps_is_refused_by_name(photos, capsys):
+    """eps = inf turned the guided filter into a box blur and exited 0."""
+    argv = ["-q", "refine", "--images", str(photos / "img"), "--masks", str(photos / "masks"),
+            "--out", str(photos / "out"), "--eps", "inf"]
+    assert main(argv) == EXIT_BAD_INPUT
+    _one_line(capsys, "eps must be > 0 and finite, got inf")
+    assert not (photos / "out").exists()
+
+
+def test_a_nan_mask_is_named_by_its_file(photos, capsys):
+    from PIL import Image
+
+    nan = photos / "nan"
+    nan.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((48, 64), np.nan, np.float32), mode="F").save(nan / f"p{i}.tiff")
+    assert main(["-q", "refine", "--images", str(photos / "img"), "--masks", str(nan),
+                 "--out", str(photos / "out")]) == EXIT_BAD_INPUT
+    _one_line(capsys, str(nan / "p0.tiff"), "non-finite")
+    assert main(["-q", "eval-masks", "--pred", str(nan), "--gt", str(photos / "masks")]) == EXIT_BAD_INPUT
+    _one_line(capsys, str(nan / "p0.tiff"), "NaN")
+
+
+def test_an_image_too_small_for_the_backbone_is_named(tmp_path, capsys):
+    write_image(tmp_path / "img" / "dot.png", np.zeros((1, 1, 3), np.uint8))
+    argv = ["-q", "segment", str(tmp_path / "img"), "--out", str(tmp_path / "out"), "--backbone", "filterbank"]
+    assert main(argv) == EXIT_BAD_INPUT
+    _one_line(capsys, str(tmp_path / "img" / "dot.png"))
+
+
+def test_warnings_are_one_line_each(photos, capsys):
+    """A 16-bit mask, and a colour photo given as a mask: one 'paperlib: warning:' line per file,
+    no source path or code line."""
+    from PIL import Image
+
+    sixteen, colour = photos / "sixteen", photos / "colour"
+    sixteen.mkdir()
+    for i in range(2):
+        Image.fromarray((np.arange(48 * 64).reshape(48, 64) % 256).astype(np.uint16)).save(sixteen / f"p{i}.png")
+    assert main(["-q", "eval-masks", "--pred", str(sixteen), "--gt", str(photos / "masks")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("paperlib: warning: ") and "16-bit" in line for line in err), err
+    assert main(["-q", "eval-masks", "--pred", str(photos / "masks"), "--gt", str(photos / "img")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("a colour picture, not a mask" in line for line in err), err
+    assert main(["-q", "eval-masks", "--pred", str(photos / "masks"), "--gt", str(photos / "masks")]) == 0
+    assert capsys.readouterr().err == ""                      # grey masks: no warning
+
+
+def test_a_synthetic_set_too_large_to_plan_is_refused_by_name(tmp_path, capsys):
+    """--n 10**12 ended in a MemoryError (exit 3) after trying to allocate 7 TiB."""
+    assert main(["-q", "data", "synth", "--out", str(tmp_path / "s"), "--n", str(10**12)]) == EXIT_BAD_INPUT
+    _one_line(capsys, "n must be an integer in [1, 100000]")
+    assert not (tmp_path / "s").exists()

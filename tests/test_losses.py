@@ -9,8 +9,9 @@ import torch
 
 from paperlib.checks import InputError
 from paperlib.losses.graph_tv import gtv_coarse, gtv_fine
-from paperlib.losses.ncut import SEMPART_AFFINITY, AffinityParams, affinity, ncut_value
-from paperlib.losses.objective import LossTerms, LossWeights, ncut_loss, sempart_loss, sr_loss
+from paperlib.losses.ncut import affinity, ncut_value
+from paperlib.losses.objective import LossTerms, ncut_loss, sempart_loss, sr_loss
+from paperlib.losses.settings import SEMPART_AFFINITY, AffinityParams, LossWeights
 
 # Two pairs of strongly linked nodes, {0, 1} and {2, 3}, with cross links 0-3 and 1-2 of 0.5.
 W4 = torch.tensor([[1.0, 1.0, 0.0, 0.5],

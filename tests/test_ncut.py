@@ -13,13 +13,12 @@ import torch
 from paperlib.checks import InputError
 from paperlib.losses.ncut import (
     AUTO_DENSE_MAX_N,
-    SEMPART_AFFINITY,
-    TOKENCUT_AFFINITY,
     affinity,
     ncut_of_partition,
     ncut_value,
     second_smallest_eigenvector,
 )
+from paperlib.losses.settings import SEMPART_AFFINITY, TOKENCUT_AFFINITY
 
 SOLVERS = ("dense", "arpack", "lobpcg", "auto")
 

@@ -8,6 +8,7 @@ byte for byte as it was.
 from __future__ import annotations
 
 import hashlib
+import shutil
 
 import numpy as np
 import pytest
@@ -34,6 +35,7 @@ def tree(tmp_path, rng):
         write_mask_png(gt / f"im{i}.png", mask)
         write_mask_png(pred / f"im{i}.png", np.roll(mask, 2, axis=1) * 0.8)
     synthesize(tmp_path / "data", n=2, seed=0, split="te", progress=False)
+    shutil.copytree(tmp_path / "data" / "DUTS-TE" / "DUTS-TE-Mask", tmp_path / "synthpred")  # a method's masks
     (tmp_path / "a_file").write_text("not a folder")
     return tmp_path
 
@@ -54,6 +56,18 @@ CASES = {
     "eval --save-masks is a file": [
         "eval", "--dataset", "duts-te", "--root", "{t}/data", "--backbone", "filterbank",
         "--save-masks", "{t}/a_file"],
+    # found by a hostile-input probe after the first round
+    "segment --out inside the input folder": ["segment", "{t}/img", "--out", "{t}/img/masks", "--backbone",
+                                              "filterbank"],
+    "eval --save-masks = the --masks it scores": [
+        "eval", "--dataset", "duts-te", "--root", "{t}/data", "--method", "masks", "--masks", "{t}/synthpred",
+        "--save-masks", "{t}/synthpred"],
+    "eval --save-masks inside the dataset": [
+        "eval", "--dataset", "duts-te", "--root", "{t}/data", "--backbone", "filterbank",
+        "--save-masks", "{t}/data/DUTS-TE/saved"],
+    "train --out inside the training set": [
+        "train", "--preset", "smoke", "--data-root", "{t}/data", "--dataset", "duts-te", "--test-dataset", "duts-te",
+        "--device", "cpu", "--batch-size", "1", "--out", "{t}/data/DUTS-TE/run"],
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path

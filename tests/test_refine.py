@@ -129,7 +129,8 @@ def test_refine_folder_rejects_orphan_masks(tmp_path):
 
 @pytest.mark.parametrize("border", ["count", "reflect"])
 def test_row_strips_give_the_whole_image_result(border, rng):
-    """Strips with a 2r halo are exact: an output pixel reads inputs at most 2r rows away."""
+    """Strips with a 2r halo give the whole image's result: an output pixel reads inputs at most 2r
+    rows away. (Each strip is centred on its own mean, so float32 rounding differs by ~1e-7.)"""
     from paperlib.refine.masks import _guided  # noqa: the strip size is a private knob
 
     image = rng.integers(0, 256, (203, 157, 3), dtype=np.uint8)
@@ -137,12 +138,12 @@ def test_row_strips_give_the_whole_image_result(border, rng):
     settings = RefineSettings(border=border)
     whole = _guided(image, mask, settings, tile_pixels=10**9)
     for rows in (3, 40, 100):                       # strips thinner than the halo, and thicker
-        np.testing.assert_array_equal(_guided(image, mask, settings, tile_pixels=157 * rows), whole)
+        np.testing.assert_allclose(_guided(image, mask, settings, tile_pixels=157 * rows), whole, atol=1e-6)
 
 
 @pytest.mark.slow
 def test_a_large_photo_is_refined_in_bounded_memory(tmp_path):
-    """6000 x 4500 (27 Mpx) through refine_mask: whole-image float64 would need over 2 GB more."""
+    """6000 x 4500 (27 Mpx) through refine_mask: whole-image float64 would need gigabytes more."""
     import subprocess
     import sys
     import textwrap
@@ -162,5 +163,5 @@ def test_a_large_photo_is_refined_in_bounded_memory(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     extra_mib = int(proc.stdout.strip().splitlines()[-1])
-    # whole-image float64 raised it by 5.5 GB; in strips about 0.7 GB, of which the output is 0.1
-    assert extra_mib < 1024, f"refining 27 Mpx raised the peak memory by {extra_mib} MiB"
+    # whole-image float64 in torch raised it by 5.5 GB; float32 strips by 269 MiB, 108 of them the output
+    assert extra_mib < 512, f"refining 27 Mpx raised the peak memory by {extra_mib} MiB"

@@ -183,9 +183,9 @@ def test_rewrite_removes_stale_files_and_refuses_real_data(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"n": 0, "seed": 0}, "n must be an integer >= 1"),
-    ({"n": True, "seed": 0}, "n must be an integer >= 1"),
-    ({"n": 2.0, "seed": 0}, "n must be an integer >= 1"),
+    ({"n": 0, "seed": 0}, r"n must be an integer in \[1, 100000\]"),
+    ({"n": True, "seed": 0}, r"n must be an integer in \[1, 100000\]"),
+    ({"n": 2.0, "seed": 0}, r"n must be an integer in \[1, 100000\]"),
     ({"n": 1, "seed": -1}, "seed must be a non-negative integer"),
     ({"n": 1, "seed": "0"}, "seed must be a non-negative integer"),
     ({"n": 1, "seed": 0, "split": "val"}, "split must be one of 'te', 'tr'"),

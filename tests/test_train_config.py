@@ -10,7 +10,7 @@ import torch
 
 from paperlib.checks import InputError
 from paperlib.cli.train import add_train_arguments, config_from_args
-from paperlib.losses.objective import LossWeights
+from paperlib.losses.settings import LossWeights
 from paperlib.train.config import PRESETS, TEACHER_GF_FIELDS, WEIGHT_FIELDS, TrainConfig, config_from
 
 
@@ -39,7 +39,7 @@ def test_config_from_overrides_and_serialises():
 
 
 def test_teacher_filter_is_configurable_and_defaults_to_trick_1s():
-    from paperlib.refine.guided_filter import PAPER_GF, GuidedFilterSettings
+    from paperlib.refine.settings import PAPER_GF, GuidedFilterSettings
 
     assert PRESETS["paper"].teacher_gf == PAPER_GF
     cfg = config_from("paper", teacher_gf_radius=4)

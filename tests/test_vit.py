@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from random_vit import random_images, vit  # noqa: F401 (vit is a fixture)
 
-from paperlib.backbones.features import IMAGENET_MEAN, IMAGENET_STD
-from paperlib.backbones.registry import BACKBONES, load_backbone
+from paperlib.backbones.catalog import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
+from paperlib.backbones.registry import load_backbone
 from paperlib.backbones.vit import ViTBackbone, resample_pos_embed
 
 

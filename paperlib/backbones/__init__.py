@@ -1,6 +1,7 @@
 """Frozen feature extractors (paper Sec. 3): what the head and TokenCut see of an image.
 
-    registry     load_backbone(name), the names and their facts (patch, dim, weights)
+    catalog      the names and their facts (patch, dim, weights), ImageNet constants; no torch
+    registry     load_backbone(name): a name and a weights source in, a frozen backbone out
     features     the Backbone interface and the Features it returns; ImageNet normalisation
     vit          DINO ViTs (timm), keys of the last block
     filterbank   the offline backbone: colour and texture cues per patch, no weights

@@ -7,7 +7,8 @@ patch grid. :mod:`paperlib.backbones.vit` (the ViTs, built by :func:`~paperlib.b
 and :mod:`paperlib.backbones.filterbank` (the offline filter bank) implement it.
 
 Public API:
-    IMAGENET_MEAN, IMAGENET_STD, normalise   the ImageNet input normalisation.
+    IMAGENET_MEAN, IMAGENET_STD, normalise   the ImageNet input normalisation (the constants'
+                                             home is :mod:`paperlib.backbones.catalog`).
     image_tensor, tensor_image, resize_bilinear   uint8 images <-> (1, 3, H, W) tensors, resizing.
     Features   NamedTuple (keys (B, D, h, w), tokens (B, N, D), grid (h, w)).
     Backbone   nn.Module base: validates the images, runs ``_extract`` (or ``_extract_keys`` for
@@ -24,11 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import check_tensor, require
-
-# ImageNet statistics of torchvision's and DINO's input normalisation, in R, G, B order; the
-# Sempart head sees images normalised with them whatever the backbone.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from .catalog import IMAGENET_MEAN, IMAGENET_STD
 
 # Inputs outside [-0.25, 1.25] are not [0, 1] images: they are 0..255 or already normalised.
 # The slack lets through the overshoot of a bicubic resize.

@@ -1,7 +1,7 @@
 """The offline backbone: per-patch colour and texture statistics, shaped like ViT keys.
 
 No weights and no download: :class:`FilterBank` (registered as ``filterbank`` and
-``filterbank16`` in :data:`paperlib.backbones.registry.BACKBONES`) lets the whole pipeline run offline.
+``filterbank16`` in :data:`paperlib.backbones.catalog.BACKBONES`) lets the whole pipeline run offline.
 Its features are L*a*b* colour statistics and the responses of a small bank of oriented
 Gaussian-derivative and Laplacian-of-Gaussian filters, averaged per patch and standardised
 per image.

@@ -16,8 +16,9 @@ file name>``, or from timm's hub; when none is available it raises one :class:`I
 says which file to download and how to pass it. ``filterbank`` needs no weights at all: colour
 and texture statistics per patch (:mod:`paperlib.backbones.filterbank`), so the whole pipeline runs offline.
 
-Public API: :data:`BACKBONES` (the registry), :class:`BackboneInfo`, :func:`load_backbone`,
-:func:`multiple_size`, :func:`resize_to_multiple`. The interface every backbone implements
+Public API: :func:`load_backbone`, :func:`multiple_size`, :func:`resize_to_multiple`; the registry
+:data:`BACKBONES` and its :class:`BackboneInfo` live in the torch-free
+:mod:`paperlib.backbones.catalog` (imported here too). The interface every backbone implements
 (:class:`Backbone`, :class:`Features`) is :mod:`paperlib.backbones.features`.
 """
 
@@ -26,72 +27,19 @@ from __future__ import annotations
 import math
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from ..checks import InputError, check_choice, check_tensor, require
-from .features import IMAGENET_MEAN, IMAGENET_STD, Backbone
+from .catalog import BACKBONES, BackboneInfo
+from .features import Backbone
 from .filterbank import FilterBank
 from .vit import POS_INTERPOLATIONS, ViTBackbone
 from .weights import file_sha256, load_weights_file
 
 WEIGHTS_DIR_ENV = "PAPERLIB_WEIGHTS_DIR"  # a folder holding official files under their own names
-
-
-@dataclass(frozen=True)
-class BackboneInfo:
-    """How to build one named backbone and where its official weights live.
-
-    Attributes:
-        timm_name: the timm model (architecture.tag); None for the filter bank.
-        patch_size: pixels per token side.
-        dim: D, channels of a key token (384 for ViT-S, 768 for ViT-B).
-        weights_file: official checkpoint file name, looked up in $PAPERLIB_WEIGHTS_DIR.
-        weights_url: where to download it.
-        on_hub: whether timm can download the pretrained weights itself.
-        mean, std: the input normalisation the weights were trained with (ImageNet for all of
-            them; set here, not read from timm, whose default config for an untagged
-            architecture such as iBOT's may carry other constants).
-    """
-
-    timm_name: str | None
-    patch_size: int
-    dim: int
-    weights_file: str | None = None
-    weights_url: str | None = None
-    on_hub: bool = False
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-
-_DINO_URL = "https://dl.fbaipublicfiles.com/dino/{0}/{0}.pth"
-
-BACKBONES: dict[str, BackboneInfo] = {
-    # The paper's backbones (Table 4 compares them); ViT-S/8 is the default.
-    "dino_vits8": BackboneInfo("vit_small_patch8_224.dino", 8, 384, "dino_deitsmall8_pretrain.pth",
-                               _DINO_URL.format("dino_deitsmall8_pretrain"), on_hub=True),
-    "dino_vits16": BackboneInfo("vit_small_patch16_224.dino", 16, 384, "dino_deitsmall16_pretrain.pth",
-                                _DINO_URL.format("dino_deitsmall16_pretrain"), on_hub=True),
-    "dino_vitb8": BackboneInfo("vit_base_patch8_224.dino", 8, 768, "dino_vitbase8_pretrain.pth",
-                               _DINO_URL.format("dino_vitbase8_pretrain"), on_hub=True),
-    "dino_vitb16": BackboneInfo("vit_base_patch16_224.dino", 16, 768, "dino_vitbase16_pretrain.pth",
-                                _DINO_URL.format("dino_vitbase16_pretrain"), on_hub=True),
-    # iBOT ViT-S/16 has the DINO ViT-S/16 architecture; timm has no iBOT weights, so local file only.
-    "ibot_vits16": BackboneInfo(
-        "vit_small_patch16_224", 16, 384, "ibot_vits16_checkpoint_teacher.pth",
-        "https://lf3-nlp-opensource.bytetos.com/obj/nlp-opensource/archive/2022/ibot/vits_16/"
-        "checkpoint_teacher.pth"),
-    # Beyond the paper: DINOv2 ViT-S/14 (no register tokens, LayerScale in every block).
-    "dinov2_vits14": BackboneInfo("vit_small_patch14_dinov2.lvd142m", 14, 384, "dinov2_vits14_pretrain.pth",
-                                  "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth",
-                                  on_hub=True),
-    # Offline backbones: colour + texture statistics per patch, no weights.
-    "filterbank": BackboneInfo(None, 8, 16),
-    "filterbank16": BackboneInfo(None, 16, 16),
-}
 
 
 # --------------------------------------------------------------------------------------------

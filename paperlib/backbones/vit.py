@@ -20,7 +20,7 @@ Public API:
     ViTBackbone(name, model, *, patch_size, weights_id, ...)   the :class:`~paperlib.backbones.features.Backbone`.
     resample_pos_embed(pos_embed, grid, *, style="dino")       (1, 1 + g * g, D) -> (1, 1 + h * w, D).
     POS_INTERPOLATIONS                                         the two rules, 'dino' and 'timm'.
-    (the default input normalisation, IMAGENET_MEAN / IMAGENET_STD, is paperlib.backbones.features'.)
+    (the default input normalisation, IMAGENET_MEAN / IMAGENET_STD, is paperlib.backbones.catalog's.)
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import check_choice, require
-from .features import IMAGENET_MEAN, IMAGENET_STD, Backbone
+from .catalog import IMAGENET_MEAN, IMAGENET_STD
+from .features import Backbone
 
 POS_INTERPOLATIONS = ("dino", "timm")  # see resample_pos_embed
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Sequence
 
 from ..checks import InputError
@@ -60,7 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.cli_main = main   # commands that run other commands (``paper``) call back through this
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _warning_line
+            return args.run(args)
     except KeyboardInterrupt:
         print("paperlib: interrupted", file=sys.stderr)
         return 130
@@ -68,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         return _one_line(err)
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr, as a user reads it: no source path, no code line."""
+    text = str(message).replace("\n", " ")
+    print(f"paperlib: warning: {text}", file=sys.stderr if file is None else file)
 
 
 def _one_line(err: Exception) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..checks import InputError, require
-from ..refine.guided_filter import BORDERS, PAPER_GF
+from ..refine.settings import BORDERS, PAPER_GF
 
 FILTERS = ("gf", "bf")
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..losses.ncut import TOKENCUT_AFFINITY
-from ..refine.guided_filter import PAPER_GF
+from ..losses.settings import TOKENCUT_AFFINITY
+from ..refine.settings import PAPER_GF
 from .masks import format_scores
 
 
@@ -118,9 +118,9 @@ def _run_segment(args) -> int:
 
     check_choice("--refine", args.refine, ("none", "gf", "bf"))
     settings = _refine_settings(args)
-    files = collect_images(args.paths)      # bad paths fail before any weights are loaded
+    collect_images(args.paths)              # bad paths fail before any weights are loaded
     method = _method_from_args(args)
-    report = segment_paths(files, args.out, method, refine=args.refine, settings=settings,
+    report = segment_paths(args.paths, args.out, method, refine=args.refine, settings=settings,
                            overlays=not args.no_overlays, progress=not args.quiet)
     print(f"segmented {report.n_images} image(s) with {_method_label(method, args)}, "
           f"refine={report.refine} -> {report.out_dir}")

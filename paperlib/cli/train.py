@@ -23,7 +23,6 @@ from ..train.config import (
     parse_field,
     settable_fields,
 )
-from ..train.loop import train
 
 
 def add_train(sub) -> None:
@@ -80,6 +79,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``paperlib train`` from parsed options; returns the exit status."""
+    from ..train.loop import train  # torch: imported when a run starts, not for --help
+
     config = config_from_args(args)
     result = train(config, args.out, resume=args.resume, progress=not getattr(args, "quiet", False),
                    allow_data_change=args.allow_data_change)

@@ -81,6 +81,9 @@ class SynthReport:
         return "\n".join(self.lines())
 
 
+# The most images one synthetic set may hold: ten times DUTS-TR (a plan of n floats is made up front).
+MAX_IMAGES = 100_000
+
 def size_histogram(ratios, *, bins: int = SIZE_BINS) -> tuple[int, ...]:
     """Count foreground ratios in ``bins`` equal bins of [0, 1] (the last bin includes 1).
 
@@ -170,7 +173,8 @@ def synthesize(out: str | Path, *, n: int, seed: int, split: str = "te",
     """
     from tqdm.auto import tqdm
 
-    require(is_int(n) and n >= 1, f"n must be an integer >= 1, got {n!r}")
+    require(is_int(n) and 1 <= n <= MAX_IMAGES,
+            f"n must be an integer in [1, {MAX_IMAGES}] (DUTS-TR, the largest set imitated, has 10,553), got {n!r}")
     require(is_int(seed) and seed >= 0, f"seed must be a non-negative integer, got {seed!r}")
     check_choice("split", split, ("te", "tr"))
     require(isinstance(size_range, (tuple, list)) and len(size_range) == 2

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -58,10 +59,13 @@ def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none
     require(limit is None or limit >= 1, f"limit must be >= 1, got {limit}")
     n = len(dataset) if limit is None else min(limit, len(dataset))
     require(n > 0, "the dataset is empty")
-    if save_masks is not None:   # never into (or around) the images and ground truth being scored
+    if save_masks is not None:   # never into (or around) the dataset being scored, nor what the method reads
         folders = getattr(dataset, "folders", None)
-        save_masks = check_output_dir("--save-masks", save_masks, inputs={} if folders is None else {
-            "the dataset's images": folders.images_dir, "the dataset's masks": folders.masks_dir})
+        inputs = {} if folders is None else {
+            "the dataset": Path(os.path.commonpath([folders.images_dir, folders.masks_dir])),
+            "the dataset's images": folders.images_dir, "the dataset's masks": folders.masks_dir}
+        inputs["--masks"] = getattr(method, "folder", None)        # a folder of another method's masks
+        save_masks = check_output_dir("--save-masks", save_masks, inputs=inputs)
     metrics = {r: SaliencyMetrics() for r in refines}
     rows: dict[str, list[dict]] = {r: [] for r in refines}
     # Methods with a batch protocol (Sempart: polarity per batch, BatchNorm in train mode, the

@@ -71,7 +71,10 @@ def evaluate_folders(pred_dir: str | Path, gt_dir: str | Path, *, allow_missing:
         if p.shape != target.shape:
             p = resize_mask(p, target.shape)
             n_resized += 1
-        image_scores = metrics.update(p.clip(0.0, 1.0), target)
+        try:
+            image_scores = metrics.update(p.clip(0.0, 1.0), target)
+        except InputError as err:           # a NaN prediction, say: name the file it came from
+            raise InputError(f"{pred[stem]}: {err}") from None
         rows.append({"stem": stem, **image_scores._asdict()})
     if per_image_csv is not None:
         write_csv(per_image_csv, rows)

@@ -32,11 +32,13 @@ from typing import Callable, NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..backbones.features import IMAGENET_MEAN, IMAGENET_STD
+from ..backbones.catalog import IMAGENET_MEAN, IMAGENET_STD
 from ..checks import check_choice, check_int, check_tensor, is_int, require
-from ..refine.guided_filter import PAPER_GF, GuidedFilterSettings, guided_filter, image_to_guide
-from .ncut import SEMPART_AFFINITY, AffinityParams, affinity
+from ..refine.guided_filter import guided_filter, image_to_guide
+from ..refine.settings import PAPER_GF, GuidedFilterSettings
+from .ncut import affinity
 from .objective import S_CLAMP, ncut_loss
+from .settings import SEMPART_AFFINITY, AffinityParams
 
 # The paper's crop: a quarter of the input's side (80 x 80 in 320 x 320), zoomed x4 (paper Sec. 5,
 # "Multi-scale consistency"); the trainer and the explorer scale it with the input size.
@@ -185,7 +187,7 @@ def teacher_target(crop_image: torch.Tensor, teacher_fine_logits: torch.Tensor, 
         crop_image: (B, 3, H, W) the zoomed crop as fed to the teacher (ImageNet-normalised).
         teacher_fine_logits: (B, 1, H, W) the network's fine logits on ``crop_image``.
         mean, std: the normalisation of ``crop_image`` (ImageNet's).
-        gf: the teacher's guided filter (:data:`paperlib.refine.guided_filter.PAPER_GF`).
+        gf: the teacher's guided filter (:data:`paperlib.refine.settings.PAPER_GF`).
         radius, eps: shorthands that replace ``gf``'s radius or eps when given (None: ``gf``'s).
 
     Returns:

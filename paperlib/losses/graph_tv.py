@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import check_positive, check_tensor, require
-from .ncut import SEMPART_AFFINITY, check_affinity
+from .settings import SEMPART_AFFINITY, check_affinity
 
 # The 8 neighbour offsets (dy, dx), row-major.
 OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))

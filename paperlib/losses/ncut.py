@@ -9,36 +9,22 @@ TokenCut relaxes it to the generalised eigenproblem ``(D - W) v = lambda D v`` a
 second-smallest eigenvector (:func:`second_smallest_eigenvector`); Sempart instead minimises the
 soft relaxation of eq. (3) on a predicted map (:func:`ncut_value`). Both build ``W`` the same way
 (:func:`affinity`), with different thresholds: :data:`TOKENCUT_AFFINITY` and
-:data:`SEMPART_AFFINITY`.
+:data:`SEMPART_AFFINITY` (their home, with :func:`check_affinity`, is the torch-free
+:mod:`paperlib.losses.settings`).
 
 Everything here works on features only; it knows nothing about a backbone.
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_choice, check_tensor, is_number, require
-
-
-class AffinityParams(NamedTuple):
-    """Thresholds of the token graph; pass as ``affinity(keys, **params._asdict())``."""
-
-    tau: float   # cosine similarity above which two tokens are linked
-    eps: float   # weight of the pairs that are not linked (keeps the graph connected)
-    binary: bool = True  # True: linked pairs weigh 1; False: they weigh their similarity S_ij
-
-
-# TokenCut (Wang et al. 2022), object discovery and saliency: tau 0.2, eps 1e-5
-# (docs/paper_and_code.md#affinity).
-TOKENCUT_AFFINITY = AffinityParams(tau=0.2, eps=1e-5)
-# Sempart's Ncut and GTV-coarse losses: tau 0.4, eps 1e-6 (docs/paper_and_code.md#affinity).
-SEMPART_AFFINITY = AffinityParams(tau=0.4, eps=1e-6)
+from ..checks import check_choice, check_tensor, require
+from .settings import SEMPART_AFFINITY, TOKENCUT_AFFINITY, AffinityParams, check_affinity  # noqa: F401 (re-exported)
 
 SOLVERS = ("auto", "dense", "arpack", "lobpcg")
 # Below this many nodes the dense LAPACK solver is as fast as Lanczos (0.5 ms at N = 100, measured
@@ -54,18 +40,6 @@ class EigenResult(NamedTuple):
 
     v: torch.Tensor           # (B, N) or (N,), v^T D v = 1, sign fixed so v[argmax |v|] > 0
     eigenvalue: torch.Tensor  # (B,) or (), lambda_2 in [0, 2]
-
-
-def check_affinity(tau: float, eps: float) -> None:
-    """The one rule for a token graph's thresholds: tau a cosine similarity in [-1, 1), eps in (0, 1).
-
-    tau >= 1 links no pair (a graph of eps alone) and NaN compares false with everything, so both
-    would cut noise without a word: refused, naming the parameter.
-    """
-    require(is_number(tau) and math.isfinite(tau) and -1 <= tau < 1,
-            f"tau must be a cosine similarity in [-1, 1), got {tau!r}")
-    require(is_number(eps) and math.isfinite(eps) and 0 < eps < 1,
-            f"eps must be in (0, 1) (the weight of unlinked pairs; > 0 keeps the graph connected), got {eps!r}")
 
 
 def affinity(keys: torch.Tensor, *, tau: float = TOKENCUT_AFFINITY.tau,

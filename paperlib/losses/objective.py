@@ -13,15 +13,15 @@ computes them and :func:`sempart_loss` adds them with their weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_positive, check_tensor, require
+from ..checks import check_tensor, require
 from .graph_tv import gtv_coarse, gtv_fine
-from .ncut import SEMPART_AFFINITY, AffinityParams, affinity, ncut_value
+from .ncut import affinity, ncut_value
+from .settings import SEMPART_AFFINITY, AffinityParams, LossWeights
 
 # The coarse sigmoid is clamped to [S_CLAMP, 1 - S_CLAMP] before the Ncut loss
 # (docs/paper_and_code.md#losses).
@@ -69,22 +69,6 @@ def sr_loss(s_fine: torch.Tensor, s_coarse: torch.Tensor) -> torch.Tensor:
     down = F.interpolate(s_fine, size=s_coarse.shape[-2:], mode="bilinear", align_corners=False,
                          antialias=False)  # (B, 1, H, W) -> (B, 1, h, w)
     return (s_coarse - down).pow(2).mean()
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights lambda of the terms of the training objective (paper Sec. 5, docs/paper_and_code.md#losses)."""
-
-    ncut: float = 1.0         # eq. (8) has no weight on L_Ncut
-    gtv_fine: float = 1.0     # lambda_GTV-fine = 1, paper Sec. 5
-    gtv_coarse: float = 1.0   # lambda_GTV-coarse = 1, paper Sec. 5
-    sr: float = 1.0           # lambda_SR = 1, paper Sec. 5
-    ncut_crop: float = 0.01   # lambda_Ncut-Crop = 0.01, paper Sec. 5
-    eq: float = 0.01          # lambda_eq = 0.01, paper Sec. 5
-
-    def __post_init__(self) -> None:
-        for field in fields(self):
-            check_positive(f"LossWeights.{field.name}", getattr(self, field.name), allow_zero=True)
 
 
 class LossTerms(NamedTuple):

@@ -87,7 +87,11 @@ def segment_paths(paths: Sequence[str | Path], out_dir: str | Path, method: Meth
     for start in range(0, len(files), step):
         chunk = files[start:start + step]
         images = [read_image(path) for path in chunk]
-        preds = method.predict_batch(images, image_ids=[path.stem for path in chunk])
+        try:
+            preds = method.predict_batch(images, image_ids=[path.stem for path in chunk])
+        except InputError as err:           # an image too small for the backbone, say: name it
+            where = str(chunk[0]) if len(chunk) == 1 else f"{chunk[0]} (or another of {len(chunk)} in its batch)"
+            raise InputError(f"{where}: {err}") from None
         for path, image, pred in zip(chunk, images, preds):
             mask = refine_prediction(image, pred, refine=refine, settings=settings)
             write_mask_png(out_dir / f"{path.stem}.png", mask)

@@ -28,7 +28,8 @@ from ..backbones.registry import multiple_size
 from ..checks import InputError, check_positive, check_tensor, require
 from ..devices import backbone_device
 from ..images import resize_mask
-from ..losses.ncut import TOKENCUT_AFFINITY, affinity, check_affinity, second_smallest_eigenvector
+from ..losses.ncut import affinity, second_smallest_eigenvector
+from ..losses.settings import TOKENCUT_AFFINITY, check_affinity
 from .base import ImageByImage, Prediction
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..backbones.catalog import BACKBONES
 from ..backbones.features import Backbone, normalise
-from ..backbones.registry import BACKBONES, load_backbone
+from ..backbones.registry import load_backbone
 from ..checks import InputError, check_choice, is_int, require
 from ..devices import backbone_device
 from ..images import atomic_path
@@ -90,7 +91,7 @@ def read_checkpoint(checkpoint: str | Path) -> dict:
     """Read and validate a Sempart checkpoint file (format ``paperlib-sempart-1``).
 
     The contract: a dict with ``format`` = 'paperlib-sempart-1'; ``config``, a plain dict with
-    ``backbone`` (a :data:`paperlib.backbones.registry.BACKBONES` name), ``image_size`` (int),
+    ``backbone`` (a :data:`paperlib.backbones.catalog.BACKBONES` name), ``image_size`` (int),
     ``resize_short`` (int) and optionally ``head`` = {'dim': int, 'patch_size': int} (else the
     backbone's); ``model``, the :class:`SempartHead` state dict; optional ``step`` and ``epoch``.
     Read with ``torch.load(weights_only=True)``: no pickled code runs.

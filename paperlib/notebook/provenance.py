@@ -29,7 +29,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..backbones.registry import BACKBONES, weights_dir_file
+from ..backbones.catalog import BACKBONES
+from ..backbones.registry import weights_dir_file
 from ..backbones.weights import file_sha256
 from ..images import atomic_path
 

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..backbones.registry import BACKBONES
+from ..backbones.catalog import BACKBONES
 from ..backbones.weights import file_sha256
 from ..checks import check_choice, require
 from ..data.boxes import CORLOC_DATASETS

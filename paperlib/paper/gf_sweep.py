@@ -20,7 +20,8 @@ from ..checks import check_choice, require
 from ..data.degrade import DEGRADATIONS, degrade_mask
 from ..eval.metrics import SaliencyMetrics
 from ..images import save_figure
-from ..refine.guided_filter import check_radius, guided_filter, image_to_guide
+from ..refine.guided_filter import guided_filter, image_to_guide
+from ..refine.settings import check_radius
 
 
 def sweep(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, radii: Sequence[int] = (2, 4, 9, 16, 32),

@@ -1,6 +1,8 @@
 """Trick 1 and its baseline: refining a soft mask with its image (paper Sec. 4, Table 5).
 
-    guided_filter      the guided filter (He et al.), GuidedFilterSettings and PAPER_GF
+    settings           GuidedFilterSettings and PAPER_GF, the filter's rules, without torch
+    guided_filter      the guided filter (He et al.) in torch: batched, differentiable, any device
+    gf_image           the same filter on one image in float32 with OpenCV's box filter (masks' path)
     bilateral_solver   the fast bilateral solver (Barron & Poole), TokenCut's "+BF"
     masks              refine_mask on one image, and a folder of masks refined with its images
 """

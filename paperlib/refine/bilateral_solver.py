@@ -30,8 +30,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.linalg import cg
 
 from ..checks import is_int, is_number, require
 
@@ -131,6 +129,10 @@ class BilateralGrid:
             params: bandwidths, bistochastisation steps, and the solver settings that
                 :meth:`solve` uses.
         """
+        from scipy import (
+            sparse,  # here, not at import: `paperlib refine` with the guided filter never needs it
+        )
+
         require(isinstance(params, BilateralSolverParams),
                 f"params must be a BilateralSolverParams, got {type(params).__name__}")
         rgb = _check_image(image)
@@ -215,6 +217,8 @@ class BilateralGrid:
 
     def smoothness_matrix(self):
         """Dm - Dn B Dn as a scipy sparse (V, V) matrix (symmetric, positive semi-definite)."""
+        from scipy import sparse
+
         return (sparse.diags(self._degree) - self._weights).tocsr()
 
     def solve(self, target: np.ndarray, *, confidence: np.ndarray | None = None) -> np.ndarray:
@@ -233,6 +237,9 @@ class BilateralGrid:
             float64 (H, W), S^T y, not clipped (a mask can overshoot [0, 1] slightly; callers
             that need [0, 1] clip).
         """
+        from scipy import sparse
+        from scipy.sparse.linalg import cg
+
         target = _check_map("target", target, self.shape)
         if confidence is None:
             confidence = np.full(self.shape, float(self.params.confidence))

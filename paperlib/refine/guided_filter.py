@@ -28,61 +28,20 @@ are upsampled back before being applied to the full-resolution guide.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_choice, check_positive, check_tensor, is_int, is_number, require
-
-BORDERS = ("count", "reflect", "reflect_101")
-
-
-def check_radius(radius) -> None:
-    """The one radius rule of every guided-filter entry point: an int (not a bool), r >= 0.
-
-    r = 0 is allowed: a 1x1 window has var_I = cov_Ip = 0, so the filter returns src exactly,
-    which is a valid (if idle) setting and the natural "no filter" end of a radius sweep.
-    """
-    require(is_int(radius),
-            f"radius must be an int, got {type(radius).__name__}")
-    require(radius >= 0, f"radius must be >= 0 (0 is a 1x1 window, which returns src), got {radius}")
-
-
-def _check_settings(radius, eps, border) -> None:
-    check_radius(radius)
-    require(is_number(eps),
-            f"eps must be a real number, got {type(eps).__name__}")
-    check_positive("eps", eps)
-    require(isinstance(border, str), f"border must be a str, got {type(border).__name__}")
-    check_choice("border", border, BORDERS)
-
-
-@dataclass(frozen=True)
-class GuidedFilterSettings:
-    """The guided filter's hyper-parameters; :data:`PAPER_GF` holds the paper's, the one home of them.
-
-    The paper prints no radius and no eps (docs/paper_and_code.md, "Guided filter"); the defaults
-    are its released code's, and every default in the package (``guided_filter``, ``RefineSettings``, the CLI, the crop-zoom
-    teacher, the explorer) is read from here.
-    """
-
-    radius: int = 9          # a 19 x 19 window at the 320 x 320 input: the authors' released code
-    eps: float = 1e-3        # in squared units of the [0, 1] gray guide: the released code's epsilon
-    border: str = "count"    # windows truncated at the image border: the released code's box filter
-
-    def __post_init__(self) -> None:
-        _check_settings(self.radius, self.eps, self.border)
-
-
-# The paper's guided filter (released code): radius 9, eps 1e-3, truncated border windows.
-PAPER_GF = GuidedFilterSettings()
+from ..checks import check_tensor, is_int, is_number, require
+from .gf_image import guided_filter_image
+from .settings import BORDERS, PAPER_GF, GuidedFilterSettings, check_radius, check_settings  # noqa: F401 (re-exported)
 
 
 def _check_params(radius, eps, border, subsample) -> None:
-    _check_settings(radius, eps, border)
+    check_settings(radius, eps, border)
     require(is_int(subsample),
             f"subsample must be an int, got {type(subsample).__name__}")
     require(subsample >= 1, f"subsample must be >= 1, got {subsample}")
@@ -177,7 +136,11 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = PAPER
     Paper Sec. 3 ("Guided Filtering") and Sec. 4: q = GF(p, I), with a_k, b_k minimising
     E(a_k, b_k) in each window; He et al.'s colour-guide form when ``guide`` has 3 channels.
     Differentiable in both ``guide`` and ``src``. float16/bfloat16 inputs are computed in float32;
-    the result has ``src``'s dtype.
+    the result has ``src``'s dtype. On the CPU, when no gradient is wanted (``torch.no_grad()``
+    or inputs that do not require one), a gray guide in float32 or lower precision goes through
+    :func:`paperlib.refine.gf_image.guided_filter_image` (OpenCV's box filter, the same q to
+    ~1e-6) image by image: that is the crop-zoom teacher's target on a CPU. float64 inputs always
+    take the torch path.
 
     Args:
         guide: (B, 1, H, W) gray or (B, 3, H, W) colour guide I, floating point.
@@ -211,6 +174,8 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = PAPER
     dtype = torch.promote_types(guide.dtype, src.dtype)
     if dtype in (torch.float16, torch.bfloat16):  # var_I = mean(I^2) - mean_I^2 is lost in half
         dtype = torch.float32
+    if _takes_opencv_path(guide, src, dtype, subsample):
+        return _guided_filter_opencv(guide, src, radius, eps, border)
     I, p = guide.to(dtype), src.to(dtype)
     # Adding a constant to I or to p leaves a unchanged and shifts q by the same constant in p
     # (the box weights sum to 1), so centering is exact; it keeps the cumulative sums small and
@@ -242,6 +207,25 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = PAPER
     else:
         q = mean_a * I + mean_b  # (B, C, H, W) * (B, 1, H, W)
     return (q + shift_p).to(src.dtype)
+
+
+def _takes_opencv_path(guide: torch.Tensor, src: torch.Tensor, dtype: torch.dtype, subsample: int) -> bool:
+    """CPU, gray guide, float32 at most, full resolution, and no gradient to keep."""
+    wants_grad = torch.is_grad_enabled() and (guide.requires_grad or src.requires_grad)
+    return (guide.device.type == "cpu" and guide.shape[1] == 1 and dtype == torch.float32
+            and subsample == 1 and not wants_grad)
+
+
+def _guided_filter_opencv(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float,
+                          border: str) -> torch.Tensor:
+    """:func:`guided_filter` image by image and channel by channel through OpenCV, in float32."""
+    I = guide.detach().to(torch.float32).numpy()      # (B, 1, H, W)
+    p = src.detach().to(torch.float32).numpy()        # (B, C, H, W)
+    q = np.empty(p.shape, np.float32)
+    for b in range(p.shape[0]):
+        for c in range(p.shape[1]):
+            q[b, c] = guided_filter_image(I[b, 0], p[b, c], radius=radius, eps=eps, border=border)
+    return torch.from_numpy(q).to(src.dtype)
 
 
 class GuidedFilter(nn.Module):
@@ -276,8 +260,8 @@ def image_to_guide(image: torch.Tensor, *, mean: Sequence[float] | None = None,
     Args:
         image: (B, 3, H, W) floating point; ImageNet-normalised when ``mean`` and ``std`` are
             given (it is un-normalised as image * std + mean), else already in [0, 1].
-        mean: 3 per-channel means (e.g. :data:`paperlib.backbones.features.IMAGENET_MEAN`), or None together with ``std``.
-        std: 3 per-channel standard deviations (e.g. :data:`paperlib.backbones.features.IMAGENET_STD`), all > 0, or None.
+        mean: 3 per-channel means (e.g. :data:`paperlib.backbones.catalog.IMAGENET_MEAN`), or None together with ``std``.
+        std: 3 per-channel standard deviations (e.g. :data:`paperlib.backbones.catalog.IMAGENET_STD`), all > 0, or None.
 
     Returns:
         guide: (B, 1, H, W) in [0, 1], dtype of ``image``.

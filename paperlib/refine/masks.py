@@ -2,9 +2,10 @@
 
 The guided filter runs at each image's own resolution with the paper's settings: the guide is
 the mean of the image's R, G, B in [0, 1], and radius, eps and border rule default to
-:data:`paperlib.refine.guided_filter.PAPER_GF` (radius 9, a 19 x 19 window; eps 1e-3; windows
+:data:`paperlib.refine.settings.PAPER_GF` (radius 9, a 19 x 19 window; eps 1e-3; windows
 truncated at the borders). A mask of another size than its image is first resized bilinearly
-to the image. Outputs are clipped to [0, 1].
+to the image. Outputs are clipped to [0, 1]. The filter is
+:func:`paperlib.refine.gf_image.guided_filter_image` (float32, OpenCV's box filter; no torch).
 
     refine_mask(image, mask, ...)            one image, numpy in and out
     refine_folder(images, masks, out, ...)   a folder of masks, PNGs out, a report back
@@ -20,7 +21,8 @@ import numpy as np
 from ..checks import InputError, check_choice, check_dir, check_output_dir, require
 from ..images import list_images, read_image, read_mask, resize_mask, write_mask_png
 from .bilateral_solver import PRESETS, bilateral_solve
-from .guided_filter import PAPER_GF, GuidedFilterSettings, guided_filter, image_to_guide
+from .gf_image import guided_filter_image
+from .settings import PAPER_GF, GuidedFilterSettings
 
 METHODS = ("gf", "bf")
 
@@ -69,21 +71,20 @@ def refine_mask(image: np.ndarray, mask: np.ndarray, settings: RefineSettings = 
     if settings.method == "gf":
         out = _guided(image, mask, settings)
     else:
-        out = bilateral_solve(image, mask, params=PRESETS[settings.bs_preset])
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+        out = bilateral_solve(image, mask, params=PRESETS[settings.bs_preset]).astype(np.float32)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 # Pixels filtered at once. Larger images go through in row strips, each with a 2r-row halo on
 # both sides: an output pixel depends on inputs at most 2r rows away (the mean of a and b over
-# a window of windows), so the strips give the whole-image result, in bounded memory (a
-# 12000 x 9000 photo would otherwise hold a dozen float64 copies of itself, about 9 GB).
+# a window of windows), so the strips give the whole-image result, in bounded memory (the
+# filter holds about eight float32 copies of what it filters: 64 MiB a strip, where a whole
+# 12000 x 9000 photo would take 3.5 GB).
 TILE_PIXELS = 1 << 21
 
 
 def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings, *,
             tile_pixels: int = TILE_PIXELS) -> np.ndarray:
-    import torch
-
     gf = settings.gf
     H, W = mask.shape
     rows = max(1, tile_pixels // W)
@@ -92,11 +93,9 @@ def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings, *,
     for top in range(0, H, rows):
         lo, hi = max(0, top - halo), min(H, top + rows + halo)
         # The paper's guide: R, G, B rescaled to [0, 1], then averaged (Sec. 5.1).
-        rgb = torch.from_numpy(image[lo:hi]).permute(2, 0, 1)[None].double() / 255.0  # (1, 3, h, W)
-        guide = image_to_guide(rgb)                                                  # (1, 1, h, W)
-        src = torch.from_numpy(mask[lo:hi]).double()[None, None]                     # (1, 1, h, W)
-        strip = guided_filter(guide, src, radius=gf.radius, eps=gf.eps, border=gf.border)
-        out[top:min(H, top + rows)] = strip[0, 0, top - lo:top - lo + rows].float().numpy()
+        guide = image[lo:hi].mean(axis=2, dtype=np.float32) * np.float32(1 / 255)   # (h, W)
+        strip = guided_filter_image(guide, mask[lo:hi], radius=gf.radius, eps=gf.eps, border=gf.border)
+        out[top:min(H, top + rows)] = strip[top - lo:top - lo + rows]
     return out
 
 
@@ -135,7 +134,11 @@ def refine_folder(images_dir: str | Path, masks_dir: str | Path, out_dir: str | 
         image = read_image(images[stem])
         mask = read_mask(masks[stem])
         report.n_resized += mask.shape != image.shape[:2]
-        write_mask_png(out_dir / f"{stem}.png", refine_mask(image, mask, settings))
+        try:
+            refined = refine_mask(image, mask, settings)
+        except InputError as err:           # a mask with NaN, say: name the file it came from
+            raise InputError(f"{masks[stem]}: {err}") from None
+        write_mask_png(out_dir / f"{stem}.png", refined)
         report.n_written += 1
         report.stems.append(stem)
     return report

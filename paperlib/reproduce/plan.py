@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..backbones.registry import BACKBONES
+from ..backbones.catalog import BACKBONES
 from ..checks import InputError, require
 from ..data.saliency import find_layout, pair_files
 

@@ -35,7 +35,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from ..backbones.registry import BACKBONES
+from ..backbones.catalog import BACKBONES
 from ..book.build import build_book
 from ..checks import InputError, require
 from ..data.release.download import download

@@ -8,7 +8,7 @@ Public API:
 * :data:`PRESETS` -- named instances ``paper``, ``official`` (the released code) and ``smoke``;
 * :func:`config_from` -- a preset with some fields replaced, validated;
 * :data:`LOG_TERMS` -- the loss terms logged each step (their lambdas: ``loss_weights``, a
-  :class:`paperlib.losses.objective.LossWeights`; ``w_<term>=`` overrides one of them);
+  :class:`paperlib.losses.settings.LossWeights`; ``w_<term>=`` overrides one of them);
 * :data:`AMP_MODES` -- the mixed-precision modes (their dtype on a device:
   :func:`paperlib.train.runtime.autocast_dtype`);
 * :func:`parse_field` -- one field's value from text;
@@ -26,13 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-import torch
-
-from ..backbones.registry import BACKBONES
+from ..backbones.catalog import BACKBONES
 from ..checks import InputError, check_choice, check_int, is_number, require
 from ..data.saliency import DATASETS
-from ..losses.objective import LossWeights
-from ..refine.guided_filter import PAPER_GF, GuidedFilterSettings
+from ..losses.settings import LossWeights
+from ..refine.settings import PAPER_GF, GuidedFilterSettings
 
 LOG_TERMS = ("ncut", "gtv_fine", "gtv_coarse", "sr", "ncut_crop", "eq", "total")
 # ``w_<term>``: the name that sets one lambda (config_from, ``--w-<term>``, the train notebook).
@@ -120,6 +118,8 @@ class TrainConfig:
         require(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
         require(self.val_fraction < 1, f"val_fraction must be < 1, got {self.val_fraction!r}")
         if self.device is not None:
+            import torch  # here only: the command line builds its options from this module
+
             try:
                 torch.device(self.device)
             except (RuntimeError, TypeError):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -85,7 +86,9 @@ def open_training_data(config: TrainConfig, *, world_size: int = 1) -> TrainingD
     train_idx, val_idx = split_indices(len(dataset), seed=config.seed,
                                        val_fraction=config.val_fraction if config.select_on == "val" else 0.0)
     require(len(train_idx) >= config.batch_size,
-            f"{len(train_idx)} training images are fewer than one batch of {config.batch_size}")
+            f"{len(train_idx)} training images are fewer than one batch of {config.batch_size} ({len(dataset)} in "
+            f"{config.data_root}, {len(val_idx)} held out by --val-fraction {config.val_fraction}); lower "
+            f"--batch-size or --val-fraction, or use more images")
     if config.select_on == "test":
         val_source = open_dataset(config.test_dataset, config.data_root)
         val_set = EvalDataset(val_source, range(len(val_source)), config)
@@ -232,7 +235,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
                          + (" with other file names" if trained_on["n_images"] == data.identity["n_images"] else "")
                          + "; point --data-root at the same images, or pass --allow-data-change")
     folders = data.train_set.dataset.folders
-    check_output_dir("--out", out_dir, inputs={"the training images": folders.images_dir,
+    check_output_dir("--out", out_dir, inputs={"the training set": os.path.commonpath([folders.images_dir,
+                                                                                       folders.masks_dir]),
+                                                "the training images": folders.images_dir,
                                                 "the training masks": folders.masks_dir,
                                                 "--weights": config.weights})
 

@@ -30,7 +30,7 @@ import torch
 
 from ..checks import InputError, require
 from ..images import atomic_path
-from ..refine.guided_filter import PAPER_GF
+from ..refine.settings import PAPER_GF
 from .config import TrainConfig
 
 # The checkpoint contract of :func:`paperlib.model.sempart.read_checkpoint` ("paperlib-sempart-1"):

@@ -43,7 +43,7 @@ from ..losses.crop_zoom import (
     sample_box,
     teacher_target,
 )
-from ..losses.objective import LossWeights
+from ..losses.settings import LossWeights
 from ..train.data import SEED_CROP, seeded_generator
 from .crop_predictors import PREDICTORS, ImageFunction, MaskSource, SempartPredictor
 from .gf_explorer import explorer_sample, figure_png, show_map

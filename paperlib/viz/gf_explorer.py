@@ -28,8 +28,8 @@ from ..data.degrade import degrade_mask
 from ..data.synth_sample import make_sample
 from ..eval.metrics import SaliencyMetrics
 from ..images import read_image, read_mask, resize_mask
-from ..refine.guided_filter import BORDERS, PAPER_GF, check_radius
 from ..refine.masks import RefineSettings, refine_mask
+from ..refine.settings import BORDERS, PAPER_GF, check_radius
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class GFExplorer:
         image: (H, W, 3) uint8 RGB, the guide.
         mask: (H, W) float in [0, 1], the prediction to refine (any method's).
         truth: (H, W) ground truth in [0, 1] (binarised at 0.5), or None.
-        border: the guided filter's border rule (:data:`paperlib.refine.guided_filter.BORDERS`).
+        border: the guided filter's border rule (:data:`paperlib.refine.settings.BORDERS`).
     """
 
     image: np.ndarray
