@@ -135,6 +135,30 @@ def check_output_dir(name: str, out: str | Path, *, inputs: dict[str, str | Path
     return out
 
 
+def check_output_file(name: str, path: str | Path | None, *, inputs: dict[str, str | Path | None]) -> None:
+    """A report file (``--json``, ``--csv``...) may not be a folder, an input file, or lie inside an
+    input folder (it would join the data it describes); None passes. Nothing is written here.
+
+    Args:
+        name: the option naming the file, used in the message.
+        path: the file to be written, or None.
+        inputs: option name -> the file or folder it reads (None entries are skipped).
+    """
+    if path is None:
+        return
+    path = Path(path).expanduser()
+    require(not path.is_dir(), f"{name} {path}: is a folder; a file name is needed")
+    target = path.resolve()
+    for option, given in inputs.items():
+        if given is None:
+            continue
+        source = Path(given).expanduser().resolve()
+        if target == source or (source.is_dir() and target.is_relative_to(source)):
+            relation = "is" if target == source else "lies inside"
+            raise InputError(f"{name} {path}: {relation} the input of {option} ({given}); reports never go "
+                             f"where inputs are read: choose another place")
+
+
 _PAPERMILL_HINT = " (papermill's -p passes lists and mappings as strings: use -y)"
 
 

@@ -133,7 +133,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_mask_png(path: str | Path, mask: np.ndarray) -> None:
     """Write a [0, 1] float mask (H, W) as an 8-bit grey PNG, atomically.
 
-    Values are clipped to [0, 1] and rounded to the nearest of 256 levels.
+    Values are clipped to [0, 1] and rounded to the nearest of 256 levels. zlib level 1: soft
+    masks encode 4x faster than at Pillow's default 6, for files about a third larger (PNG is
+    lossless either way).
     """
     from PIL import Image
 
@@ -142,7 +144,7 @@ def write_mask_png(path: str | Path, mask: np.ndarray) -> None:
         raise InputError(f"{path}: a mask must be 2-D (H, W), got shape {mask.shape}")
     arr = np.rint(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)
     with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")
+        Image.fromarray(arr).save(tmp, format="PNG", compress_level=1)
 
 
 def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:

@@ -105,3 +105,33 @@ def test_the_guard_itself(tmp_path):
     with pytest.raises(InputError, match="lies inside the input folder"):
         check_output_dir("--out", tmp_path / "in" / ".." / "in" / "sub", inputs={"--in": tmp_path / "in"})
     check_output_dir("--out", tmp_path / "sibling", inputs={"--in": tmp_path / "in", "--none": None})
+
+
+REPORT_CASES = {
+    "eval-masks --json into the ground truth": (["eval-masks", "--pred", "{t}/pred", "--gt", "{t}/gt",
+                                                 "--json", "{t}/gt/scores.json"], "--json"),
+    "eval-masks --per-image over a prediction": (["eval-masks", "--pred", "{t}/pred", "--gt", "{t}/gt",
+                                                  "--per-image", "{t}/pred/im0.png"], "--per-image"),
+    "eval --json inside the dataset": (["eval", "--dataset", "duts-te", "--root", "{t}/data", "--backbone",
+                                        "filterbank", "--json", "{t}/data/DUTS-TE/s.json"], "--json"),
+    "gf-sweep --csv into the masks": (["gf-sweep", "--dataset", "duts-te", "--root", "{t}/data", "--radii", "2",
+                                       "--eps", "0.001", "--csv", "{t}/data/DUTS-TE/DUTS-TE-Mask/sweep.csv"],
+                                      "--csv"),
+    "eval-masks --json is a folder": (["eval-masks", "--pred", "{t}/pred", "--gt", "{t}/gt", "--json", "{t}/img"],
+                                      "--json"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REPORT_CASES))
+def test_a_report_file_among_the_inputs_is_refused(tree, case, capsys):
+    """--json, --csv, --per-image may not join the data they describe (found by a hostile probe)."""
+    argv, option = REPORT_CASES[case]
+    before = _digest(tree)
+    assert main(["-q"] + [a.format(t=tree) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"paperlib: error: {option} "), err
+    assert _digest(tree) == before
+    outside = tree / "reports" / "scores.json"                 # the same command with the report elsewhere
+    if argv[0] == "eval-masks":
+        good = [a.format(t=tree) for a in argv[:-2]] + [argv[-2], str(outside)]
+        assert main(["-q"] + good) == 0 and outside.is_file()

@@ -94,11 +94,14 @@ def add_eval_masks(sub) -> None:
 
 
 def _run_eval_masks(args) -> int:
-    from ..checks import require
+    from ..checks import check_output_file, require
     from ..eval.folders import evaluate_folders, write_json
 
     require(args.per_image is None or len(args.pred) == 1,
             "--per-image takes one --pred folder (write one CSV per run)")
+    inputs = {"--gt": args.gt, **{f"--pred {p}": p for p in args.pred}}
+    for option in ("json", "per_image"):
+        check_output_file(f"--{option.replace('_', '-')}", getattr(args, option), inputs=inputs)
     summaries = {}
     for pred in args.pred:
         result = evaluate_folders(pred, args.gt, allow_missing=args.allow_missing,
@@ -153,8 +156,19 @@ def _parse_list(name: str, text: str, cast: Callable):
     return values
 
 
+def dataset_inputs(dataset) -> dict[str, Path]:
+    """The folders a dataset's images and masks are read from, and the dataset's own folder."""
+    import os
+
+    folders = getattr(dataset, "folders", None)
+    if folders is None:
+        return {}
+    return {"the dataset": Path(os.path.commonpath([folders.images_dir, folders.masks_dir])),
+            "the dataset's images": folders.images_dir, "the dataset's masks": folders.masks_dir}
+
+
 def _run_gf_sweep(args) -> int:
-    from ..checks import require
+    from ..checks import check_output_file, require
     from ..data.saliency import open_dataset
     from ..images import atomic_path
     from ..paper.gf_sweep import markdown_table, plot_sweep, sweep
@@ -162,6 +176,8 @@ def _run_gf_sweep(args) -> int:
     radii = _parse_list("--radii", args.radii, int)
     eps = _parse_list("--eps", args.eps, float)
     dataset = open_dataset(args.dataset, args.root)
+    for option in ("csv", "markdown", "plot"):
+        check_output_file(f"--{option}", getattr(args, option), inputs=dataset_inputs(dataset))
     n = len(dataset) if args.n is None else min(args.n, len(dataset))
     require(n > 0, f"--n must be >= 1, got {args.n}")
     pairs = ((dataset[i].image, dataset[i].mask) for i in range(n))

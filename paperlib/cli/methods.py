@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..losses.settings import TOKENCUT_AFFINITY
 from ..refine.settings import PAPER_GF
-from .masks import format_scores
+from .masks import dataset_inputs, format_scores
 
 
 def _add_method_options(p, *, refine_default: str) -> None:
@@ -150,12 +150,16 @@ def add_eval(sub) -> None:
 
 
 def _run_eval(args) -> int:
+    from ..checks import check_output_file
     from ..data.saliency import open_dataset
     from ..eval.datasets import evaluate_dataset
     from ..eval.folders import write_csv, write_json
 
     refines = [r.strip() for r in args.refine.split(",") if r.strip()]
     dataset = open_dataset(args.dataset, args.root)
+    inputs = {**dataset_inputs(dataset), "--masks": getattr(args, "masks", None)}
+    for option in ("json", "per_image"):
+        check_output_file(f"--{option.replace('_', '-')}", getattr(args, option), inputs=inputs)
     method = _method_from_args(args)
     results = evaluate_dataset(dataset, method, refines=refines, settings=_refine_settings(args),
                                limit=args.limit, save_masks=args.save_masks, progress=not args.quiet)
