@@ -214,15 +214,14 @@ def rows_metrics(soft, truth, rounds: int, n_masks: int = 1000) -> list[dict]:
 
     preds = resized(soft, 320)
     gts = [g > 0.5 for g in resized(truth, 320)]
-    preds_u8 = [np.rint(p * 255).astype(np.uint8) for p in preds]
-    preds_q = [p.astype(np.float32) / 255 for p in preds_u8]     # what eval-masks reads: 8-bit levels
+    preds_u8 = [np.rint(p * 255).astype(np.uint8) for p in preds]   # 8-bit PNGs as both read them
     gts_u8 = [g.astype(np.uint8) * 255 for g in gts]
     k = len(preds)
 
     def ours():
         m = SaliencyMetrics()
         for i in range(n_masks):
-            m.update(preds_q[i % k], gts[i % k])
+            m.update(preds_u8[i % k], gts_u8[i % k])
         m.compute()
 
     def reference():

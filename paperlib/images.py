@@ -88,6 +88,18 @@ def read_mask(path: str | Path) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
+def read_mask_levels(path: str | Path) -> np.ndarray:
+    """An 8-bit grey mask as its uint8 levels m (H, W), standing for m / 255; any other file as
+    :func:`read_mask` reads it (float32 in [0, 1]). Scoring from the levels skips a float copy
+    and a threshold search (:meth:`paperlib.eval.metrics.SaliencyMetrics.update` takes both).
+    """
+    path = Path(path)
+    img = _open(path)
+    if img.mode == "L":
+        return np.asarray(img, dtype=np.uint8)
+    return read_mask(path)
+
+
 def binarize(mask: np.ndarray) -> np.ndarray:
     """Threshold a [0, 1] mask at 0.5, strictly greater (docs/paper_and_code.md#saliency-metrics)."""
     return mask > 0.5

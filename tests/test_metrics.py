@@ -415,7 +415,7 @@ def test_as_dict_is_json(rng):
     (np.array([[0.1, np.nan]]), np.zeros((1, 2)), "pred contains NaN"),
     (np.zeros((1, 2)), np.array([[0.1, np.nan]]), "gt contains NaN"),
     (np.zeros((1, 2)), np.array([[-0.1, 0.0]]), r"gt must lie in \[0, 1\]"),
-    (np.zeros((2, 2), np.uint8), np.zeros((2, 2)), "divide 8-bit maps by 255"),
+    (np.zeros((2, 2), np.int16), np.zeros((2, 2)), "or 8-bit levels, got dtype int16"),
     (np.zeros((2, 2)), np.zeros((2, 2), np.int64), "gt dtype int64 is ambiguous"),
     (np.zeros((1, 2, 2)), np.zeros((1, 2, 2)), r"2-D \(H, W\)"),
     (np.zeros((0, 3)), np.zeros((0, 3)), "non-empty"),
@@ -441,3 +441,23 @@ def test_api_errors():
         SaliencyMetrics().update_batch(np.zeros((3, 3)), np.zeros((3, 3)))
     with pytest.raises(TypeError):
         SaliencyMetrics(0.3)  # hyper-parameters are keyword-only
+
+
+def test_eight_bit_levels_score_as_their_float_values(rng):
+    """uint8 m is read as m / 255: every score equals the float path's on the same maps, from
+    one histogram (the path eval-masks takes on 8-bit PNGs)."""
+    for trial in range(6):
+        shape = (int(rng.integers(1, 40)), int(rng.integers(1, 40)))
+        m = rng.integers(0, 256, shape).astype(np.uint8)
+        if trial == 0:
+            m[:] = 128                                    # exactly on the 0.5 boundary: 128/255 > 0.5
+        gt = rng.random(shape) > (0.5 if trial < 5 else 1.1)       # the last: empty ground truth
+        eight, floating = SaliencyMetrics(), SaliencyMetrics()
+        a = eight.update(m, gt)
+        b = floating.update(m.astype(np.float32) / 255, gt)
+        for key in ("acc", "iou", "fbeta_max", "fg_ratio"):
+            assert getattr(a, key) == getattr(b, key), key
+        assert a.mae == pytest.approx(b.mae, abs=1e-7)
+        x, y = eight.compute(), floating.compute()
+        np.testing.assert_array_equal(x.fbeta_curve, y.fbeta_curve)
+        np.testing.assert_array_equal(x.precision_curve, y.precision_curve)

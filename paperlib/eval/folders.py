@@ -13,8 +13,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..checks import InputError, check_dir, require
-from ..images import atomic_path, list_images, read_mask, resize_mask
+from ..images import atomic_path, list_images, read_mask_levels, resize_mask
 from .metrics import SaliencyMetrics, SaliencyScores
 
 
@@ -66,13 +68,13 @@ def evaluate_folders(pred_dir: str | Path, gt_dir: str | Path, *, allow_missing:
     metrics = SaliencyMetrics()
     rows, n_resized = [], 0
     for stem in tqdm(stems, desc="evaluate", disable=not progress, unit="img"):
-        target = read_mask(gt[stem])
-        p = read_mask(pred[stem])
+        target = read_mask_levels(gt[stem])        # 8-bit files as their levels: one histogram each
+        p = read_mask_levels(pred[stem])
         if p.shape != target.shape:
-            p = resize_mask(p, target.shape)
+            p = resize_mask(p / np.float32(255) if p.dtype == np.uint8 else p, target.shape)
             n_resized += 1
         try:
-            image_scores = metrics.update(p.clip(0.0, 1.0), target)
+            image_scores = metrics.update(p if p.dtype == np.uint8 else p.clip(0.0, 1.0), target)
         except InputError as err:           # a NaN prediction, say: name the file it came from
             raise InputError(f"{pred[stem]}: {err}") from None
         rows.append({"stem": stem, **image_scores._asdict()})

@@ -39,6 +39,7 @@ from ..checks import InputError, check_positive, require
 BETA2_PAPER = 0.3  # beta^2 of eq. 9 (Achanta et al. 2009; the paper, TokenCut, Sempart)
 BETA2_SQUARED = 0.3 ** 2  # 0.09: beta^2 squared again by some later papers; a named variant only
 N_THRESHOLDS = 255  # t_k = k/255, k = 0..254 (TokenCut's 255 probability bins)
+_LEVELS = np.arange(256) / 255.0   # the value m / 255 of each 8-bit level
 
 
 class ImageScores(NamedTuple):
@@ -130,10 +131,10 @@ def _prepare(pred, gt) -> tuple[np.ndarray, np.ndarray]:
         pred = pred.astype(np.float32)
     elif pred.dtype == np.float16:
         pred = pred.astype(np.float32)
-    require(pred.dtype in (np.float32, np.float64),
-            f"pred must be a float (or bool) array in [0, 1], got dtype {pred.dtype}"
-            + (" (divide 8-bit maps by 255)" if pred.dtype == np.uint8 else ""))
-    _check_unit_range("pred", pred)
+    require(pred.dtype in (np.float32, np.float64, np.uint8),
+            f"pred must be a float (or bool) array in [0, 1] or 8-bit levels, got dtype {pred.dtype}")
+    if pred.dtype != np.uint8:
+        _check_unit_range("pred", pred)
 
     if gt.dtype == np.bool_:
         fg = gt
@@ -206,7 +207,9 @@ class SaliencyMetrics:
         """Add one image and return its scores.
 
         Args:
-            pred: (H, W) float prediction in [0, 1] (numpy or torch; bool is read as {0, 1}).
+            pred: (H, W) float prediction in [0, 1] (numpy or torch; bool is read as {0, 1}),
+                or uint8 levels m read as m / 255 (an 8-bit PNG as stored: the same scores as
+                the float m / 255, from one histogram).
             gt: (H, W) ground truth: bool, uint8 in 0..255, or float in [0, 1]; foreground is
                 ``gt > 0.5`` of the [0, 1] scale (``gt >= 128`` for uint8).
 
@@ -215,20 +218,27 @@ class SaliencyMetrics:
         """
         pred, fg = _prepare(pred, gt)
         n_pixels = fg.size
-        n_fg = int(np.count_nonzero(fg))
-
-        # Binary scores at 0.5.
-        pb = pred > 0.5
-        tp = int(np.count_nonzero(pb & fg))
-        fp = int(np.count_nonzero(pb)) - tp
+        if pred.dtype == np.uint8:
+            # 8-bit levels m (an 8-bit PNG as read): m / 255 > t_k exactly when m > k, so m is the
+            # level and one histogram of (m, gt) pairs gives every score.
+            index = pred.astype(np.intp).ravel()
+            index[fg.ravel()] += 256
+            hist = np.bincount(index, minlength=512).reshape(2, 256)   # (bg/fg, level)
+            n_fg = int(hist[1].sum())
+            tp, fp = int(hist[1, 128:].sum()), int(hist[0, 128:].sum())  # m / 255 > 0.5: m >= 128
+            mae = float(hist[0] @ _LEVELS + hist[1] @ (1.0 - _LEVELS)) / n_pixels
+        else:
+            n_fg = int(np.count_nonzero(fg))
+            pb = pred > 0.5                                  # binary scores at 0.5
+            tp = int(np.count_nonzero(pb & fg))
+            fp = int(np.count_nonzero(pb)) - tp
+            mae = float(np.abs(pred.astype(np.float64) - fg).mean())
+            # TP and FP at every threshold from one histogram of (level, gt) pairs.
+            level = _threshold_levels(pred)  # (H*W,) in 0..255
+            hist = np.bincount(level + 256 * fg.ravel(), minlength=512).reshape(2, 256)  # (bg/fg, level)
         fn = n_fg - tp
         acc = (n_pixels - fp - fn) / n_pixels
         iou = tp / (tp + fp + fn) if tp + fp + fn > 0 else 1.0
-        mae = float(np.abs(pred.astype(np.float64) - fg).mean())
-
-        # TP and FP at every threshold from one histogram of (level, gt) pairs.
-        level = _threshold_levels(pred)  # (H*W,) in 0..255
-        hist = np.bincount(level + 256 * fg.ravel(), minlength=512).reshape(2, 256)  # (bg/fg, level)
         above = n_pixels - np.cumsum(hist.sum(0))[:N_THRESHOLDS]  # (255,) pixels with level > k
         tp_k = n_fg - np.cumsum(hist[1])[:N_THRESHOLDS]  # (255,) foreground pixels with level > k
         precision = np.divide(tp_k, above, out=np.ones(N_THRESHOLDS), where=above > 0)
