@@ -116,22 +116,8 @@ def check_output_dir(name: str, out: str | Path, *, inputs: dict[str, str | Path
     """
     out = Path(out).expanduser()
     require(not out.is_file(), f"{name} {out}: is a file; a folder is needed")
-    target = out.resolve()
-    for option, given in inputs.items():
-        if given is None:
-            continue
-        source = Path(given).expanduser().resolve()
-        if target == source:
-            relation = "is"
-        elif source.is_dir() and target.is_relative_to(source):
-            relation = "lies inside"
-        elif source.is_relative_to(target):
-            relation = "holds"
-        else:
-            continue
-        noun = "folder" if source.is_dir() else "file"
-        raise InputError(f"{name} {out}: {relation} the input {noun} of {option} ({given}); outputs never go "
-                         f"where inputs are read: choose a separate folder")
+    _refuse_collision(name, out, inputs, holds=True, advice="outputs never go where inputs are read: "
+                                                           "choose a separate folder")
     return out
 
 
@@ -148,15 +134,29 @@ def check_output_file(name: str, path: str | Path | None, *, inputs: dict[str, s
         return
     path = Path(path).expanduser()
     require(not path.is_dir(), f"{name} {path}: is a folder; a file name is needed")
-    target = path.resolve()
+    _refuse_collision(name, path, inputs, holds=False, advice="reports never go where inputs are read: "
+                                                             "choose another place")
+
+
+def _refuse_collision(name: str, out: Path, inputs: dict[str, str | Path | None], *, holds: bool,
+                      advice: str) -> None:
+    """Raise if ``out`` is an input, lies inside an input folder or (with ``holds``) holds an
+    input, on resolved paths (symbolic links and ``..`` do not get around it)."""
+    target = out.resolve()
     for option, given in inputs.items():
         if given is None:
             continue
         source = Path(given).expanduser().resolve()
-        if target == source or (source.is_dir() and target.is_relative_to(source)):
-            relation = "is" if target == source else "lies inside"
-            raise InputError(f"{name} {path}: {relation} the input of {option} ({given}); reports never go "
-                             f"where inputs are read: choose another place")
+        if target == source:
+            relation = "is"
+        elif source.is_dir() and target.is_relative_to(source):
+            relation = "lies inside"
+        elif holds and source.is_relative_to(target):
+            relation = "holds"
+        else:
+            continue
+        noun = "folder" if source.is_dir() else "file"
+        raise InputError(f"{name} {out}: {relation} the input {noun} of {option} ({given}); {advice}")
 
 
 _PAPERMILL_HINT = " (papermill's -p passes lists and mappings as strings: use -y)"
