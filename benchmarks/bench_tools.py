@@ -268,7 +268,8 @@ def rows_ncut(photos, rounds: int) -> list[dict]:
 def throughput(photos, rounds: int) -> list[dict]:
     """Images per second on this machine of the work that has no outside reference: features of
     the offline backbone and of DINO ViT-S/8 (random weights: the same arithmetic as the real
-    ones), and TokenCut on the offline backbone at the photos' own size."""
+    ones), TokenCut on the offline backbone at the photos' own size, and Sempart's evaluation
+    (ViT-S/8 and an untrained head, the same arithmetic as a trained one)."""
     import cv2
     import torch
 
@@ -276,16 +277,25 @@ def throughput(photos, rounds: int) -> list[dict]:
     from paperlib.backbones.registry import load_backbone
     from paperlib.methods.registry import build_method
 
+    from paperlib.methods.sempart import SempartMethod
+    from paperlib.model.head import SempartHead
+    from paperlib.model.sempart import SempartModel
+
     batch = torch.cat([image_tensor(cv2.resize(p, (320, 320), interpolation=cv2.INTER_AREA)) for p in photos[:8]])
     filterbank = load_backbone("filterbank", device="cpu")
     vit = load_backbone("dino_vits8", device="cpu", _random_init=True)
     tokencut = build_method("tokencut", backbone="filterbank", device="cpu")
+    torch.manual_seed(0)      # an untrained head does the arithmetic of a trained one
+    sempart = SempartMethod(SempartModel(SempartHead(vit.dim, vit.patch_size).eval(), vit))
     times = interleaved({"filterbank": lambda: filterbank.keys(batch), "vit": lambda: vit.keys(batch),
-                         "tokencut": lambda: [tokencut.predict(p) for p in photos[:8]]}, max(1, rounds // 2))
+                         "tokencut": lambda: [tokencut.predict(p) for p in photos[:8]],
+                         "sempart": lambda: sempart.predict_batch(photos[:8])}, max(1, rounds // 2))
     return [{"work": "features, offline `filterbank`, 8 x 320²", "images_per_s": 8 / times["filterbank"]},
             {"work": "keys, DINO ViT-S/8 (random weights, same arithmetic), 8 x 320²", "images_per_s": 8 / times["vit"]},
             {"work": "TokenCut on `filterbank`, DUTS-TE photos at their size (~400 x 300)",
-             "images_per_s": 8 / times["tokencut"]}]
+             "images_per_s": 8 / times["tokencut"]},
+            {"work": "Sempart evaluation (ViT-S/8 + head, the default protocol), batches of 8 photos",
+             "images_per_s": 8 / times["sempart"]}]
 
 
 def _row(work, ours, reference, theirs, goal, *, unit, memory=None) -> dict:

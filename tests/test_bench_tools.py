@@ -37,7 +37,7 @@ def test_make_bench_script_measures_every_row(real_data_root, tmp_path):
         assert row["ratio"] == pytest.approx(row["paperlib"] / row["reference_time"], rel=1e-9)
         if row["peak_mib"] is not None:
             assert row["peak_mib"]["paperlib"] > 0 and row["peak_mib"]["reference"] > 0
-    assert len(result["throughput"]) == 3 and all(r["images_per_s"] > 0 for r in result["throughput"])
+    assert len(result["throughput"]) == 4 and all(r["images_per_s"] > 0 for r in result["throughput"])
     table = out_md.read_text()
     assert table.count("\n| ") == len(result["rows"]) + len(result["throughput"]) + 2
     assert result["command"] in table
