@@ -58,7 +58,7 @@ demo: $(STAMP)
 	$(BIN)/paperlib -q eval --method sempart --checkpoint $(DEMO)/run/last.pt --dataset duts-te \
 	    --root $(DEMO)/data --refine none,gf --json $(DEMO)/sempart_trained.json
 	$(BIN)/paperlib data photos --out $(DEMO)/photos
-	$(BIN)/paperlib -q segment $(DEMO)/photos --out figures/demo --backbone filterbank --refine gf
+	$(BIN)/paperlib -q segment $(DEMO)/photos --out figures/demo --backbone offline --refine gf
 
 # Notebooks: `paperlib notebook run NAME` builds each from its jupytext source in notebooks/, checks
 # its parameters, and executes it from the repository root into results/notebooks/<tag>/NAME.ipynb

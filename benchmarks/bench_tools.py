@@ -276,7 +276,6 @@ def throughput(photos, rounds: int) -> list[dict]:
     from paperlib.backbones.features import image_tensor
     from paperlib.backbones.registry import load_backbone
     from paperlib.methods.registry import build_method
-
     from paperlib.methods.sempart import SempartMethod
     from paperlib.model.head import SempartHead
     from paperlib.model.sempart import SempartModel

@@ -66,6 +66,7 @@ def test_offline_without_weights_says_what_to_download(monkeypatch):
     message = str(err.value)
     assert "https://dl.fbaipublicfiles.com/dino/dino_deitsmall8_pretrain/dino_deitsmall8_pretrain.pth" in message
     assert "--weights FILE" in message and bb.WEIGHTS_DIR_ENV in message
+    assert "--backbone offline" in message                 # the way on without weights (issue 12)
     assert "\n" not in message and not created
 
 

@@ -4,7 +4,8 @@
     registry     load_backbone(name): a name and a weights source in, a frozen backbone out
     features     the Backbone interface and the Features it returns; ImageNet normalisation
     vit          DINO ViTs (timm), keys of the last block
-    filterbank   the offline backbone: colour and texture cues per patch, no weights
+    offline      the `offline` backbone: patch colour and a border-contrast prior, no weights
+    filterbank   the first offline backbone: colour and texture cues per patch, no weights
     weights      official checkpoint files: reading, checking, finding
     cache        on-disk cache of keys, reused across runs
 """

@@ -1,7 +1,7 @@
 """The backbone names and their facts, with no torch (the CLI and configs read them).
 
 :data:`BACKBONES` names each backbone the paper compares (paper Sec. 3 / Table 4) and the offline
-filter banks, with its timm architecture, patch size, key dimension and official weight file;
+ones (``offline``, the filter banks), with its timm architecture, patch size, key dimension and official weight file;
 :func:`paperlib.backbones.registry.load_backbone` builds one from its name.
 
 Public API
@@ -10,6 +10,8 @@ Public API
     how to build one named backbone and where its official weights live.
 ``BACKBONES``
     the registry: name -> :class:`BackboneInfo`.
+``OFFLINE_BACKBONES``
+    the names that need no weights (``offline``, ``filterbank``, ``filterbank16``).
 ``IMAGENET_MEAN``, ``IMAGENET_STD``
     the ImageNet input normalisation, in R, G, B order.
 """
@@ -71,7 +73,13 @@ BACKBONES: dict[str, BackboneInfo] = {
     "dinov2_vits14": BackboneInfo("vit_small_patch14_dinov2.lvd142m", 14, 384, "dinov2_vits14_pretrain.pth",
                                   "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth",
                                   on_hub=True),
-    # Offline backbones: colour + texture statistics per patch, no weights.
+    # Offline backbones, no weights. `offline` is the best of them on real photos (colour and a
+    # border-contrast prior per patch); `filterbank` (colour and texture statistics) is kept for
+    # the synthetic tests and demos that were built on it.
+    "offline": BackboneInfo(None, 8, 10),
     "filterbank": BackboneInfo(None, 8, 16),
     "filterbank16": BackboneInfo(None, 16, 16),
 }
+
+# Backbones that need no weights file: computed from the image alone.
+OFFLINE_BACKBONES = tuple(name for name, info in BACKBONES.items() if info.timm_name is None)

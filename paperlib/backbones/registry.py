@@ -13,8 +13,10 @@ normalisation (``backbone.mean`` / ``backbone.std``); H and W must be multiples 
 Weights never come from a silent random initialisation. :func:`load_backbone` takes them, in
 order, from ``weights=FILE`` (an official checkpoint), from ``$PAPERLIB_WEIGHTS_DIR/<official
 file name>``, or from timm's hub; when none is available it raises one :class:`InputError` that
-says which file to download and how to pass it. ``filterbank`` needs no weights at all: colour
-and texture statistics per patch (:mod:`paperlib.backbones.filterbank`), so the whole pipeline runs offline.
+says which file to download and how to pass it, and names ``--backbone offline``. ``offline``
+(patch colour and a border-contrast prior, :mod:`paperlib.backbones.offline`) and ``filterbank``
+(colour and texture statistics, :mod:`paperlib.backbones.filterbank`) need no weights at all, so
+the whole pipeline runs offline.
 
 Public API: :func:`load_backbone`, :func:`multiple_size`, :func:`resize_to_multiple`; the registry
 :data:`BACKBONES` and its :class:`BackboneInfo` live in the torch-free
@@ -36,6 +38,7 @@ from ..checks import InputError, check_choice, check_tensor, require
 from .catalog import BACKBONES, BackboneInfo
 from .features import Backbone
 from .filterbank import FilterBank
+from .offline import Offline
 from .vit import POS_INTERPOLATIONS, ViTBackbone
 from .weights import file_sha256, load_weights_file
 
@@ -104,7 +107,8 @@ def _no_weights_error(name: str, info: BackboneInfo, reason: str) -> InputError:
     return InputError(
         f"{name} needs pretrained weights and {reason}. Download {info.weights_url} and pass it "
         f"with --weights FILE (weights=FILE in Python), or save it as "
-        f"${WEIGHTS_DIR_ENV}/{info.weights_file}")
+        f"${WEIGHTS_DIR_ENV}/{info.weights_file}; without weights, --backbone offline segments "
+        f"real photos from colour and a border-contrast prior")
 
 
 def weights_dir_file(name: str) -> Path | None:
@@ -142,7 +146,8 @@ def load_backbone(name: str, *, weights: str | Path | None = None,
     info = BACKBONES[name]
     if info.timm_name is None:
         require(weights is None, f"{name} has no weights; got weights={str(weights)!r}")
-        backbone: Backbone = FilterBank(patch_size=info.patch_size, name=name)
+        backbone: Backbone = (Offline(patch_size=info.patch_size, name=name) if name.startswith("offline")
+                              else FilterBank(patch_size=info.patch_size, name=name))
         return backbone.to(device) if device is not None else backbone
 
     import timm

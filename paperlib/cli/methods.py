@@ -28,7 +28,8 @@ def _add_method_options(p, *, refine_default: str) -> None:
     p.add_argument("--masks", type=Path, help="folder of predicted masks for --method masks")
     p.add_argument("--backbone", default="dino_vits16",
                    help="dino_vits8, dino_vits16 (default, TokenCut's), dino_vitb8, dino_vitb16, "
-                        "ibot_vits16, dinov2_vits14, or filterbank / filterbank16 (offline, no weights)")
+                        "ibot_vits16, dinov2_vits14; without weights: offline (real photos), "
+                        "filterbank / filterbank16")
     p.add_argument("--weights", help="official backbone checkpoint (.pth); default: "
                                      "$PAPERLIB_WEIGHTS_DIR or timm's hub")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")

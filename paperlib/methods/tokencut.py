@@ -25,7 +25,7 @@ from PIL import Image
 from ..backbones.cache import cached_features
 from ..backbones.features import Features
 from ..backbones.registry import multiple_size
-from ..checks import InputError, check_positive, check_tensor, require
+from ..checks import InputError, check_choice, check_positive, check_tensor, require
 from ..devices import backbone_device
 from ..images import resize_mask
 from ..losses.ncut import affinity, second_smallest_eigenvector
@@ -36,9 +36,10 @@ from .base import ImageByImage, Prediction
 class TokenCutResult(NamedTuple):
     """TokenCut's cut of one image on its h x w patch grid."""
 
-    mask: np.ndarray             # (h, w) bool, the seed's 4-connected component: the object
+    mask: np.ndarray             # (h, w) bool, the object: the seed's 4-connected component
+                                 # (polarity "seed") or the whole side (polarity "border")
     bipartition: np.ndarray      # (h, w) bool, the seed's side v > mean(v), all components
-    eigvec: np.ndarray           # (h, w) float64, second eigenvector, sign fixed: v[seed] > 0
+    eigvec: np.ndarray           # (h, w) float64, second eigenvector, signed so the object is v > mean(v)
     seed: tuple[int, int]        # (row, col) of argmax |v|
     component_box: tuple[int, int, int, int]  # (x0, y0, x1, y1) of mask in patches, x1/y1 exclusive
 
@@ -60,16 +61,29 @@ class FeatureBackbone(Protocol):
         """images (B, 3, H, W) RGB in [0, 1] -> an object whose ``.keys`` is (B, D, h, w)."""
 
 
-def bipartition(v, grid: tuple[int, int]) -> TokenCutResult:
+POLARITIES = ("seed", "border")
+# Keys whose every channel varies less than this over the tokens are taken as one region.
+FLAT_KEYS = 1e-6
+
+
+def bipartition(v, grid: tuple[int, int], *, polarity: str = "seed") -> TokenCutResult:
     """Split an eigenvector into TokenCut's foreground (docs/paper_and_code.md#tokencut).
 
-    Foreground = the tokens with ``v > mean(v)`` on the side of the seed ``argmax |v|`` (the first
-    on ties), restricted to the seed's 4-connected component on the h x w grid. The sign of
-    ``v`` is fixed first (``v[seed] > 0``), so ``v`` and ``-v`` give the same result.
+    The tokens are split at ``mean(v)``; which side is the object is the polarity rule:
+
+    - ``"seed"`` (TokenCut's, the default, and the paper's with DINO keys): the side of the seed
+      ``argmax |v|`` (the first on ties), restricted to the seed's 4-connected component.
+    - ``"border"`` (for offline features, whose extreme token is as often background): the side
+      holding fewer tokens of the grid's outer ring (first and last row and column), the smaller
+      side on a tie; the whole side is the mask (a photo may hold several objects), and the
+      seed is that side's most extreme token, whose component gives the box.
+
+    Either rule fixes the sign of ``v`` itself, so ``v`` and ``-v`` give the same result.
 
     Args:
         v: (N,) or (h, w) eigenvector, torch tensor or numpy array, N = h * w, not constant.
         grid: (h, w) patch grid; tokens are row-major, node ``n = row * w + col``.
+        polarity: ``"seed"`` or ``"border"``.
 
     Returns:
         TokenCutResult with (h, w) arrays.
@@ -85,14 +99,30 @@ def bipartition(v, grid: tuple[int, int]) -> TokenCutResult:
     require(bool(np.isfinite(v).all()), "v must be finite")
     require(bool(v.max() > v.min()), "v is constant: it does not split the tokens")
 
-    seed = int(np.argmax(np.abs(v)))
-    if v[seed] < 0:
-        v = -v
+    check_choice("polarity", polarity, POLARITIES)
+    if polarity == "border":
+        above = (v > v.mean()).reshape(h, w)
+        ring = np.zeros((h, w), bool)
+        ring[[0, -1]] = True
+        ring[:, [0, -1]] = True
+        on_ring_above, on_ring_below = int((above & ring).sum()), int((~above & ring).sum())
+        if on_ring_above != on_ring_below:
+            take_above = on_ring_above < on_ring_below
+        else:
+            take_above = int(above.sum()) <= above.size - int(above.sum())
+        if not take_above:
+            v = -v          # the object's side is v > mean(v) from here on
+        seed = int(np.argmax(v))          # the object side's most extreme token
+    else:
+        seed = int(np.argmax(np.abs(v)))
+        if v[seed] < 0:
+            v = -v
     side = (v > v.mean()).reshape(h, w)  # v[seed] = max(v) > mean(v): the seed is on this side
     components, _ = ndimage.label(side)  # scipy's default structure: 4-connectivity in 2-D
     row, col = divmod(seed, w)
-    mask = components == components[row, col]
-    rows, cols = np.nonzero(mask)
+    component = components == components[row, col]
+    mask = side if polarity == "border" else component
+    rows, cols = np.nonzero(component)
     box = (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
     return TokenCutResult(mask=mask, bipartition=side, eigvec=v.reshape(h, w),
                           seed=(row, col), component_box=box)
@@ -100,7 +130,7 @@ def bipartition(v, grid: tuple[int, int]) -> TokenCutResult:
 
 def tokencut_patch_mask(keys: torch.Tensor, *, tau: float = TOKENCUT_AFFINITY.tau,
                         eps: float = TOKENCUT_AFFINITY.eps, binary: bool = True,
-                        solver: str = "auto") -> TokenCutResult:
+                        solver: str = "auto", polarity: str = "seed") -> TokenCutResult:
     """TokenCut on one image's keys: affinity -> eigenvector -> bipartition (docs/paper_and_code.md#tokencut).
 
     Args:
@@ -109,6 +139,7 @@ def tokencut_patch_mask(keys: torch.Tensor, *, tau: float = TOKENCUT_AFFINITY.ta
         eps: weight of unlinked pairs, 1e-5 (TokenCut).
         binary: binary graph (TokenCut's default) or TokenCut's soft ablation, see ncut.affinity.
         solver: eigen solver, see ncut.second_smallest_eigenvector.
+        polarity: which side is the object, ``"seed"`` or ``"border"`` (:func:`bipartition`).
 
     Returns:
         TokenCutResult on the (h, w) grid.
@@ -120,15 +151,21 @@ def tokencut_patch_mask(keys: torch.Tensor, *, tau: float = TOKENCUT_AFFINITY.ta
             f"keys must hold one image (1, D, h, w), got shape {tuple(keys.shape)}")
     _, _, h, w = keys.shape
     require(h * w >= 2, f"keys need at least 2 tokens, got a {h} x {w} grid")
+    if float(keys.detach().flatten(2).std(dim=-1).max()) < FLAT_KEYS:
+        # Every token alike (a blank image on a backbone that standardises per image): the graph
+        # has no cut worth the name, so nothing is foreground rather than a split of noise.
+        empty = np.zeros((h, w), bool)
+        return TokenCutResult(mask=empty, bipartition=empty, eigvec=np.zeros((h, w)), seed=(0, 0),
+                              component_box=(0, 0, 0, 0))
     # float64 like TokenCut's NumPy graph (eps = 1e-5 exactly); the solvers run in float64 anyway.
     W = affinity(keys.detach().double(), tau=tau, eps=eps, binary=binary)  # (1, N, N)
     v, _ = second_smallest_eigenvector(W[0], solver=solver)                # (N,) float64
-    return bipartition(v, (h, w))
+    return bipartition(v, (h, w), polarity=polarity)
 
 
 def tokencut_saliency(image: np.ndarray, backbone: FeatureBackbone, *,
                       tau: float = TOKENCUT_AFFINITY.tau, eps: float = TOKENCUT_AFFINITY.eps,
-                      binary: bool = True, solver: str = "auto") -> TokenCutSaliency:
+                      binary: bool = True, solver: str = "auto", polarity: str = "seed") -> TokenCutSaliency:
     """TokenCut's unsupervised saliency mask of an image at full resolution (docs/paper_and_code.md#tokencut).
 
     As TokenCut's ``get_saliency.py``: the image is resized (PIL Lanczos, on the uint8 image)
@@ -146,7 +183,7 @@ def tokencut_saliency(image: np.ndarray, backbone: FeatureBackbone, *,
             [0, 1] (the backbone normalises); the result's ``.keys`` is (1, D, H'/p, W'/p). The
             images are built on ``backbone.device`` if it has one, else on the device of its
             first parameter or buffer, else on the CPU.
-        tau, eps, binary, solver: see :func:`tokencut_patch_mask`.
+        tau, eps, binary, solver, polarity: see :func:`tokencut_patch_mask`.
 
     Returns:
         TokenCutSaliency(mask (H, W) float32 in {0, 1}, patch result, (H', W')).
@@ -170,7 +207,7 @@ def tokencut_saliency(image: np.ndarray, backbone: FeatureBackbone, *,
     if keys.shape[-2:] != (Hr // p, Wr // p):
         raise InputError(f"backbone returned a {tuple(keys.shape[-2:])} grid for a {Hr} x {Wr} "
                          f"image with patch {p}; expected {(Hr // p, Wr // p)}")
-    patch = tokencut_patch_mask(keys, tau=tau, eps=eps, binary=binary, solver=solver)
+    patch = tokencut_patch_mask(keys, tau=tau, eps=eps, binary=binary, solver=solver, polarity=polarity)
     m = torch.from_numpy(patch.mask.astype(np.float32))[None, None]  # (1, 1, h, w)
     mask = F.interpolate(m, size=(H, W), mode="nearest")[0, 0].numpy()  # (H, W)
     return TokenCutSaliency(mask=mask, patch=patch, input_size=(Hr, Wr))
@@ -212,16 +249,23 @@ class TokenCut(ImageByImage):
     image side: a 4000 x 3000 photo at patch 16 would need 17 GB. Images whose long side exceeds
     ``max_side`` are first shrunk to it (the benchmarks' images, at most 640 px, never are); the
     mask and the box come back at the original size.
+
+    ``polarity`` (:func:`bipartition`) defaults to the backbone's ``tokencut_polarity``: the seed
+    rule for DINO keys (the paper's), the border rule for the ``offline`` backbone.
     """
 
     name = "tokencut"
 
     def __init__(self, backbone, *, tau: float = TOKENCUT_AFFINITY.tau, eps: float = TOKENCUT_AFFINITY.eps,
-                 solver: str = "auto",
+                 solver: str = "auto", polarity: str | None = None,
                  cache=None, max_side: int | None = 1024):
         require(max_side is None or (isinstance(max_side, int) and max_side >= backbone.patch_size),
                 f"max_side must be None or an int >= the patch size {backbone.patch_size}, got {max_side!r}")
         check_affinity(tau, eps)   # before any image: a bad --tau is one line naming it
+        # The rule the backbone's features call for: TokenCut's seed for DINO keys, the border
+        # rule for the offline backbone (its ``tokencut_polarity``).
+        self.polarity = polarity if polarity is not None else getattr(backbone, "tokencut_polarity", "seed")
+        check_choice("polarity", self.polarity, POLARITIES)
         self.backbone = backbone
         self.patch_size = int(backbone.patch_size)
         self.tau, self.eps, self.solver = tau, eps, solver
@@ -246,7 +290,7 @@ class TokenCut(ImageByImage):
     def predict(self, image: np.ndarray, *, image_id: str | None = None) -> Prediction:
         small = self._shrunk(image)
         out = tokencut_saliency(small, self._keys_source(image_id), tau=self.tau, eps=self.eps,
-                                solver=self.solver)
+                                solver=self.solver, polarity=self.polarity)
         mask = resize_mask(out.mask, image.shape[:2], mode="nearest")
         return Prediction(mask=mask.astype(np.float32),
                           patch_mask=out.patch.mask.astype(np.float32), box=None)
@@ -270,7 +314,7 @@ class TokenCut(ImageByImage):
         source = self._keys_source(image_id)
         with torch.no_grad():
             keys = source.features(x.to(backbone_device(self.backbone))).keys  # (1, D, h, w)
-        result = tokencut_patch_mask(keys, tau=self.tau, eps=self.eps, solver=self.solver)
+        result = tokencut_patch_mask(keys, tau=self.tau, eps=self.eps, solver=self.solver, polarity=self.polarity)
         return tokencut_box(result, p, (height, width)).astype(np.float64)
 
 
