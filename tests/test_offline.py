@@ -134,3 +134,29 @@ def test_the_readme_offline_segment_command_runs(tmp_path, rng):
     mask = read_mask(tmp_path / "my_masks" / "p0.png")
     assert mask.shape == (96, 128) and mask[40:56, 50:80].mean() > 0.9 and mask[:8].mean() < 0.1
     assert (tmp_path / "my_masks" / "overlays" / "p0.jpg").is_file()
+
+
+def test_the_centre_prior_method():
+    """A Gaussian at the frame's centre, exp(-1/2) at sigma of each side; max F-beta barely depends
+    on sigma (every sigma ranks the pixels alike; only the 255 fixed thresholds fall differently),
+    IoU at 0.5 does."""
+    from paperlib.eval.metrics import SaliencyMetrics
+    from paperlib.methods.centre import CentrePrior
+
+    image = np.zeros((41, 81, 3), np.uint8)
+    mask = build_method("centre").predict(image).mask
+    assert mask.shape == (41, 81) and mask[20, 40] == 1.0
+    np.testing.assert_allclose(mask, mask[::-1, ::-1], atol=1e-7)
+    assert mask[20, 40 + round(0.25 * 81)] == pytest.approx(np.exp(-0.5 * (20.25 / 20.25) ** 2), abs=0.01)
+    gt = np.zeros((41, 81), bool)
+    gt[12:30, 25:60] = True
+    scores = []
+    for sigma in (0.15, 0.25, 0.4):
+        metrics = SaliencyMetrics()
+        metrics.update(CentrePrior(sigma).predict(image).mask, gt)
+        scores.append(metrics.compute())
+    fbetas = [s.max_fbeta for s in scores]
+    assert max(fbetas) - min(fbetas) < 0.01 and len({round(s.iou, 6) for s in scores}) == 3
+    assert CentrePrior().discover(image) is not None
+    with pytest.raises(InputError, match="sigma"):
+        CentrePrior(float("inf"))

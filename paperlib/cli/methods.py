@@ -23,8 +23,8 @@ from .masks import dataset_inputs, format_scores
 def _add_method_options(p, *, refine_default: str) -> None:
     """Options shared by segment, eval and corloc: which method, backbone and weights."""
     p.add_argument("--method", default="tokencut",
-                   help="tokencut (default), sempart (--checkpoint), or masks (--masks: another method's "
-                        "saved masks, one PNG per image stem)")
+                   help="tokencut (default), sempart (--checkpoint), masks (--masks: another method's "
+                        "saved masks, one PNG per image stem), or centre (the centre prior, no pixels read)")
     p.add_argument("--masks", type=Path, help="folder of predicted masks for --method masks")
     p.add_argument("--backbone", default="dino_vits16",
                    help="dino_vits8, dino_vits16 (default, TokenCut's), dino_vitb8, dino_vitb16, "
@@ -86,6 +86,8 @@ def _method_label(method, args) -> str:
     """'tokencut/dino_vits16', 'masks/DIR', or the backbone a Sempart checkpoint names."""
     if method.name == "masks":
         return f"masks/{method.folder}"
+    if method.name == "centre":
+        return f"centre prior (sigma {method.sigma:g} of each side)"
     backbone = getattr(getattr(method, "model", None), "backbone", None)
     name = getattr(backbone, "name", None) or args.backbone
     protocol = getattr(method, "protocol", None)

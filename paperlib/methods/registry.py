@@ -2,8 +2,9 @@
 
 TokenCut (:mod:`paperlib.methods.tokencut`) needs only a backbone; the trained Sempart head joins as
 ``sempart`` with ``--checkpoint FILE`` (:mod:`paperlib.methods.sempart`), and any other
-method's saved masks as ``masks`` with ``--masks DIR`` (:mod:`paperlib.methods.saved_masks`). Each is
-a :class:`paperlib.methods.base.Method`.
+method's saved masks as ``masks`` with ``--masks DIR`` (:mod:`paperlib.methods.saved_masks`), and
+the centre prior, the floor of every unsupervised segmenter, as ``centre``
+(:mod:`paperlib.methods.centre`). Each is a :class:`paperlib.methods.base.Method`.
 
     build_method(name, backbone=..., weights=..., device=...)   -> a method
 """
@@ -18,11 +19,12 @@ from ..checks import check_choice, require
 from ..devices import resolve_device
 from ..model.sempart import load_sempart
 from .base import Method
+from .centre import CentrePrior
 from .saved_masks import MaskFolder
 from .sempart import PROTOCOLS, SempartMethod
 from .tokencut import TokenCut
 
-METHODS = ("tokencut", "sempart", "masks")
+METHODS = ("tokencut", "sempart", "masks", "centre")
 
 
 def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | None = None,
@@ -51,6 +53,8 @@ def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | Non
     if name == "masks":
         require(masks is not None, "method 'masks' needs --masks DIR (a folder of predicted masks)")
         return MaskFolder(masks)
+    if name == "centre":
+        return CentrePrior()
     if name == "sempart":
         require(checkpoint is not None, "method 'sempart' needs --checkpoint FILE (a trained head)")
         check_choice("protocol", protocol, PROTOCOLS)
