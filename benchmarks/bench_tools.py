@@ -18,7 +18,7 @@ torch path, against OpenCV's ximgproc.guidedFilter looped (its border is ``refle
 paper's is ``count``, both shown); ``paperlib refine`` and ``paperlib eval-masks`` over a
 folder against the scripts of benchmarks/reference_scripts.py (wall time and peak memory of
 the process); ``--help`` start-up; the metrics against pysodmetrics on 1,000 masks; the
-normalized-cut eigenvector (TokenCut's graph on the offline backbone's keys of a photo)
+normalized-cut eigenvector (TokenCut's graph on the filter bank's keys of a photo)
 against the dense generalized ``scipy.linalg.eigh`` that TokenCut calls. Threads: one per library (OpenCV, torch, BLAS) so that ratios compare algorithms.
 """
 
@@ -246,7 +246,7 @@ def rows_ncut(photos, rounds: int) -> list[dict]:
     from paperlib.losses.ncut import affinity, second_smallest_eigenvector
 
     rows = []
-    backbone = load_backbone("filterbank")                   # the offline backbone: real photos, no weights
+    backbone = load_backbone("filterbank")                   # weight-free keys of a real photo
     for side in (320, 480):                                  # N = 1600, 3600 tokens at patch 8
         image = cv2.resize(photos[0], (side, side), interpolation=cv2.INTER_AREA)
         W = affinity(backbone.keys(image_tensor(image)))[0].double()   # TokenCut's graph (tau 0.2)
@@ -267,7 +267,7 @@ def rows_ncut(photos, rounds: int) -> list[dict]:
 
 def throughput(photos, rounds: int) -> list[dict]:
     """Images per second on this machine of the work that has no outside reference: features of
-    the offline backbone and of DINO ViT-S/8 (random weights: the same arithmetic as the real
+    the `filterbank` backbone and of DINO ViT-S/8 (random weights: the same arithmetic as the real
     ones), TokenCut on the offline backbone at the photos' own size, and Sempart's evaluation
     (ViT-S/8 and an untrained head, the same arithmetic as a trained one)."""
     import cv2
@@ -289,7 +289,7 @@ def throughput(photos, rounds: int) -> list[dict]:
     times = interleaved({"filterbank": lambda: filterbank.keys(batch), "vit": lambda: vit.keys(batch),
                          "tokencut": lambda: [tokencut.predict(p) for p in photos[:8]],
                          "sempart": lambda: sempart.predict_batch(photos[:8])}, max(1, rounds // 2))
-    return [{"work": "features, offline `filterbank`, 8 x 320²", "images_per_s": 8 / times["filterbank"]},
+    return [{"work": "features, `filterbank` (no weights), 8 x 320²", "images_per_s": 8 / times["filterbank"]},
             {"work": "keys, DINO ViT-S/8 (random weights, same arithmetic), 8 x 320²", "images_per_s": 8 / times["vit"]},
             {"work": "TokenCut on `filterbank`, DUTS-TE photos at their size (~400 x 300)",
              "images_per_s": 8 / times["tokencut"]},

@@ -138,6 +138,13 @@ def check_output_file(name: str, path: str | Path | None, *, inputs: dict[str, s
                                                              "choose another place")
 
 
+def dataset_folder(images_dir: str | Path, masks_dir: str | Path) -> Path | None:
+    """The folder a dataset's images and masks sit in side by side (``DUTS-TE/`` of
+    ``DUTS-TE/DUTS-TE-Image`` and ``DUTS-TE/DUTS-TE-Mask``), or None when they have different parents."""
+    images, masks = Path(images_dir).expanduser().resolve(), Path(masks_dir).expanduser().resolve()
+    return images.parent if images.parent == masks.parent else None
+
+
 def _refuse_collision(name: str, out: Path, inputs: dict[str, str | Path | None], *, holds: bool,
                       advice: str) -> None:
     """Raise if ``out`` is an input, lies inside an input folder or (with ``holds``) holds an

@@ -77,10 +77,11 @@ def read_mask(path: str | Path) -> np.ndarray:
         return np.clip(arr / hi, 0.0, 1.0)
     if img.mode in ("RGB", "RGBA"):
         rgb = np.asarray(img.convert("RGB"))
-        if np.count_nonzero((rgb != rgb[..., :1]).any(axis=2)) > _COLOURED_SHARE * rgb.shape[0] * rgb.shape[1]:
-            warnings.warn(f"{path}: a colour picture, not a mask (its R, G and B differ on "
-                          f"{np.mean((rgb != rgb[..., :1]).any(axis=2)):.0%} of the pixels); it is read as "
-                          f"its luminance. Check that the folder holds masks.", stacklevel=2)
+        coloured = float(np.mean((rgb != rgb[..., :1]).any(axis=2)))   # share of pixels with R, G, B apart
+        if coloured > _COLOURED_SHARE:
+            warnings.warn(f"{path}: a colour picture, not a mask (its R, G and B differ on {coloured:.0%} of "
+                          f"the pixels); it is read as its luminance. Check that the folder holds masks.",
+                          stacklevel=2)
     if img.mode not in ("L", "LA"):
         img = img.convert("L")
     elif img.mode == "LA":

@@ -353,6 +353,17 @@ def test_a_refused_archive_given_by_hand_is_named_as_the_user_knows_it(server, t
     with pytest.raises(InputError) as err:
         download("duts-te", tmp_path / "root", archives=given, progress=False)
     message = str(err.value)
-    assert message.startswith(f"--archive {given[0]}: {given[0]}: member '../escape.txt'"), message
+    assert message.startswith(f"--archive {given[0]}: member '../escape.txt'"), message   # named once
     assert ".paperlib-" not in message and message.endswith("itself is left as it is")
     assert untouched(given, server) and not list((tmp_path / "root").glob(".paperlib-*"))
+
+
+def test_an_official_file_that_lacks_its_layout_is_kept_not_fetched_again(server, tmp_path):
+    """A file matching its published SHA-256 is the official one: re-fetching cannot mend a layout
+    change, so it stays in place and the message says to report it (a reviewer's case)."""
+    bad = make_tar({"VOCdevkit/VOC2007/readme.txt": b"no JPEGImages here"})
+    server.files["VOCtrainval_06-Nov-2007.tar"] = bad
+    with pytest.raises(InputError, match="matches the --sha256 digest, so this is the file itself: kept at"):
+        download("voc07", tmp_path, sha256=sha(bad), mirror=server.url, progress=False)
+    assert (tmp_path / "downloads" / "VOCtrainval_06-Nov-2007.tar").read_bytes() == bad
+    assert not (tmp_path / "downloads" / "rejected").exists()

@@ -461,3 +461,12 @@ def test_eight_bit_levels_score_as_their_float_values(rng):
         x, y = eight.compute(), floating.compute()
         np.testing.assert_array_equal(x.fbeta_curve, y.fbeta_curve)
         np.testing.assert_array_equal(x.precision_curve, y.precision_curve)
+
+
+def test_a_uint8_map_of_zeros_and_ones_is_refused_not_scored_as_empty():
+    """0/1 stored as uint8 would be levels 0 and 1/255: a near-empty prediction (a reviewer's case)."""
+    gt = np.zeros((4, 4), bool)
+    gt[1:3, 1:3] = True
+    with pytest.raises(InputError, match="only 0 and 1"):
+        SaliencyMetrics().update(gt.astype(np.uint8), gt)
+    assert SaliencyMetrics().update(gt.astype(np.uint8) * 255, gt).iou == 1.0

@@ -160,3 +160,10 @@ def test_the_centre_prior_method():
     assert CentrePrior().discover(image) is not None
     with pytest.raises(InputError, match="sigma"):
         CentrePrior(float("inf"))
+
+
+def test_the_border_rule_is_sign_free_even_on_a_perfect_tie():
+    v = np.tile([1.0, 1.0, -1.0, -1.0], 4) + np.linspace(0, 1e-3, 16)   # ring and sides tie
+    a = bipartition(v, (4, 4), polarity="border").mask
+    b = bipartition(-v, (4, 4), polarity="border").mask
+    np.testing.assert_array_equal(a, b)

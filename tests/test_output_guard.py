@@ -135,3 +135,22 @@ def test_a_report_file_among_the_inputs_is_refused(tree, case, capsys):
     if argv[0] == "eval-masks":
         good = [a.format(t=tree) for a in argv[:-2]] + [argv[-2], str(outside)]
         assert main(["-q"] + good) == 0 and outside.is_file()
+
+
+def test_the_dataset_folder_is_the_shared_parent_only(tmp_path):
+    """Images and masks side by side: their parent is the dataset; unrelated folders have none
+    (not '/', which would refuse every output), and relative and absolute paths mix."""
+    from paperlib.checks import dataset_folder
+
+    (tmp_path / "set" / "img").mkdir(parents=True)
+    (tmp_path / "set" / "gt").mkdir()
+    (tmp_path / "labels").mkdir()
+    assert dataset_folder(tmp_path / "set" / "img", tmp_path / "set" / "gt") == (tmp_path / "set").resolve()
+    assert dataset_folder(tmp_path / "set" / "img", tmp_path / "labels") is None
+    import os
+    here = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        assert dataset_folder("set/img", tmp_path / "set" / "gt") == (tmp_path / "set").resolve()
+    finally:
+        os.chdir(here)

@@ -158,12 +158,12 @@ def _parse_list(name: str, text: str, cast: Callable):
 
 def dataset_inputs(dataset) -> dict[str, Path]:
     """The folders a dataset's images and masks are read from, and the dataset's own folder."""
-    import os
+    from ..checks import dataset_folder
 
     folders = getattr(dataset, "folders", None)
     if folders is None:
         return {}
-    return {"the dataset": Path(os.path.commonpath([folders.images_dir, folders.masks_dir])),
+    return {"the dataset": dataset_folder(folders.images_dir, folders.masks_dir),
             "the dataset's images": folders.images_dir, "the dataset's masks": folders.masks_dir}
 
 

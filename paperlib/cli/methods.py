@@ -212,7 +212,7 @@ def _corloc_predictors(method, refine: str, settings):
 
 
 def _run_corloc(args) -> int:
-    from ..checks import check_choice
+    from ..checks import check_choice, check_output_file
 
     check_choice("--refine", args.refine, ("none", "gf", "bf"))
     from ..data.boxes import CORLOC_DATASETS, open_corloc_dataset
@@ -220,6 +220,11 @@ def _run_corloc(args) -> int:
     from ..eval.folders import write_csv, write_json
 
     dataset = open_corloc_dataset(args.dataset, args.root)
+    for option in ("json", "per_image"):
+        check_output_file(f"--{option.replace('_', '-')}", getattr(args, option),
+                          inputs={**{f"the dataset's {a.replace('_', ' ')}": getattr(dataset, a, None)
+                                     for a in ("base", "images_dir", "annotations_dir")},
+                                  "--masks": getattr(args, "masks", None)})
     method = _method_from_args(args)
     predict_box, batched = _corloc_predictors(method, args.refine, _refine_settings(args))
     result = corloc_evaluate(dataset, predict_box, progress=not args.quiet, limit=args.limit, **batched)

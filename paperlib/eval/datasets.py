@@ -5,14 +5,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from ..checks import check_choice, check_output_dir, require
+from ..checks import check_choice, check_output_dir, dataset_folder, require
 from ..images import write_mask_png
 from ..methods.base import REFINEMENTS, Method
 from ..methods.refined import refine_prediction
@@ -62,7 +61,7 @@ def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none
     if save_masks is not None:   # never into (or around) the dataset being scored, nor what the method reads
         folders = getattr(dataset, "folders", None)
         inputs = {} if folders is None else {
-            "the dataset": Path(os.path.commonpath([folders.images_dir, folders.masks_dir])),
+            "the dataset": dataset_folder(folders.images_dir, folders.masks_dir),
             "the dataset's images": folders.images_dir, "the dataset's masks": folders.masks_dir}
         inputs["--masks"] = getattr(method, "folder", None)        # a folder of another method's masks
         save_masks = check_output_dir("--save-masks", save_masks, inputs=inputs)

@@ -75,8 +75,8 @@ def evaluate_folders(pred_dir: str | Path, gt_dir: str | Path, *, allow_missing:
             n_resized += 1
         try:
             image_scores = metrics.update(p if p.dtype == np.uint8 else p.clip(0.0, 1.0), target)
-        except InputError as err:           # a NaN prediction, say: name the file it came from
-            raise InputError(f"{pred[stem]}: {err}") from None
+        except InputError as err:           # a NaN map, say: name the file it came from
+            raise InputError(f"{gt[stem] if str(err).startswith('gt') else pred[stem]}: {err}") from None
         rows.append({"stem": stem, **image_scores._asdict()})
     if per_image_csv is not None:
         write_csv(per_image_csv, rows)

@@ -121,7 +121,7 @@ def _check_unit_range(name: str, x: np.ndarray) -> None:
 
 
 def _prepare(pred, gt) -> tuple[np.ndarray, np.ndarray]:
-    """Validate one (pred, gt) pair; return pred as float32/float64 and gt > 0.5 as bool."""
+    """Validate one (pred, gt) pair; return pred as float32/float64 (or its uint8 levels) and gt > 0.5 as bool."""
     pred, gt = _to_numpy("pred", pred), _to_numpy("gt", gt)
     require(pred.shape == gt.shape, f"pred and gt must have the same shape, "
                                     f"got pred {pred.shape} and gt {gt.shape}")
@@ -135,6 +135,9 @@ def _prepare(pred, gt) -> tuple[np.ndarray, np.ndarray]:
             f"pred must be a float (or bool) array in [0, 1] or 8-bit levels, got dtype {pred.dtype}")
     if pred.dtype != np.uint8:
         _check_unit_range("pred", pred)
+    else:
+        require(int(pred.max()) > 1, "pred is a uint8 map holding only 0 and 1: as 8-bit levels that is "
+                                     "0 and 1/255, nearly empty; pass it as bool or float, or as 0 and 255")
 
     if gt.dtype == np.bool_:
         fg = gt

@@ -40,7 +40,7 @@ class TokenCutResult(NamedTuple):
                                  # (polarity "seed") or the whole side (polarity "border")
     bipartition: np.ndarray      # (h, w) bool, the seed's side v > mean(v), all components
     eigvec: np.ndarray           # (h, w) float64, second eigenvector, signed so the object is v > mean(v)
-    seed: tuple[int, int]        # (row, col) of argmax |v|
+    seed: tuple[int, int]        # (row, col) of argmax |v| (seed rule) or of the object side's max v (border)
     component_box: tuple[int, int, int, int]  # (x0, y0, x1, y1) of mask in patches, x1/y1 exclusive
 
 
@@ -75,7 +75,7 @@ def bipartition(v, grid: tuple[int, int], *, polarity: str = "seed") -> TokenCut
       ``argmax |v|`` (the first on ties), restricted to the seed's 4-connected component.
     - ``"border"`` (for offline features, whose extreme token is as often background): the side
       holding fewer tokens of the grid's outer ring (first and last row and column), the smaller
-      side on a tie; the whole side is the mask (a photo may hold several objects), and the
+      side on a tie, the side of argmax |v| on a tie of both; the whole side is the mask (a photo may hold several objects), and the
       seed is that side's most extreme token, whose component gives the box.
 
     Either rule fixes the sign of ``v`` itself, so ``v`` and ``-v`` give the same result.
@@ -101,15 +101,16 @@ def bipartition(v, grid: tuple[int, int], *, polarity: str = "seed") -> TokenCut
 
     check_choice("polarity", polarity, POLARITIES)
     if polarity == "border":
-        above = (v > v.mean()).reshape(h, w)
+        above, below = (v > v.mean()).reshape(h, w), (v < v.mean()).reshape(h, w)
         ring = np.zeros((h, w), bool)
         ring[[0, -1]] = True
         ring[:, [0, -1]] = True
-        on_ring_above, on_ring_below = int((above & ring).sum()), int((~above & ring).sum())
-        if on_ring_above != on_ring_below:
-            take_above = on_ring_above < on_ring_below
-        else:
-            take_above = int(above.sum()) <= above.size - int(above.sum())
+        ties = ((int((above & ring).sum()), int((below & ring).sum())), (int(above.sum()), int(below.sum())))
+        tied = [a for a, b in ties if a != b]
+        if tied:            # fewer ring tokens, then fewer tokens: the object's side
+            take_above = next(a < b for a, b in ties if a != b)
+        else:               # a perfect tie either way: the side of the largest |v|, as the seed rule
+            take_above = bool(v[np.argmax(np.abs(v))] > v.mean())
         if not take_above:
             v = -v          # the object's side is v > mean(v) from here on
         seed = int(np.argmax(v))          # the object side's most extreme token

@@ -30,14 +30,11 @@ from .settings import PAPER_GF, check_settings
 
 
 @lru_cache(maxsize=16)
-def _border_factors(height: int, width: int, radius: int) -> np.ndarray:
-    """(2r+1)^2 / (pixels of each window inside an H x W image): turns the mean over a full window
-    (zeros outside) into the count border's mean. It is 1 except within r of the border."""
-    def counts(n: int) -> np.ndarray:
-        i = np.arange(n)
-        return np.minimum(i + radius, n - 1) - np.maximum(i - radius, 0) + 1
-    side = 2 * radius + 1
-    factors = (side * side / np.outer(counts(height), counts(width))).astype(np.float32)
+def _border_factors(n: int, radius: int) -> np.ndarray:
+    """(2r+1) / (pixels of each window inside an axis of n): per axis, the count border's factor
+    (the 2-D factor of a pixel is its row's times its column's). 1 except within r of the ends."""
+    i = np.arange(n)
+    factors = ((2 * radius + 1) / (np.minimum(i + radius, n - 1) - np.maximum(i - radius, 0) + 1)).astype(np.float32)
     factors.flags.writeable = False
     return factors
 
@@ -45,13 +42,16 @@ def _border_factors(height: int, width: int, radius: int) -> np.ndarray:
 def _count_border(mean: np.ndarray, radius: int) -> None:
     """Rescale, in place, the bands within r of the border where windows are cut."""
     H, W = mean.shape
-    factors = _border_factors(H, W, radius)
+    rows, cols = _border_factors(H, radius)[:, None], _border_factors(W, radius)[None, :]
     if min(H, W) <= 2 * radius:            # the bands meet: every pixel is near a border
-        mean *= factors
+        mean *= rows
+        mean *= cols
         return
     r = radius
-    for band in (np.s_[:r], np.s_[H - r:], np.s_[r:H - r, :r], np.s_[r:H - r, W - r:]):
-        mean[band] *= factors[band]
+    mean[:r] *= rows[:r] * cols
+    mean[H - r:] *= rows[H - r:] * cols
+    mean[r:H - r, :r] *= cols[:, :r]
+    mean[r:H - r, W - r:] *= cols[:, W - r:]
 
 
 # Scratch arrays, one set per thread and image shape (the last few shapes): a filter call writes
@@ -64,9 +64,11 @@ def _workspace(shape: tuple[int, int], n: int) -> list[np.ndarray]:
     sets = getattr(_scratch, "sets", None)
     if sets is None:
         sets = _scratch.sets = {}
-    if shape not in sets:
+    if shape in sets:
+        sets[shape] = sets.pop(shape)      # the most recently used last
+    else:
         while len(sets) >= _SCRATCH_SHAPES:
-            sets.pop(next(iter(sets)))
+            sets.pop(next(iter(sets)))     # the least recently used
         sets[shape] = [np.empty(shape, np.float32) for _ in range(n)]
     return sets[shape]
 

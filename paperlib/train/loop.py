@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -44,7 +43,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..backbones.registry import load_backbone
-from ..checks import InputError, check_output_dir, require
+from ..checks import InputError, check_output_dir, dataset_folder, require
 from ..data.saliency import open_dataset
 from ..devices import distributed_env
 from ..model.head import SempartHead
@@ -235,8 +234,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
                          + (" with other file names" if trained_on["n_images"] == data.identity["n_images"] else "")
                          + "; point --data-root at the same images, or pass --allow-data-change")
     folders = data.train_set.dataset.folders
-    check_output_dir("--out", out_dir, inputs={"the training set": os.path.commonpath([folders.images_dir,
-                                                                                       folders.masks_dir]),
+    check_output_dir("--out", out_dir, inputs={"the training set": dataset_folder(folders.images_dir,
+                                                                                  folders.masks_dir),
                                                 "the training images": folders.images_dir,
                                                 "the training masks": folders.masks_dir,
                                                 "--weights": config.weights})

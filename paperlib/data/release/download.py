@@ -109,9 +109,13 @@ def _check_places_free(item: Download, root: Path) -> None:
     for _, dst in item.places:
         place = root / dst
         if place.exists() or place.is_symlink():
-            what = ("exists but other parts of it are missing" if _in_place(place, item)
-                    else f"is a {'folder' if place.is_dir() else 'file'} where {item.filename} puts a "
-                         f"{'folder' if item.unpack else 'file'}")
+            if _in_place(place, item):
+                what = "exists but other parts of it are missing"
+            elif place.is_dir() == item.unpack:
+                what = f"exists but does not hold {', '.join(item.holds)}"
+            else:
+                what = (f"is a {'folder' if place.is_dir() else 'file'} where {item.filename} puts a "
+                        f"{'folder' if item.unpack else 'file'}")
             raise DownloadError(f"{place} {what}; move it aside and run again")
 
 
@@ -323,6 +327,10 @@ def _fetch_and_install(item: Download, name: str, root: Path, overrides: dict[st
     try:
         _install(archive, item, root, keep=keep, progress=progress, shown=archive)
     except ArchiveError as err:
+        if check.against in ("published", "--sha256"):   # the official bytes: fetching again cannot help
+            raise ArchiveError(f"{err}; its SHA-256 matches the {check.against} digest, so this is the file "
+                               f"itself: kept at {archive}. The expected layout may have changed upstream: "
+                               f"please report it") from None
         moved = set_aside(archive)
         raise ArchiveError(f"{err}; moved to {moved}. Run again to fetch it anew; if the same happens, "
                            f"the source serves a broken file: fetch it elsewhere and pass --archive") from None
@@ -339,9 +347,10 @@ def _install_given(user_file: Path, item: Download, name: str, root: Path, overr
         try:
             check, record = _checked(staged, item, name, root, overrides, user_file.resolve().as_uri(), progress,
                                      move_aside=False)
-            _install(staged, item, root, keep=False, progress=progress, shown=user_file)
+            _install(staged, item, root, keep=False, progress=progress, shown=Path(f"--archive {user_file}"))
         except InputError as err:
-            raise type(err)(f"--archive {user_file}: {err}; {user_file} itself is left as it is") from None
+            text = str(err) if str(err).startswith("--archive") else f"--archive {user_file}: {err}"
+            raise type(err)(f"{text}; {user_file} itself is left as it is") from None
         record()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
