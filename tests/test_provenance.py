@@ -136,8 +136,9 @@ def test_part_of_a_full_set_is_a_sample_and_the_paper_needs_all_of_it(synthetic_
 
 
 def test_the_paper_tag_needs_a_pretrained_backbone():
-    with pytest.raises(InputError, match="filterbank16 is the offline stand-in"):
-        NotebookSession("nb", {"tag": "paper"}).use_backbone("filterbank16")
+    for name in ("filterbank16", "offline"):              # every weight-free backbone, the newest included
+        with pytest.raises(InputError, match=f"{name} is the offline stand-in"):
+            NotebookSession("nb", {"tag": "paper"}).use_backbone(name)
     session = NotebookSession("nb", {"tag": "paper"})
     session.use_backbone("dino_vits16", "hub")
     assert session.backbones == {"dino_vits16": "hub:vit_small_patch16_224.dino"}

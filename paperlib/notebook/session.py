@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..backbones.catalog import BACKBONES
+from ..backbones.catalog import BACKBONES, OFFLINE_BACKBONES
 from ..backbones.weights import file_sha256
 from ..checks import check_choice, require
 from ..data.boxes import CORLOC_DATASETS
@@ -49,7 +49,6 @@ from .provenance import code_state, describe_device, versions, weights_identity,
 SYNTHETIC = "synthetic"                           # the data_root value that asks for the offline set
 SYNTHETIC_ROOT = Path("results") / "notebooks" / "data"   # where that set is written
 RUN_RECORD_ENV = "PAPERLIB_RUN_RECORD"
-_OFFLINE_BACKBONES = ("filterbank", "filterbank16")
 _KIND_WORDS = {"synthetic": "the synthetic set is tagged with 'smoke' (and not 'sample' or 'paper')",
                "sample": "a sample, or part of a dataset (max_images), is tagged with 'sample' "
                          "(and not 'smoke' or 'paper')",
@@ -202,7 +201,7 @@ class NotebookSession:
         """Record a backbone, the SHA-256 of its weights file (or where they come from) and the device."""
         check_choice("backbone", name, BACKBONES)
         if "paper" in self.tag:
-            require(name not in _OFFLINE_BACKBONES,
+            require(name not in OFFLINE_BACKBONES,
                     f"tag {self.tag!r} needs a pretrained backbone; {name} is the offline stand-in")
         self.backbones[name] = weights_identity(name, weights)
         self.device = describe_device(str(resolve_device(device)))
