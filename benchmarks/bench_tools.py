@@ -249,9 +249,9 @@ def rows_ncut(photos, rounds: int) -> list[dict]:
     backbone = load_backbone("filterbank")                   # weight-free keys of a real photo
     for side in (320, 480):                                  # N = 1600, 3600 tokens at patch 8
         image = cv2.resize(photos[0], (side, side), interpolation=cv2.INTER_AREA)
-        W = affinity(backbone.keys(image_tensor(image)))[0].double()   # TokenCut's graph (tau 0.2)
+        W = affinity(backbone.keys(image_tensor(image)))[0]   # TokenCut's graph (tau 0.2), as built
         n = W.shape[0]
-        A = W.numpy()
+        A = W.double().numpy()                                 # TokenCut's own float64 copy
         D = np.diag(A.sum(1))
 
         def tokencut():

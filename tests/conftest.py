@@ -23,6 +23,17 @@ def real_data_root() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def golden_root() -> Path:
+    """The reference data made with other projects' released code ($PAPERLIB_GOLDEN, else
+    ../shared/golden); skips the test when absent."""
+    env = os.environ.get("PAPERLIB_GOLDEN")
+    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "golden"
+    if not root.is_dir():
+        pytest.skip(f"golden reference data not found at {root} (set PAPERLIB_GOLDEN)")
+    return root
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

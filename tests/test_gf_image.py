@@ -90,9 +90,10 @@ def test_inputs_are_checked_and_left_alone(rng):
         guided_filter_image(guide, src[:, :5])
 
 
-def test_the_torch_filter_takes_this_path_only_without_gradients(rng, monkeypatch):
-    """guided_filter on CPU float32 without gradients (the teacher's target) runs image by image
-    here; with gradients, in float64, or with a colour guide it stays in torch. Both agree."""
+def test_the_torch_filter_takes_this_path_on_cpu_float32(rng, monkeypatch):
+    """guided_filter on CPU float32 runs image by image here: without gradients for every border
+    (the teacher's target), with gradients for the count border; in float64, with a colour guide
+    or with a reflect border under autograd it stays in torch. All agree."""
     import paperlib.refine.guided_filter as gf_module
 
     calls = []
@@ -108,10 +109,45 @@ def test_the_torch_filter_takes_this_path_only_without_gradients(rng, monkeypatc
     with torch.no_grad():
         fast = guided_filter(guide, src)
     assert len(calls) == 6 and fast.dtype == torch.float32          # 2 images x 3 channels
-    slow = guided_filter(guide, src.clone().requires_grad_())        # differentiable: torch
-    guided_filter(guide.double(), src.double())
+    slow = guided_filter(guide.double(), src.double())               # float64: torch
     guided_filter(guide.expand(2, 3, 30, 40), src)                   # colour guide: torch
+    guided_filter(guide, src.clone().requires_grad_(), border="reflect")  # its adjoint: torch
     assert len(calls) == 6
-    np.testing.assert_allclose(fast.numpy(), slow.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(fast.numpy(), slow.numpy(), atol=1e-5)
+    with_grad = guided_filter(guide, src.clone().requires_grad_())   # count border: here, with grad
+    assert len(calls) == 12 and with_grad.requires_grad
     half = guided_filter(guide.half(), src.half())                   # half precision: computed in float32
-    assert half.dtype == torch.float16 and len(calls) == 12
+    assert half.dtype == torch.float16 and len(calls) == 18
+
+
+@pytest.mark.parametrize("shape, radius", [((2, 1, 40, 37), 4), ((1, 3, 30, 50), 9), ((1, 1, 15, 60), 9),
+                                           ((2, 2, 8, 9), 3), ((1, 1, 1, 1), 2), ((1, 1, 24, 24), 0)])
+@pytest.mark.parametrize("wrt", ["guide", "src", "both"])
+def test_gradients_equal_autograd_of_the_torch_filter_in_float64(shape, radius, wrt):
+    """The OpenCV path's hand-written adjoint (float32) against torch autograd through the
+    cumulative-sum filter in float64, for every input and a weighted sum of q."""
+    gen = torch.Generator().manual_seed(sum(shape) + radius)
+    B, C, H, W = shape
+    guide, src = torch.rand(B, 1, H, W, generator=gen), torch.rand(B, C, H, W, generator=gen)
+    weights = torch.randn(B, C, H, W, generator=gen)
+    grads = {}
+    for dtype in (torch.float32, torch.float64):
+        g = guide.to(dtype, copy=True).requires_grad_(wrt in ("guide", "both"))
+        s = src.to(dtype, copy=True).requires_grad_(wrt in ("src", "both"))
+        q = guided_filter(g, s, radius=radius, eps=1e-2)
+        assert ("OpenCV" in type(q.grad_fn).__name__) == (dtype == torch.float32)
+        (q * weights.to(dtype)).sum().backward()
+        grads[dtype] = (g.grad, s.grad)
+    for fast, exact in zip(grads[torch.float32], grads[torch.float64]):
+        assert (fast is None) == (exact is None)
+        if exact is not None:
+            assert fast.dtype == torch.float32
+            np.testing.assert_allclose(fast.double().numpy(), exact.numpy(), atol=1e-6 * (1 + float(exact.abs().max())))
+
+
+def test_the_opencv_path_is_differentiable_once(rng):
+    guide = torch.from_numpy(_smooth(rng, (20, 20)))[None, None]
+    src = torch.rand(1, 1, 20, 20, requires_grad=True)
+    (grad,) = torch.autograd.grad(guided_filter(guide, src).sum(), src, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad|differentiable"):
+        grad.sum().backward()

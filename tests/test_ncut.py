@@ -20,7 +20,7 @@ from paperlib.losses.ncut import (
 )
 from paperlib.losses.settings import SEMPART_AFFINITY, TOKENCUT_AFFINITY
 
-SOLVERS = ("dense", "arpack", "lobpcg", "auto")
+SOLVERS = ("dense", "lanczos", "arpack", "lobpcg", "auto")
 
 
 def clustered_keys(rng, N, *, D=8, clusters=3, noise=0.6):
@@ -177,7 +177,7 @@ def test_constant_vector_is_excluded_when_lambda2_is_tiny():
     W, labels = block_graph([20, 30], eps=1e-9)
     lam_ref, V_ref, d = reference_spectrum(W)
     assert abs(lam_ref[0]) < 1e-12 and np.ptp(V_ref[:, 0]) < 1e-6  # constant, eigenvalue 0
-    for solver in ("dense", "arpack"):
+    for solver in ("dense", "lanczos", "arpack"):
         v, lam = second_smallest_eigenvector(W, solver=solver)
         v = v.numpy()
         assert float(lam) == pytest.approx(lam_ref[1], rel=1e-4)
@@ -201,7 +201,7 @@ def test_batched_equals_per_image_and_keeps_dtype():
 def test_sign_is_fixed_whatever_the_solver_returns():
     rng = np.random.default_rng(9)
     W = affinity(clustered_keys(rng, 200), tau=0.0, eps=1e-5, binary=False)[0]
-    vs = [second_smallest_eigenvector(W, solver=s).v for s in ("dense", "arpack", "lobpcg")]
+    vs = [second_smallest_eigenvector(W, solver=s).v for s in ("dense", "lanczos", "arpack", "lobpcg")]
     for v in vs[1:]:
         assert torch.allclose(v, vs[0], atol=1e-6)  # same vector, same sign
 
@@ -347,8 +347,16 @@ def test_solver_failures(monkeypatch):
         raise scipy.sparse.linalg.ArpackNoConvergence("no convergence", np.zeros(0),
                                                       np.zeros((0, 0)))
 
+    # Lanczos stopped before it converges: "auto" hands over to ARPACK, "lanczos" says so.
+    monkeypatch.setattr(ncut, "LANCZOS_MAX_STEPS", 3)
+    arpack = second_smallest_eigenvector(W, solver="arpack")
+    auto = second_smallest_eigenvector(W, solver="auto")
+    assert torch.equal(auto.v, arpack.v) and torch.equal(auto.eigenvalue, arpack.eigenvalue)
+    with pytest.raises(RuntimeError, match="Lanczos did not converge in 3 steps"):
+        second_smallest_eigenvector(W, solver="lanczos")
+
     monkeypatch.setattr(scipy.sparse.linalg, "eigsh", no_convergence)
-    auto = second_smallest_eigenvector(W, solver="auto")  # falls back to the dense solver
+    auto = second_smallest_eigenvector(W, solver="auto")  # then falls back to the dense solver
     assert torch.equal(auto.v, reference.v) and torch.equal(auto.eigenvalue, reference.eigenvalue)
     with pytest.raises(scipy.sparse.linalg.ArpackNoConvergence):
         second_smallest_eigenvector(W, solver="arpack")

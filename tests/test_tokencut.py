@@ -109,7 +109,7 @@ def test_patch_mask_finds_the_square(grid, box):
 
 def test_patch_mask_solvers_agree():
     keys, inside = square_keys((15, 15), (2, 3, 9, 8), noise=0.3, seed=1)
-    masks = [tokencut_patch_mask(keys, solver=s).mask for s in ("dense", "arpack", "lobpcg")]
+    masks = [tokencut_patch_mask(keys, solver=s).mask for s in ("dense", "lanczos", "arpack", "lobpcg")]
     assert all(np.array_equal(m, masks[0]) for m in masks[1:])
     iou = (masks[0] & inside).sum() / (masks[0] | inside).sum()
     assert iou > 0.95  # this much noise attaches a background token or so

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..checks import check_choice, check_tensor, require
 from .settings import SEMPART_AFFINITY, TOKENCUT_AFFINITY, AffinityParams, check_affinity  # noqa: F401 (re-exported)
 
-SOLVERS = ("auto", "dense", "arpack", "lobpcg")
+SOLVERS = ("auto", "dense", "lanczos", "arpack", "lobpcg")
 # Below this many nodes the dense LAPACK solver is as fast as Lanczos (0.5 ms at N = 100, measured
 # on 2 cores); above it Lanczos wins by 10-20x (21 ms vs 219 ms at N = 1600, 131 ms vs 2.95 s at
 # N = 3600). See second_smallest_eigenvector.
@@ -82,15 +82,20 @@ def second_smallest_eigenvector(W: torch.Tensor, *, solver: str = "auto") -> Eig
     run on the CPU in float64 and return the same vector up to rounding:
 
     - ``"dense"``: ``scipy.linalg.eigh(D - W, D, subset_by_index=[1, 1])``, TokenCut's own call.
-    - ``"arpack"``: Lanczos (``scipy.sparse.linalg.eigsh``) on the normalised affinity
+    - ``"lanczos"``: Lanczos with full reorthogonalisation on the normalised affinity
       ``M = D^-1/2 W D^-1/2``, whose two largest eigenvalues are ``1 - lambda_1 = 1`` and
       ``1 - lambda_2``; the first is known (eigenvector D^1/2 1) and deflated, so Lanczos looks
-      for ``1 - lambda_2`` alone; then ``v = D^-1/2 u``. M is never formed: only products with W.
+      for ``1 - lambda_2`` alone, stopping as soon as the Ritz residual is below 1e-12 (in
+      practice 13-18 products with W on TokenCut's graphs); then ``v = D^-1/2 u``. M is never
+      formed: only products with W.
+    - ``"arpack"``: the same deflated problem solved by ARPACK (``scipy.sparse.linalg.eigsh``),
+      which fills a 20-vector Krylov space before it checks (21 products).
     - ``"lobpcg"``: ``torch.lobpcg`` on the same M (largest two).
-    - ``"auto"``: dense below :data:`AUTO_DENSE_MAX_N` nodes, else arpack (dense again if ARPACK
-      does not converge). Graphs of fewer than 6 nodes always go to dense (the iterative
-      solvers need N > 2k = 4 and N >= 3k = 6). Measured on 2 CPU cores: N = 1600 dense
-      219 ms, arpack 21 ms, lobpcg 64 ms; N = 3600 dense 2.95 s, arpack 131 ms, lobpcg 243 ms.
+    - ``"auto"``: dense below :data:`AUTO_DENSE_MAX_N` nodes, else lanczos (arpack when it does
+      not converge in :data:`LANCZOS_MAX_STEPS` steps, dense when ARPACK does not either).
+      Graphs of fewer than 6 nodes always go to dense (the iterative solvers need N > 2k = 4
+      and N >= 3k = 6). Measured on 2 CPU cores, 1 thread (``make bench``, DUTS-TE photos on
+      the ``filterbank`` graph): see README "Benchmarks".
 
     The vector is made exactly D-orthogonal to the constant vector (when lambda_2 is tiny,
     rounding mixes a little of it in; a constant shift changes neither the mean split nor,
@@ -100,7 +105,7 @@ def second_smallest_eigenvector(W: torch.Tensor, *, solver: str = "auto") -> Eig
 
     Args:
         W: (B, N, N) or (N, N) symmetric non-negative affinity with positive degrees, N >= 2.
-        solver: one of "auto", "dense", "arpack", "lobpcg".
+        solver: one of "auto", "dense", "lanczos", "arpack", "lobpcg".
 
     Returns:
         EigenResult(v (B, N) or (N,), eigenvalue (B,) or ()), in W's dtype and on its device.
@@ -110,10 +115,10 @@ def second_smallest_eigenvector(W: torch.Tensor, *, solver: str = "auto") -> Eig
     N = W.shape[-1]
     require(W.shape[-2] == N, f"W must be square (..., N, N), got shape {tuple(W.shape)}")
     require(N >= 2, f"W needs at least 2 nodes for a second eigenvector, got N = {N}")
-    Wb = W.detach().to("cpu", torch.float64).reshape(-1, N, N).numpy()  # may share W's memory
+    Wb = W.detach().to("cpu").reshape(-1, N, N)  # may share W's memory: never written to
     vs, lams = [], []
     for Wi in Wb:
-        Wi = _checked_symmetric(Wi)
+        Wi = _checked_symmetric(Wi)  # float64, exactly symmetric
         d = Wi.sum(axis=1)  # (N,) degrees
         require(bool((d > 0).all()), "every node of W needs a positive degree (use eps > 0)")
         v, lam = _solve(Wi, d, solver)
@@ -130,14 +135,20 @@ def second_smallest_eigenvector(W: torch.Tensor, *, solver: str = "auto") -> Eig
     return EigenResult(v, lam)
 
 
-def _checked_symmetric(W: np.ndarray) -> np.ndarray:
-    """Validate one (N, N) affinity and return its exactly symmetric part (a new array).
+def _checked_symmetric(W: torch.Tensor) -> np.ndarray:
+    """Validate one (N, N) affinity and return it in float64, exactly symmetric.
 
-    W and W^T are compared tile by tile (128 x 128 blocks and their mirror images), so that the
-    transposed reads stay in cache: 1.4-1.7x faster than whole-matrix passes at N = 1600-3600.
+    An exactly symmetric W (what :func:`affinity` builds) is found by one comparison in its own
+    dtype and only converted. Otherwise W and W^T are compared tile by tile (128 x 128 blocks
+    and their mirror images, so that transposed reads stay in cache) and the symmetric part
+    (W + W^T) / 2 is returned when they differ by rounding only.
     """
-    require(bool(np.isfinite(W.sum())), "W must be finite")
-    require(bool(W.min() >= 0), "W must be non-negative (an affinity)")
+    low, high = torch.aminmax(W)
+    require(bool(torch.isfinite(high)) and bool(torch.isfinite(low)), "W must be finite")
+    require(bool(low >= 0), "W must be non-negative (an affinity)")
+    if torch.equal(W, W.T):
+        return W.to(torch.float64).numpy()      # a new array unless W is float64 already
+    W = W.to(torch.float64).numpy()
     N, tile = W.shape[0], _SYMMETRY_TILE
     sym = np.empty_like(W)
     worst = 0.0
@@ -163,6 +174,13 @@ def _solve(W: np.ndarray, d: np.ndarray, solver: str) -> tuple[np.ndarray, float
         return _solve_dense(W, d)
     if solver == "lobpcg":
         return _solve_lobpcg(W, d)
+    if solver in ("auto", "lanczos"):
+        found = _solve_lanczos(W, d)
+        if found is not None:
+            return found
+        if solver == "lanczos":
+            raise RuntimeError(f"Lanczos did not converge in {LANCZOS_MAX_STEPS} steps; "
+                               "use solver='arpack' or 'dense'")
     from scipy.sparse.linalg import ArpackNoConvergence
 
     try:
@@ -179,6 +197,43 @@ def _solve_dense(W: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, float]:
     L = np.diag(d) - W  # (N, N) graph Laplacian D - W
     lam, V = eigh(L, np.diag(d), subset_by_index=[1, 1])  # V: (N, 1), V^T D V = 1
     return V[:, 0], float(lam[0])
+
+
+LANCZOS_MAX_STEPS = 100   # Lanczos steps before the "auto" solver hands over to ARPACK
+LANCZOS_TOL = 1e-12       # stop when |M u - mu u| (the Ritz residual, |M| <= 1) is below this
+
+
+def _solve_lanczos(W: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Largest eigenpair of the deflated M by Lanczos; None when it does not converge, or when
+    that eigenvalue is not above 0 (lambda_2 >= 1: ARPACK's two-largest branch handles it)."""
+    from scipy.linalg import eigh_tridiagonal
+
+    N = len(d)
+    r = 1.0 / np.sqrt(d)                       # (N,) diagonal of D^-1/2
+    u1 = np.sqrt(d) / np.sqrt(d.sum())         # the known top eigenvector of M, deflated
+    steps = min(LANCZOS_MAX_STEPS, N - 1)
+    Q = np.empty((steps + 1, N))               # orthonormal Lanczos vectors, one per row
+    alpha, beta = np.empty(steps), np.empty(steps)
+    q = np.random.default_rng(0).standard_normal(N)   # a fixed start: deterministic
+    q -= u1 * (u1 @ q)
+    Q[0] = q / np.linalg.norm(q)
+    for j in range(steps):
+        w = r * (W @ (r * Q[j]))
+        w -= u1 * (u1 @ w)
+        alpha[j] = Q[j] @ w
+        basis = Q[:j + 1]
+        for _ in range(2):                     # full reorthogonalisation, twice is enough
+            w -= basis.T @ (basis @ w)
+        beta[j] = np.linalg.norm(w)
+        if j >= 1 or beta[j] <= LANCZOS_TOL:
+            mu, s = eigh_tridiagonal(alpha[:j + 1], beta[:j], select="i", select_range=(j, j))
+            # |M u - mu u| = beta_j |last entry of s| for u = basis^T s (the Lanczos relation).
+            if beta[j] * abs(s[-1, 0]) <= LANCZOS_TOL:
+                if mu[0] <= 1e-8:
+                    return None
+                return r * (basis.T @ s[:, 0]), float(1.0 - mu[0])
+        Q[j + 1] = w / beta[j]
+    return None
 
 
 def _solve_arpack(W: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, float]:

@@ -6,6 +6,8 @@ Public API:
 * :func:`read_checkpoint`, :func:`load_sempart`, :func:`save_sempart`, :data:`SEMPART_FORMAT`:
   a checkpoint written by training (format ``paperlib-sempart-1``; :func:`save_sempart` is the
   writer side of the contract) read back, validated, and rebuilt as a :class:`SempartModel`.
+  Both readers also take the authors' released heads (``{'segmenter_state_dict': ...}``), renamed
+  by :mod:`paperlib.model.released` and run on DINO ViT-S/8.
 
 Running the model as a segmentation method (the evaluation protocol, forward pass, polarity
 flip, the released code's centre-crop frame, :class:`paperlib.methods.base.Method` wrapper) is
@@ -26,6 +28,7 @@ from ..checks import InputError, check_choice, is_int, require
 from ..devices import backbone_device
 from ..images import atomic_path
 from .head import HeadOutput, SempartHead
+from .released import RELEASED_ENTRY, is_released, released_checkpoint
 
 SEMPART_FORMAT = "paperlib-sempart-1"
 
@@ -96,6 +99,10 @@ def read_checkpoint(checkpoint: str | Path) -> dict:
     backbone's); ``model``, the :class:`SempartHead` state dict; optional ``step`` and ``epoch``.
     Read with ``torch.load(weights_only=True)``: no pickled code runs.
 
+    A file of the authors' released heads (a dict holding ``segmenter_state_dict``) is accepted
+    too: its tensors are renamed strictly into ``SempartHead(384, 8)`` and its config names DINO
+    ViT-S/8 at 320 x 320, short side 335 (:mod:`paperlib.model.released`).
+
     Args:
         checkpoint: path of the file.
 
@@ -111,9 +118,12 @@ def read_checkpoint(checkpoint: str | Path) -> dict:
         first = str(err).splitlines()[0] if str(err) else ""
         raise _checkpoint_error(path, f"cannot be read as a PyTorch file ({type(err).__name__}: "
                                       f"{first[:200]}); is it a paperlib Sempart checkpoint?") from err
+    if is_released(ckpt):
+        return {"format": SEMPART_FORMAT, **released_checkpoint(ckpt, path)}
     if not isinstance(ckpt, dict) or "format" not in ckpt:
-        raise _checkpoint_error(path, "is not a paperlib Sempart checkpoint (no 'format' entry); "
-                                      "write one with paperlib's trainer")
+        raise _checkpoint_error(path, f"is not a paperlib Sempart checkpoint (no 'format' entry) nor "
+                                      f"an authors' released head (no {RELEASED_ENTRY!r} entry); "
+                                      f"write one with paperlib's trainer")
     if ckpt["format"] != SEMPART_FORMAT:
         raise _checkpoint_error(path, f"has format {ckpt['format']!r}, this paperlib reads "
                                       f"{SEMPART_FORMAT!r}")
@@ -151,7 +161,8 @@ def load_sempart(checkpoint: str | Path, *, backbone_weights: str | Path | None 
     Paper section 3 (head on frozen DINO keys); checkpoint contract: :func:`read_checkpoint`.
 
     Args:
-        checkpoint: a ``paperlib-sempart-1`` file.
+        checkpoint: a ``paperlib-sempart-1`` file, or an authors' released head (needs
+            ``dino_vits8``: pass its ``dino_deitsmall8_pretrain.pth`` as ``backbone_weights``).
         backbone_weights: the backbone's official weights file (see
             :func:`paperlib.backbones.registry.load_backbone`); None: $PAPERLIB_WEIGHTS_DIR or the hub.
         device: where to put the model (default: the given backbone's device, else the CPU).

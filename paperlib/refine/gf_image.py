@@ -4,6 +4,9 @@
     q = GF(src, guide) for a gray guide (H, W) and an input (H, W), both float32, with the
     window means, border rules and centering of :func:`paperlib.refine.guided_filter.guided_filter`
     (equal to it within float32 rounding, about 1e-6 on masks in [0, 1]; tested).
+``guided_filter_image_vjp(guide, src, grad, *, radius, eps, need_guide) -> (grad_guide, grad_src)``
+    the gradients of that filter (count border), so that
+    :func:`paperlib.refine.guided_filter.guided_filter` keeps this speed when it is differentiated.
 
 Why a second implementation: ``refine``, ``segment`` and ``eval --refine gf`` filter one photo
 at a time on the CPU, where torch's cumulative-sum box means cost about five times OpenCV's
@@ -39,19 +42,36 @@ def _border_factors(n: int, radius: int) -> np.ndarray:
     return factors
 
 
-def _count_border(mean: np.ndarray, radius: int) -> None:
-    """Rescale, in place, the bands within r of the border where windows are cut."""
-    H, W = mean.shape
+@lru_cache(maxsize=16)
+def _border_bands(H: int, W: int, radius: int) -> tuple[np.ndarray, ...]:
+    """The count border's 2-D factors in its four bands (top, bottom, left, right), for an image
+    of H x W with both sides > 2r: precomputed so that a rescale is four in-place products."""
     rows, cols = _border_factors(H, radius)[:, None], _border_factors(W, radius)[None, :]
+    r = radius
+    inner = H - 2 * r
+    bands = (rows[:r] * cols, rows[H - r:] * cols,
+             np.repeat(cols[:, :r], inner, axis=0), np.repeat(cols[:, W - r:], inner, axis=0))
+    for band in bands:
+        band.flags.writeable = False
+    return bands
+
+
+def _count_border(means: np.ndarray, radius: int) -> None:
+    """Rescale, in place, the bands within r of the border where windows are cut, in one (H, W)
+    mean or a stack (..., H, W) of them."""
+    H, W = means.shape[-2:]
+    if radius == 0:
+        return
     if min(H, W) <= 2 * radius:            # the bands meet: every pixel is near a border
-        mean *= rows
-        mean *= cols
+        means *= _border_factors(H, radius)[:, None]
+        means *= _border_factors(W, radius)[None, :]
         return
     r = radius
-    mean[:r] *= rows[:r] * cols
-    mean[H - r:] *= rows[H - r:] * cols
-    mean[r:H - r, :r] *= cols[:, :r]
-    mean[r:H - r, W - r:] *= cols[:, W - r:]
+    top, bottom, left, right = _border_bands(H, W, radius)
+    means[..., :r, :] *= top
+    means[..., H - r:, :] *= bottom
+    means[..., r:H - r, :r] *= left
+    means[..., r:H - r, W - r:] *= right
 
 
 # Scratch arrays, one set per thread and image shape (the last few shapes): a filter call writes
@@ -60,7 +80,7 @@ _scratch = threading.local()
 _SCRATCH_SHAPES = 2
 
 
-def _workspace(shape: tuple[int, int], n: int) -> list[np.ndarray]:
+def _workspace(shape: tuple[int, ...]) -> np.ndarray:
     sets = getattr(_scratch, "sets", None)
     if sets is None:
         sets = _scratch.sets = {}
@@ -69,7 +89,7 @@ def _workspace(shape: tuple[int, int], n: int) -> list[np.ndarray]:
     else:
         while len(sets) >= _SCRATCH_SHAPES:
             sets.pop(next(iter(sets)))     # the least recently used
-        sets[shape] = [np.empty(shape, np.float32) for _ in range(n)]
+        sets[shape] = np.empty(shape, np.float32)
     return sets[shape]
 
 
@@ -102,28 +122,94 @@ def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAP
     rule = {"count": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT,
             "reflect_101": cv2.BORDER_REFLECT_101}[border]
 
-    def box(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def box(x: np.ndarray, out: np.ndarray) -> None:
         cv2.boxFilter(x, cv2.CV_32F, size, dst=out, normalize=True, borderType=rule)
-        if border == "count":
-            _count_border(out, radius)
-        return out
 
     p = np.ascontiguousarray(src, dtype=np.float32)
-    I, mean_I, mean_p, a, var, tmp = _workspace(guide.shape, 6)
+    scratch = _workspace((6,) + guide.shape)
+    means = scratch[:4]                                    # one stack: one border rescale for four
+    mean_I, mean_p, corr_Ip, var = means
+    I, tmp = scratch[4:]
     # Centering I on any constant is exact (a and q do not change; the box weights sum to 1), and
     # near its mean it keeps var_I = mean(I^2) - mean_I^2 clear of cancellation in float32.
     np.subtract(guide, np.float32(guide[::7, ::7].mean(dtype=np.float64)), out=I, casting="unsafe")
     box(I, mean_I)
     box(p, mean_p)
-    box(np.multiply(I, p, out=tmp), a)
+    box(np.multiply(I, p, out=tmp), corr_Ip)
+    cv2.sqrBoxFilter(I, cv2.CV_32F, size, dst=var, normalize=True, borderType=rule)   # mean(I^2)
+    if border == "count":
+        _count_border(means, radius)
+    a = corr_Ip
     a -= np.multiply(mean_I, mean_p, out=tmp)              # cov_Ip
-    box(np.multiply(I, I, out=tmp), var)
     var -= np.multiply(mean_I, mean_I, out=tmp)
     var += np.float32(eps)
     a /= var                                               # a = cov_Ip / (var_I + eps)
-    mean_p -= np.multiply(a, mean_I, out=tmp)              # b = mean_p - a mean_I
+    b = mean_p
+    b -= np.multiply(a, mean_I, out=tmp)                   # b = mean_p - a mean_I
     q = np.empty(guide.shape, np.float32)
     box(a, q)
     q *= I
-    q += box(mean_p, tmp)                                  # q = mean_a I + mean_b
+    box(b, tmp)
+    q += tmp                                               # q = mean_a I + mean_b
+    if border == "count":                                  # both means carry the same factor
+        _count_border(q, radius)
     return q
+
+
+def guided_filter_image_vjp(guide: np.ndarray, src: np.ndarray, grad: np.ndarray, *,
+                            radius: int = PAPER_GF.radius, eps: float = PAPER_GF.eps,
+                            need_guide: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """Gradients of sum(grad * q) for q = ``guided_filter_image(guide, src)``, count border.
+
+    The filter's forward quantities are recomputed (nothing is kept between the two calls), then
+    the chain rule runs backwards through q = mean_a I + mean_b, b = mean_p - a mean_I,
+    a = cov_Ip / (var_I + eps) and the four window means. A count-border box mean is
+    B x = f * Z x, with Z the zero-padded box mean (a symmetric operator) and f the border
+    factors, so its adjoint is B^T y = Z (f * y): one more OpenCV box filter.
+
+    Args:
+        guide, src: as :func:`guided_filter_image`, (H, W).
+        grad: (H, W), the gradient reaching q.
+        radius, eps: as :func:`guided_filter_image`.
+        need_guide: also return the guide's gradient (two more box filters).
+
+    Returns:
+        (gradient of the guide or None, gradient of src), each (H, W) float32.
+    """
+    import cv2
+
+    guide, src, grad = np.asarray(guide), np.asarray(src), np.asarray(grad)
+    require(guide.ndim == 2 and src.shape == guide.shape and grad.shape == guide.shape,
+            f"guide, src and grad must be (H, W) arrays of one shape, got {guide.shape}, "
+            f"{src.shape} and {grad.shape}")
+    check_settings(radius, eps, "count")
+    radius, eps = int(radius), float(eps)
+    size = (2 * radius + 1, 2 * radius + 1)
+
+    def box(x: np.ndarray) -> np.ndarray:               # B x: the count-border mean
+        out = cv2.boxFilter(x, cv2.CV_32F, size, normalize=True, borderType=cv2.BORDER_CONSTANT)
+        _count_border(out, radius)
+        return out
+
+    def box_t(y: np.ndarray) -> np.ndarray:             # B^T y = Z (f * y)
+        scaled = np.array(y, dtype=np.float32)
+        _count_border(scaled, radius)
+        return cv2.boxFilter(scaled, cv2.CV_32F, size, normalize=True, borderType=cv2.BORDER_CONSTANT)
+
+    # q does not change when I moves by a constant, so neither do the gradients: centre it.
+    I = np.asarray(guide, np.float32) - np.float32(guide[::7, ::7].mean(dtype=np.float64))
+    p = np.ascontiguousarray(src, dtype=np.float32)
+    g = np.ascontiguousarray(grad, dtype=np.float32)
+    mean_I, mean_p = box(I), box(p)
+    var = box(I * I) - mean_I * mean_I + np.float32(eps)          # var_I + eps
+    a = (box(I * p) - mean_I * mean_p) / var
+    g_b = box_t(g)                                                # q = mean_a I + mean_b
+    g_a = box_t(g * I) - g_b * mean_I                             # b = mean_p - a mean_I
+    g_cov = g_a / var                                             # a = cov_Ip / (var_I + eps)
+    grad_src = box_t(g_b - g_cov * mean_I) + I * box_t(g_cov)     # via mean_p, then corr_Ip
+    if not need_guide:
+        return None, grad_src
+    g_var = -g_cov * a
+    g_mean_I = -g_b * a - g_cov * mean_p - 2 * g_var * mean_I
+    grad_guide = g * box(a) + box_t(g_mean_I) + p * box_t(g_cov) + 2 * I * box_t(g_var)
+    return grad_guide, grad_src

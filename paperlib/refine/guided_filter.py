@@ -34,9 +34,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ..checks import check_tensor, is_int, is_number, require
-from .gf_image import guided_filter_image
+from .gf_image import guided_filter_image, guided_filter_image_vjp
 from .settings import BORDERS, PAPER_GF, GuidedFilterSettings, check_radius, check_settings  # noqa: F401 (re-exported)
 
 
@@ -136,11 +137,12 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = PAPER
     Paper Sec. 3 ("Guided Filtering") and Sec. 4: q = GF(p, I), with a_k, b_k minimising
     E(a_k, b_k) in each window; He et al.'s colour-guide form when ``guide`` has 3 channels.
     Differentiable in both ``guide`` and ``src``. float16/bfloat16 inputs are computed in float32;
-    the result has ``src``'s dtype. On the CPU, when no gradient is wanted (``torch.no_grad()``
-    or inputs that do not require one), a gray guide in float32 or lower precision goes through
-    :func:`paperlib.refine.gf_image.guided_filter_image` (OpenCV's box filter, the same q to
-    ~1e-6) image by image: that is the crop-zoom teacher's target on a CPU. float64 inputs always
-    take the torch path.
+    the result has ``src``'s dtype. On the CPU a gray guide in float32 or lower precision goes
+    through :func:`paperlib.refine.gf_image.guided_filter_image` (OpenCV's box filter, the same q
+    to ~1e-6) image by image: always without a gradient (the crop-zoom teacher's target on a
+    CPU), and with one for the count border, whose gradients come from
+    :func:`paperlib.refine.gf_image.guided_filter_image_vjp` (once differentiable). float64
+    inputs, colour guides, GPUs, the fast filter and reflect borders under autograd take the torch path.
 
     Args:
         guide: (B, 1, H, W) gray or (B, 3, H, W) colour guide I, floating point.
@@ -174,7 +176,9 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = PAPER
     dtype = torch.promote_types(guide.dtype, src.dtype)
     if dtype in (torch.float16, torch.bfloat16):  # var_I = mean(I^2) - mean_I^2 is lost in half
         dtype = torch.float32
-    if _takes_opencv_path(guide, src, dtype, subsample):
+    if _takes_opencv_path(guide, src, dtype, subsample, border):
+        if _wants_grad(guide, src):
+            return _OpenCVGuidedFilter.apply(guide, src, radius, eps)
         return _guided_filter_opencv(guide, src, radius, eps, border)
     I, p = guide.to(dtype), src.to(dtype)
     # Adding a constant to I or to p leaves a unchanged and shifts q by the same constant in p
@@ -209,11 +213,16 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = PAPER
     return (q + shift_p).to(src.dtype)
 
 
-def _takes_opencv_path(guide: torch.Tensor, src: torch.Tensor, dtype: torch.dtype, subsample: int) -> bool:
-    """CPU, gray guide, float32 at most, full resolution, and no gradient to keep."""
-    wants_grad = torch.is_grad_enabled() and (guide.requires_grad or src.requires_grad)
+def _wants_grad(guide: torch.Tensor, src: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and (guide.requires_grad or src.requires_grad)
+
+
+def _takes_opencv_path(guide: torch.Tensor, src: torch.Tensor, dtype: torch.dtype, subsample: int,
+                       border: str) -> bool:
+    """CPU, gray guide, float32 at most, full resolution; with a gradient, the count border only
+    (its adjoint is a box filter too: :func:`paperlib.refine.gf_image.guided_filter_image_vjp`)."""
     return (guide.device.type == "cpu" and guide.shape[1] == 1 and dtype == torch.float32
-            and subsample == 1 and not wants_grad)
+            and subsample == 1 and (border == "count" or not _wants_grad(guide, src)))
 
 
 def _guided_filter_opencv(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float,
@@ -226,6 +235,35 @@ def _guided_filter_opencv(guide: torch.Tensor, src: torch.Tensor, radius: int, e
         for c in range(p.shape[1]):
             q[b, c] = guided_filter_image(I[b, 0], p[b, c], radius=radius, eps=eps, border=border)
     return torch.from_numpy(q).to(src.dtype)
+
+
+class _OpenCVGuidedFilter(torch.autograd.Function):
+    """The count-border gray guided filter through OpenCV, with its gradients (CPU, float32)."""
+
+    @staticmethod
+    def forward(ctx, guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+        ctx.save_for_backward(guide, src)
+        ctx.radius, ctx.eps = radius, eps
+        return _guided_filter_opencv(guide, src, radius, eps, "count")
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_q: torch.Tensor):
+        guide, src = ctx.saved_tensors
+        need_guide, need_src = ctx.needs_input_grad[:2]
+        I = guide.detach().to(torch.float32).numpy()      # (B, 1, H, W)
+        p = src.detach().to(torch.float32).numpy()        # (B, C, H, W)
+        g = grad_q.detach().to(torch.float32).numpy()
+        grad_I = np.zeros(I.shape, np.float32) if need_guide else None
+        grad_p = np.empty(p.shape, np.float32)
+        for b in range(p.shape[0]):
+            for c in range(p.shape[1]):                   # the guide serves every channel: sum
+                gI, grad_p[b, c] = guided_filter_image_vjp(I[b, 0], p[b, c], g[b, c], radius=ctx.radius,
+                                                           eps=ctx.eps, need_guide=need_guide)
+                if need_guide:
+                    grad_I[b, 0] += gI
+        return (torch.from_numpy(grad_I).to(guide.dtype) if need_guide else None,
+                torch.from_numpy(grad_p).to(src.dtype) if need_src else None, None, None)
 
 
 class GuidedFilter(nn.Module):
