@@ -1,7 +1,8 @@
 """paperlib beside the tools people would otherwise use: one table, measured side by side.
 
     python benchmarks/bench_tools.py [--rounds 5] [--images 100] [--metric-masks 1000] [--data DIR]
-                                     [--only gf,commands,metrics,ncut,throughput] [--json FILE] [--markdown FILE]
+                                     [--only gf,commands,metrics,ncut,bs,throughput] [--json FILE] [--markdown FILE]
+                                     [--tokencut DIR]
 
 Every row times paperlib and its reference on the same inputs in the same process (commands:
 the same machine, one after the other), interleaved round by round, and reports the medians
@@ -19,7 +20,11 @@ paper's is ``count``, both shown); ``paperlib refine`` and ``paperlib eval-masks
 folder against the scripts of benchmarks/reference_scripts.py (wall time and peak memory of
 the process); ``--help`` start-up; the metrics against pysodmetrics on 1,000 masks; the
 normalized-cut eigenvector (TokenCut's graph on the filter bank's keys of a photo)
-against the dense generalized ``scipy.linalg.eigh`` that TokenCut calls. Threads: one per library (OpenCV, torch, BLAS) so that ratios compare algorithms.
+against the dense generalized ``scipy.linalg.eigh`` that TokenCut calls; the fast bilateral solver
+(both bandwidth presets, 320 x 320 and 640 x 480) against TokenCut's released solver, read from a
+TokenCut checkout given by ``--tokencut DIR`` (or $TOKENCUT_DIR; the row is skipped without one:
+its code is not part of paperlib), with the largest difference of the two outputs. Threads: one
+per library (OpenCV, torch, BLAS) so that ratios compare algorithms.
 """
 
 from __future__ import annotations
@@ -265,6 +270,53 @@ def rows_ncut(photos, rounds: int) -> list[dict]:
     return rows
 
 
+def load_tokencut_solver(checkout: Path):
+    """TokenCut's released ``bilateral_solver.py`` from a checkout, as a module. Its call of
+    scipy's ``cg(..., tol=)`` predates scipy 1.14, which renamed the keyword ``rtol``: the module
+    gets a ``cg`` that passes it on under the new name (nothing else changes)."""
+    import importlib.util
+
+    import scipy.sparse.linalg
+
+    path = checkout / "unsupervised_saliency_detection" / "bilateral_solver.py"
+    if not path.is_file():
+        raise SystemExit(f"--tokencut {checkout}: no unsupervised_saliency_detection/bilateral_solver.py in it")
+    spec = importlib.util.spec_from_file_location("tokencut_bilateral_solver", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.cg = lambda *args, tol=None, **kwargs: scipy.sparse.linalg.cg(*args, rtol=tol, **kwargs)
+    return module
+
+
+def rows_bilateral_solver(photos, soft, rounds: int, checkout: Path) -> list[dict]:
+    import cv2
+
+    from paperlib.refine.bilateral_solver import OFFICIAL, TOKENCUT, bilateral_solve
+
+    released = load_tokencut_solver(checkout)
+    rows = []
+    for size in ((320, 320), (640, 480)):
+        image = cv2.resize(photos[0], size, interpolation=cv2.INTER_AREA)
+        target = cv2.resize(soft[0], size, interpolation=cv2.INTER_LINEAR).astype(np.float64)
+        for name, params in (("TokenCut's +BF, sigma 16/16/8", TOKENCUT), ("released defaults, sigma 24/4/4", OFFICIAL)):
+            def theirs():
+                grid = released.BilateralGrid(image, sigma_spatial=params.sigma_spatial,
+                                              sigma_luma=params.sigma_luma, sigma_chroma=params.sigma_chroma)
+                solver = released.BilateralSolver(grid, {"lam": params.lam, "A_diag_min": 1e-5,
+                                                         "cg_tol": params.cg_tol, "cg_maxiter": params.cg_maxiter})
+                h, w = target.shape
+                return solver.solve(target.reshape(-1, 1), np.full((h * w, 1), params.confidence)).reshape(h, w)
+
+            def ours():
+                return bilateral_solve(image, target, params=params)
+
+            difference = float(np.abs(ours() - theirs()).max())
+            times = interleaved({"ours": ours, "ref": theirs}, rounds)
+            rows.append(_row(f"bilateral solver, {size[0]} x {size[1]}, {name} (outputs differ by {difference:.0e})",
+                             times["ours"], "TokenCut's released solver", times["ref"], "<= 0.5", unit="ms"))
+    return rows
+
+
 def throughput(photos, rounds: int) -> list[dict]:
     """Images per second on this machine of the work that has no outside reference: features of
     the `filterbank` backbone and of DINO ViT-S/8 (random weights: the same arithmetic as the real
@@ -328,7 +380,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="write the rows as JSON")
     parser.add_argument("--markdown", type=Path, help="write the table as Markdown")
     parser.add_argument("--metric-masks", type=int, default=1000, help="masks scored in the metrics row")
-    parser.add_argument("--only", default="gf,commands,metrics,ncut,throughput", help="which groups of rows to run")
+    parser.add_argument("--only", default="gf,commands,metrics,ncut,bs,throughput", help="which groups of rows to run")
+    parser.add_argument("--tokencut", type=Path, default=os.environ.get("TOKENCUT_DIR"),
+                        help="a checkout of TokenCut (github.com/YangtaoWANG95/TokenCut): its released bilateral "
+                             "solver is the reference of the 'bs' rows (skipped without it)")
     args = parser.parse_args(argv)
 
     import cv2
@@ -353,6 +408,11 @@ def main(argv=None) -> int:
             rows += rows_metrics(soft, truth, args.rounds, args.metric_masks)
         if "ncut" in only:
             rows += rows_ncut(photos, args.rounds)
+        if "bs" in only:
+            if args.tokencut is None:
+                print("no --tokencut checkout: the bilateral solver rows are skipped", file=sys.stderr)
+            else:
+                rows += rows_bilateral_solver(photos, soft, args.rounds, Path(args.tokencut).expanduser())
         if "throughput" in only:
             rates = throughput(photos, args.rounds)
     command = "python benchmarks/bench_tools.py " + " ".join(argv if argv is not None else sys.argv[1:])
