@@ -29,6 +29,7 @@ import warnings
 from typing import Sequence
 
 from ..checks import InputError
+from .baselines import add_baselines
 from .book import add_book
 from .data import add_data
 from .masks import add_eval_masks, add_gf_sweep, add_refine
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="on failure, show Python's traceback instead of one line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_refine, add_eval_masks, add_segment, add_eval, add_corloc, add_train,
+    for add in (add_refine, add_eval_masks, add_segment, add_eval, add_corloc, add_baselines, add_train,
                 add_data, add_gf_sweep, add_notebook, add_paper, add_book):
         add(sub)
     return parser

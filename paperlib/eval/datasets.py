@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -15,7 +16,7 @@ from ..checks import check_choice, check_output_dir, dataset_folder, require
 from ..images import write_mask_png
 from ..methods.base import REFINEMENTS, Method
 from ..methods.refined import refine_prediction
-from ..refine.masks import RefineSettings
+from ..refine.masks import RefineSettings, erased, warn_erased
 from .metrics import SaliencyMetrics, SaliencyScores
 
 
@@ -27,6 +28,11 @@ class DatasetEval:
     rows: list[dict]
     method: str
     refine: str
+    seconds: float = 0.0        # the method's predictions plus this refinement, summed over the images
+
+    @property
+    def images_per_second(self) -> float:
+        return len(self.rows) / self.seconds if self.seconds > 0 else float("nan")
 
 
 def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none",),
@@ -49,7 +55,10 @@ def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none
             refinements, one sub-folder per refinement.
 
     Returns:
-        refinement -> DatasetEval.
+        refinement -> DatasetEval. Each row holds the image's scores and, for a refinement,
+        ``erased`` (the refinement wiped the prediction's object out: warned about once per
+        refinement, :func:`paperlib.refine.masks.warn_erased`); ``seconds`` is the time of the
+        predictions plus that refinement (reading the files not included).
     """
     refines = tuple(dict.fromkeys(refines))
     require(len(refines) > 0, "refines must name at least one of none, gf, bf")
@@ -67,6 +76,7 @@ def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none
         save_masks = check_output_dir("--save-masks", save_masks, inputs=inputs)
     metrics = {r: SaliencyMetrics() for r in refines}
     rows: dict[str, list[dict]] = {r: [] for r in refines}
+    seconds = dict.fromkeys(refines, 0.0)
     # Methods with a batch protocol (Sempart: polarity per batch, BatchNorm in train mode, the
     # released code's centre crop) see the images in chunks of their batch size, in order.
     step = method.batch_size
@@ -75,18 +85,28 @@ def evaluate_dataset(dataset, method: Method, *, refines: Sequence[str] = ("none
         samples = [dataset[i] for i in range(start, min(n, start + step))]
         views = [method.view(s.image, s.mask) for s in samples]
         frames = [(s.stem, v.image, v.mask) for s, v in zip(samples, views)]
+        started = time.perf_counter()
         preds = method.predict_batch([image for _, image, _ in frames],
                                      image_ids=[stem for stem, _, _ in frames])
+        predicting = time.perf_counter() - started
+        for r in refines:
+            seconds[r] += predicting
         for (stem, image, target), pred in zip(frames, preds):
             for r in refines:
+                started = time.perf_counter()
                 mask = refine_prediction(image, pred, refine=r, settings=settings)
+                seconds[r] += time.perf_counter() - started
                 scores = metrics[r].update(mask, target)
-                rows[r].append({"stem": stem, **scores._asdict()})
+                extra = {} if r == "none" else {"erased": erased(pred.mask, mask)}
+                rows[r].append({"stem": stem, **scores._asdict(), **extra})
                 if save_masks is not None:
                     folder = Path(save_masks) / r if len(refines) > 1 else Path(save_masks)
                     write_mask_png(folder / f"{stem}.png", mask)
         bar.update(len(samples))
     bar.close()
-    return {r: DatasetEval(scores=metrics[r].compute(), rows=rows[r], method=method.name, refine=r)
-            for r in refines}
+    for r in refines:
+        if r != "none":
+            warn_erased(r, [row["stem"] for row in rows[r] if row["erased"]], len(rows[r]))
+    return {r: DatasetEval(scores=metrics[r].compute(), rows=rows[r], method=method.name, refine=r,
+                           seconds=seconds[r]) for r in refines}
 

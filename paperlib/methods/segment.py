@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..checks import InputError, check_choice, check_output_dir, require
 from ..images import IMAGE_SUFFIXES, read_image, write_image, write_mask_png
-from ..refine.masks import RefineSettings
+from ..refine.masks import RefineSettings, erased, warn_erased
 from .base import REFINEMENTS, Method
 from .refined import refine_prediction
 
@@ -67,6 +67,7 @@ class SegmentReport:
     n_images: int
     out_dir: Path
     refine: str
+    erased: tuple[str, ...] = ()     # stems whose object the refinement wiped out (warned about)
 
 
 def segment_paths(paths: Sequence[str | Path], out_dir: str | Path, method: Method, *,
@@ -84,6 +85,7 @@ def segment_paths(paths: Sequence[str | Path], out_dir: str | Path, method: Meth
     step = method.batch_size
     bar = tqdm(total=len(files), desc=f"segment ({method.name}, refine={refine})",
                disable=not progress, unit="img")
+    wiped = []
     for start in range(0, len(files), step):
         chunk = files[start:start + step]
         images = [read_image(path) for path in chunk]
@@ -94,9 +96,12 @@ def segment_paths(paths: Sequence[str | Path], out_dir: str | Path, method: Meth
             raise InputError(f"{where}: {err}") from None
         for path, image, pred in zip(chunk, images, preds):
             mask = refine_prediction(image, pred, refine=refine, settings=settings)
+            if refine != "none" and erased(pred.mask, mask):
+                wiped.append(path.stem)
             write_mask_png(out_dir / f"{path.stem}.png", mask)
             if overlays:
                 write_image(out_dir / OVERLAYS / f"{path.stem}.jpg", overlay(image, mask))
         bar.update(len(chunk))
     bar.close()
-    return SegmentReport(n_images=len(files), out_dir=out_dir, refine=refine)
+    warn_erased(refine, wiped, len(files))
+    return SegmentReport(n_images=len(files), out_dir=out_dir, refine=refine, erased=tuple(wiped))

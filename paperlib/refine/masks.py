@@ -9,10 +9,17 @@ to the image. Outputs are clipped to [0, 1]. The filter is
 
     refine_mask(image, mask, ...)            one image, numpy in and out
     refine_folder(images, masks, out, ...)   a folder of masks, PNGs out, a report back
+    erased(before, after) -> bool            did a refinement wipe the mask's object out?
+    warn_erased(method, stems, total)        say so, once per run
+
+Where each refinement pays (README, "Where does the guided filter pay?"): on soft coarse masks the
+bilateral solver pulls small objects below 0.5 until they vanish, where the guided filter keeps
+them; every command that refines counts the images where that happened and warns.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +33,29 @@ from .gf_image import guided_filter_image
 from .settings import PAPER_GF, GuidedFilterSettings
 
 METHODS = ("gf", "bf")
+NAMES = {"gf": "the guided filter (gf)", "bf": "the bilateral solver (bf)"}
+
+# A refinement erases a mask's object when less than this share of its foreground (pixels >= 0.5,
+# counted as a share of the image, so sizes may differ) is left after it.
+ERASED_SHARE = 0.1
+
+
+def erased(before: np.ndarray, after: np.ndarray) -> bool:
+    """True when ``before`` has a foreground (>= 0.5) and under :data:`ERASED_SHARE` of its
+    share of the image is left in ``after`` (either may be at any size)."""
+    share = float(np.mean(np.asarray(before) >= 0.5))
+    return share > 0 and float(np.mean(np.asarray(after) >= 0.5)) < ERASED_SHARE * share
+
+
+def warn_erased(method: str, stems: list[str], total: int) -> None:
+    """One warning for a run where ``method`` erased the object of ``stems`` (of ``total`` images)."""
+    if not stems:
+        return
+    shown = ", ".join(stems[:3]) + (", ..." if len(stems) > 3 else "")
+    advice = ("; the guided filter (gf) keeps small soft objects (README: Where does the guided filter pay?)"
+              if method == "bf" else "")
+    warnings.warn(f"{NAMES.get(method, method)} left under {ERASED_SHARE:.0%} of the mask's foreground "
+                  f"on {len(stems)} of {total} image(s) ({shown}){advice}", stacklevel=2)
 
 
 @dataclass(frozen=True)
@@ -112,6 +142,7 @@ class RefineReport:
     unused_images: int = 0               # images in the folder without a mask (ignored)
     out_dir: Path | None = None
     stems: list[str] = field(default_factory=list)
+    erased: list[str] = field(default_factory=list)   # stems whose object the refinement wiped out
 
 
 def refine_folder(images_dir: str | Path, masks_dir: str | Path, out_dir: str | Path,
@@ -120,7 +151,8 @@ def refine_folder(images_dir: str | Path, masks_dir: str | Path, out_dir: str | 
     """Refine every mask in ``masks_dir`` with its image (matched by stem) from ``images_dir``.
 
     Writes ``out_dir/<stem>.png`` (8-bit, the image's size) for each mask. A mask without an
-    image is an error; images without a mask are counted and ignored.
+    image is an error; images without a mask are counted and ignored. Masks whose object the
+    refinement erased (:func:`erased`) are listed in the report and warned about once.
     """
     from tqdm.auto import tqdm
 
@@ -145,4 +177,7 @@ def refine_folder(images_dir: str | Path, masks_dir: str | Path, out_dir: str | 
         write_mask_png(out_dir / f"{stem}.png", refined)
         report.n_written += 1
         report.stems.append(stem)
+        if erased(mask, refined):
+            report.erased.append(stem)
+    warn_erased(settings.method, report.erased, report.n_written)
     return report
