@@ -125,8 +125,8 @@ def test_the_baselines_command_writes_table_figures_and_takes_heads(synth_root, 
                  "--head", f"untrained head={head}"]) == 0
     printed = capsys.readouterr().out
     assert "untrained head + GF" in printed and "soft coarse masks (down8, 2 images)" in printed
-    for name in ("baselines.md", "baselines.csv", "baselines.json", "baselines.png", "refinement.csv",
-                 "refinement.png"):
+    for name in ("baselines.md", "baselines.csv", "baselines.json", "baselines.png", "examples.png",
+                 "refinement.csv", "refinement.png"):
         assert (out / name).stat().st_size > 0, name
     rows = json.loads((out / "baselines.json").read_text())["rows"]
     assert [r["method"] for r in rows][-2:] == ["untrained head", "untrained head + GF"]
@@ -150,7 +150,7 @@ def test_the_readme_baselines_commands_run_shrunk(real_data_root, tmp_path):
     printed = [c for _, c in documented(("paperlib train", "paperlib baselines")) if "offline" in c]
     assert len(printed) == 3, printed
     swaps = {"~/duts-sample": str(real_data_root), "runs/offline-on": str(tmp_path / "on"),
-             "runs/offline-off": str(tmp_path / "off"), "results/baselines": str(tmp_path / "out")}
+             "runs/offline-off": str(tmp_path / "off"), "figures/baselines": str(tmp_path / "out")}
     for command in printed:
         argv = [swaps.get(a, a) for a in shlex.split(command)[1:]]
         for key, value in swaps.items():                      # inside LABEL=PATH arguments too

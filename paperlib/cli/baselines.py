@@ -20,7 +20,8 @@ def add_baselines(sub) -> None:
                                    "on the filterbank and offline backbones (raw, + GF, + BF) and any Sempart "
                                    "heads given with --head on one dataset, with images/s; then refines the "
                                    "ground truth spoiled to 1/8 (soft coarse masks) with GF and with BF. Writes "
-                                   "baselines.md/.csv/.json/.png and refinement.csv/.png into --out.")
+                                   "baselines.md/.csv/.json/.png, examples.png (masks on six photos) and "
+                                   "refinement.csv/.png into --out.")
     p.add_argument("--dataset", default="duts-te", help="saliency dataset name (default duts-te)")
     p.add_argument("--root", required=True, type=Path, help="datasets folder")
     p.add_argument("--out", required=True, type=Path, help="folder for the table, figures and per-image rows")
@@ -59,6 +60,7 @@ def _run(args) -> int:
     from ..paper.baselines import (
         baselines_figure,
         baselines_table,
+        examples_figure,
         refinement_figure,
         refinement_study,
         rows_as_dicts,
@@ -80,6 +82,9 @@ def _run(args) -> int:
     write_json(out / "baselines.json", {"dataset": args.dataset, "rows": rows_as_dicts(rows)})
     figure = baselines_figure(rows, title=f"Without weights: {args.dataset}, {rows[0].images} images")
     save_figure(figure, out / "baselines.png")
+    plt.close(figure)
+    figure = examples_figure(dataset, heads=heads)
+    save_figure(figure, out / "examples.png")
     plt.close(figure)
     if not args.no_study:
         study = refinement_study(dataset, limit=args.limit, progress=not args.quiet)

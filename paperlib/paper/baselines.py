@@ -14,6 +14,7 @@ method gives), where the bilateral solver can erase small objects that the guide
     baselines_figure(rows)                      -> matplotlib Figure (IoU and max F per row)
     refinement_study(dataset, ...)              -> RefinementStudy (GF against BF on coarse masks)
     refinement_figure(study)                    -> matplotlib Figure
+    examples_figure(dataset, heads=..., count=6) -> matplotlib Figure (masks on photos, method by method)
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from ..checks import require
 from ..data.degrade import degrade_mask
 from ..eval.datasets import evaluate_dataset
 from ..eval.metrics import SaliencyMetrics
+from ..methods.refined import predict_refined
 from ..methods.registry import build_method
+from ..methods.segment import overlay
 from ..refine.masks import RefineSettings, erased, refine_mask
 
 
@@ -244,3 +247,36 @@ def refinement_figure(study: RefinementStudy):
     fig.tight_layout()
     return fig
 
+
+
+def examples_figure(dataset, *, heads: Sequence[tuple[str, str | Path]] = (), count: int = 6,
+                    device: str | None = "cpu"):
+    """``count`` photos spread evenly over ``dataset``, each with its ground truth and the masks
+    (tinted where > 0.5) of the centre prior, TokenCut / offline + GF and each head + GF."""
+    import matplotlib.pyplot as plt
+
+    require(count >= 1, f"count must be >= 1, got {count}")
+    n = len(dataset)
+    picks = sorted({round(k * (n - 1) / max(count - 1, 1)) for k in range(min(count, n))})
+    columns = [("centre prior", build_method("centre", device=device), "none"),
+               ("TokenCut / offline + GF", build_method("tokencut", backbone="offline", device=device), "gf")]
+    columns += [(f"{label} + GF", build_method("sempart", checkpoint=str(path), device=device), "gf")
+                for label, path in heads]
+    fig, axes = plt.subplots(len(picks), len(columns) + 1, figsize=(2.4 * (len(columns) + 1), 2.0 * len(picks)),
+                             squeeze=False)
+    for row, index in enumerate(picks):
+        sample = dataset[index]
+        width = sample.image.shape[1]
+        panels = [("ground truth", sample.mask)]
+        panels += [(name, predict_refined(method, sample.image, refine=refine, image_id=sample.stem)[1])
+                   for name, method, refine in columns]
+        for col, (name, mask) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(overlay(sample.image, mask)[:, width + 8:])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name, fontsize=8)
+        axes[row, 0].set_ylabel(sample.stem[-8:], fontsize=7)
+    fig.tight_layout()
+    return fig
