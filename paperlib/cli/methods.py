@@ -24,7 +24,9 @@ def _add_method_options(p, *, refine_default: str) -> None:
     """Options shared by segment, eval and corloc: which method, backbone and weights."""
     p.add_argument("--method", default="tokencut",
                    help="tokencut (default), sempart (--checkpoint), masks (--masks: another method's "
-                        "saved masks, one PNG per image stem), or centre (the centre prior, no pixels read)")
+                        "saved masks, one PNG per image stem), centre (the centre prior, no pixels read), "
+                        "spectral or finegrained (OpenCV's static saliency baselines: spectral residual, "
+                        "fine grained; no backbone)")
     p.add_argument("--masks", type=Path, help="folder of predicted masks for --method masks")
     p.add_argument("--backbone", default="dino_vits16",
                    help="dino_vits8, dino_vits16 (default, TokenCut's), dino_vitb8, dino_vitb16, "
@@ -88,6 +90,8 @@ def _method_label(method, args) -> str:
         return f"masks/{method.folder}"
     if method.name == "centre":
         return f"centre prior (sigma {method.sigma:g} of each side)"
+    if method.name in ("spectral", "finegrained"):
+        return method.label
     backbone = getattr(getattr(method, "model", None), "backbone", None)
     name = getattr(backbone, "name", None) or args.backbone
     protocol = getattr(method, "protocol", None)

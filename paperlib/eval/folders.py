@@ -85,10 +85,12 @@ def evaluate_folders(pred_dir: str | Path, gt_dir: str | Path, *, allow_missing:
 
 
 def write_csv(path: str | Path, rows: list[dict]) -> None:
-    """Write rows of equal keys to a CSV file, atomically."""
+    """Write rows to a CSV file, atomically. The columns are every key of the rows, in order of
+    first appearance; a row without one leaves its cell empty (e.g. ``erased`` exists for
+    refined rows only)."""
     require(len(rows) > 0, f"{path}: nothing to write")
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
         writer.writeheader()
         writer.writerows(rows)
 

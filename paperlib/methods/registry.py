@@ -4,7 +4,9 @@ TokenCut (:mod:`paperlib.methods.tokencut`) needs only a backbone; the trained S
 ``sempart`` with ``--checkpoint FILE`` (:mod:`paperlib.methods.sempart`), and any other
 method's saved masks as ``masks`` with ``--masks DIR`` (:mod:`paperlib.methods.saved_masks`), and
 the centre prior, the floor of every unsupervised segmenter, as ``centre``
-(:mod:`paperlib.methods.centre`). Each is a :class:`paperlib.methods.base.Method`.
+(:mod:`paperlib.methods.centre`), and OpenCV's two static saliency baselines, spectral residual
+and fine grained, as ``spectral`` and ``finegrained`` (:mod:`paperlib.methods.static_saliency`;
+like ``centre``, no backbone). Each is a :class:`paperlib.methods.base.Method`.
 
     build_method(name, backbone=..., weights=..., device=...)   -> a method
 """
@@ -22,9 +24,10 @@ from .base import Method
 from .centre import CentrePrior
 from .saved_masks import MaskFolder
 from .sempart import PROTOCOLS, SempartMethod
+from .static_saliency import FineGrained, SpectralResidual
 from .tokencut import TokenCut
 
-METHODS = ("tokencut", "sempart", "masks", "centre")
+METHODS = ("tokencut", "sempart", "masks", "centre", "spectral", "finegrained")
 
 
 def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | None = None,
@@ -34,7 +37,8 @@ def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | Non
     """A method by name, with its backbone loaded (see :func:`paperlib.backbones.registry.load_backbone`).
 
     Args:
-        name: 'tokencut'.
+        name: one of :data:`METHODS`; 'masks', 'centre', 'spectral' and 'finegrained' load no
+            backbone (the backbone options are ignored).
         backbone: backbone name; 'filterbank' needs no weights.
         weights: official checkpoint file of the backbone, or None (hub / $PAPERLIB_WEIGHTS_DIR).
         device: 'cpu', 'cuda', ... (default: CUDA when available, else CPU).
@@ -55,6 +59,10 @@ def build_method(name: str, *, backbone: str = "dino_vits16", weights: str | Non
         return MaskFolder(masks)
     if name == "centre":
         return CentrePrior()
+    if name == "spectral":
+        return SpectralResidual()
+    if name == "finegrained":
+        return FineGrained()
     if name == "sempart":
         require(checkpoint is not None, "method 'sempart' needs --checkpoint FILE (a trained head)")
         check_choice("protocol", protocol, PROTOCOLS)
