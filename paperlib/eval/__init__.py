@@ -4,4 +4,5 @@
     corloc     box IoU and CorLoc
     datasets   a method scored on a saliency dataset, raw and refined in one pass
     folders    a folder of predicted masks scored against ground truth
+    protocols  one set of predictions under every evaluation convention and other codebases' protocols
 """

@@ -25,6 +25,18 @@ Thresholds are compared in the prediction's own precision: t_k is k/255 rounded 
 float32 prediction and to float64 for a float64 one, so a prediction stored as m/255 in either
 precision (an 8-bit PNG read back as float) counts as above t_k exactly when m > k, as the
 8-bit level m would. Half-precision predictions are widened to float32 first.
+
+Two keyword options exist for :mod:`paperlib.eval.protocols`, which compares conventions; their
+defaults are the protocol above and change nothing:
+
+- ``n_thresholds=256`` (``N_THRESHOLDS_PYSOD``): pysodmetrics' dynamic curve
+  (lartpang/PySODMetrics, ``py_sod_metrics/sod_metrics.py`` ``Fmeasure.cal_pr`` and
+  ``fmeasurev2.py`` ``dynamically_binarizing``; PySODEvalToolkit issue 14): the prediction is
+  truncated to a level ``uint8(pred * 255)`` in its own precision, and foreground at threshold
+  t = 0..255 is ``level >= t``. Its t = 0 marks every pixel; its t = t'+1 equals our k = t' for
+  8-bit predictions.
+- ``empty_precision=0.0``: precision 0 where nothing is predicted (pysodmetrics, SelfMask, FOUND)
+  instead of 1 (TokenCut, the released code, here).
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from ..checks import InputError, check_positive, require
 BETA2_PAPER = 0.3  # beta^2 of eq. 9 (Achanta et al. 2009; the paper, TokenCut, Sempart)
 BETA2_SQUARED = 0.3 ** 2  # 0.09: beta^2 squared again by some later papers; a named variant only
 N_THRESHOLDS = 255  # t_k = k/255, k = 0..254 (TokenCut's 255 probability bins)
+N_THRESHOLDS_PYSOD = 256  # uint8(255 pred) >= t, t = 0..255: pysodmetrics' curve (a named variant)
 _LEVELS = np.arange(256) / 255.0   # the value m / 255 of each 8-bit level
 
 
@@ -63,7 +76,8 @@ class IouBySize:
 
 @dataclass(frozen=True, eq=False)
 class SaliencyScores:
-    """Dataset-level saliency scores; curves are indexed by threshold k = 0..254."""
+    """Dataset-level saliency scores; curves are indexed by threshold k = 0..254 (t = 0..255
+    with ``n_thresholds=256``)."""
 
     acc: float
     iou: float
@@ -73,7 +87,7 @@ class SaliencyScores:
     fmax_per_image: float  # mean over images of each image's own max F-beta (variant)
     n_images: int
     beta2: float
-    thresholds: np.ndarray  # (255,) t_k = k / 255, float64
+    thresholds: np.ndarray  # (255,) t_k = k / 255, float64 (256: t / 255, foreground level >= t)
     precision_curve: np.ndarray  # (255,) mean per-image precision at t_k
     recall_curve: np.ndarray  # (255,) mean per-image recall at t_k
     fbeta_curve: np.ndarray  # (255,) mean per-image F-beta at t_k
@@ -190,19 +204,31 @@ class SaliencyMetrics:
     Args:
         beta2: beta^2 of eq. 9; 0.3 in the paper, ``BETA2_SQUARED`` (0.09) for the variant.
         n_size_bins: number of equal ground-truth size bins for :attr:`SaliencyScores.iou_by_size`.
+        n_thresholds: 255 (the paper: ``pred > k/255``, k = 0..254) or ``N_THRESHOLDS_PYSOD``
+            (256: pysodmetrics' ``uint8(pred * 255) >= t``, t = 0..255); a named variant.
+        empty_precision: the precision of a threshold at which nothing is predicted: 1 (TokenCut,
+            the paper) or 0 (pysodmetrics, SelfMask); a named variant.
     """
 
-    def __init__(self, *, beta2: float = BETA2_PAPER, n_size_bins: int = 20) -> None:
+    def __init__(self, *, beta2: float = BETA2_PAPER, n_size_bins: int = 20,
+                 n_thresholds: int = N_THRESHOLDS, empty_precision: float = 1.0) -> None:
         check_positive("beta2", beta2)
         require(isinstance(n_size_bins, (int, np.integer)) and n_size_bins >= 1,
                 f"n_size_bins must be an integer >= 1, got {n_size_bins!r}")
+        require(n_thresholds in (N_THRESHOLDS, N_THRESHOLDS_PYSOD),
+                f"n_thresholds must be {N_THRESHOLDS} (pred > k/255) or {N_THRESHOLDS_PYSOD} "
+                f"(pysodmetrics' uint8(255 pred) >= t), got {n_thresholds!r}")
+        require(empty_precision in (0, 1), f"empty_precision must be 1 (TokenCut) or 0 (pysodmetrics), "
+                                           f"got {empty_precision!r}")
         self.beta2 = float(beta2)
         self.n_size_bins = int(n_size_bins)
+        self.n_thresholds = int(n_thresholds)
+        self.empty_precision = float(empty_precision)
         self.n_images = 0
         self._sum = {"acc": 0.0, "iou": 0.0, "mae": 0.0, "fbeta_max": 0.0}
-        self._sum_precision = np.zeros(N_THRESHOLDS)
-        self._sum_recall = np.zeros(N_THRESHOLDS)
-        self._sum_fbeta = np.zeros(N_THRESHOLDS)
+        self._sum_precision = np.zeros(self.n_thresholds)
+        self._sum_recall = np.zeros(self.n_thresholds)
+        self._sum_fbeta = np.zeros(self.n_thresholds)
         self._bin_counts = np.zeros(self.n_size_bins, dtype=np.int64)
         self._bin_iou = np.zeros(self.n_size_bins)
 
@@ -237,15 +263,22 @@ class SaliencyMetrics:
             fp = int(np.count_nonzero(pb)) - tp
             mae = float(np.abs(pred.astype(np.float64) - fg).mean())
             # TP and FP at every threshold from one histogram of (level, gt) pairs.
-            level = _threshold_levels(pred)  # (H*W,) in 0..255
+            if self.n_thresholds == N_THRESHOLDS:
+                level = _threshold_levels(pred)  # (H*W,) in 0..255
+            else:   # pysodmetrics' level: 255 pred truncated to uint8, in pred's own precision
+                level = (pred.ravel() * pred.dtype.type(255)).astype(np.uint8).astype(np.intp)
             hist = np.bincount(level + 256 * fg.ravel(), minlength=512).reshape(2, 256)  # (bg/fg, level)
         fn = n_fg - tp
         acc = (n_pixels - fp - fn) / n_pixels
         iou = tp / (tp + fp + fn) if tp + fp + fn > 0 else 1.0
-        above = n_pixels - np.cumsum(hist.sum(0))[:N_THRESHOLDS]  # (255,) pixels with level > k
-        tp_k = n_fg - np.cumsum(hist[1])[:N_THRESHOLDS]  # (255,) foreground pixels with level > k
-        precision = np.divide(tp_k, above, out=np.ones(N_THRESHOLDS), where=above > 0)
-        recall = tp_k / n_fg if n_fg > 0 else np.ones(N_THRESHOLDS)
+        n = self.n_thresholds
+        below_all, below_fg = np.cumsum(hist.sum(0)), np.cumsum(hist[1])   # (256,) pixels with level <= j
+        if n == N_THRESHOLDS_PYSOD:   # foreground where level >= t: below t is level <= t - 1
+            below_all, below_fg = np.append(0, below_all), np.append(0, below_fg)
+        above = n_pixels - below_all[:n]  # (n,) pixels predicted foreground at each threshold
+        tp_k = n_fg - below_fg[:n]  # (n,) of them, those in the ground truth's foreground
+        precision = np.divide(tp_k, above, out=np.full(n, self.empty_precision), where=above > 0)
+        recall = tp_k / n_fg if n_fg > 0 else np.ones(n)
         fbeta = _fbeta(precision, recall, self.beta2)
 
         fg_ratio = n_fg / n_pixels
@@ -294,6 +327,10 @@ class SaliencyMetrics:
         require(other.beta2 == self.beta2 and other.n_size_bins == self.n_size_bins,
                 f"cannot merge metrics with beta2={other.beta2}, n_size_bins={other.n_size_bins} "
                 f"into beta2={self.beta2}, n_size_bins={self.n_size_bins}")
+        require(other.n_thresholds == self.n_thresholds and other.empty_precision == self.empty_precision,
+                f"cannot merge metrics with n_thresholds={other.n_thresholds}, empty_precision="
+                f"{other.empty_precision} into n_thresholds={self.n_thresholds}, "
+                f"empty_precision={self.empty_precision}")
         self.n_images += other.n_images
         for key in self._sum:
             self._sum[key] += other._sum[key]
@@ -308,11 +345,12 @@ class SaliencyMetrics:
         """Dataset-level scores of all images added so far.
 
         Returns:
-            :class:`SaliencyScores` with scalars and (255,) curves over t_k = k / 255.
+            :class:`SaliencyScores` with scalars and (255,) curves over t_k = k / 255 ((256,)
+            over t / 255 with ``n_thresholds=256``).
         """
         require(self.n_images > 0, "no images to score: call update() before compute()")
         n = self.n_images
-        thresholds = np.arange(N_THRESHOLDS) / 255
+        thresholds = np.arange(self.n_thresholds) / 255
         fbeta_curve = self._sum_fbeta / n
         best = int(np.argmax(fbeta_curve))
         with np.errstate(invalid="ignore", divide="ignore"):
