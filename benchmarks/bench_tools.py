@@ -150,7 +150,7 @@ def rows_guided_filter(photos, soft, rounds: int) -> list[dict]:
              "OpenCV ximgproc.guidedFilter, looped", ref, "<= 1.0", unit="ms/img"),
         _row("the same, reflect border (OpenCV's rule)", times["reflect"] / 8,
              "OpenCV ximgproc.guidedFilter, looped", ref, "<= 1.0", unit="ms/img"),
-        _row("guided filter, 8 x 320², differentiable torch path (forward)", times["torch"] / 8,
+        _row("guided filter, 8 x 320², differentiable path (autograd; on a CPU the OpenCV function), forward", times["torch"] / 8,
              "OpenCV ximgproc.guidedFilter, looped", ref, "<= 2.0", unit="ms/img"),
     ]
     big_guide = resized([photos[0].mean(axis=2) / 255], 1024)[0]

@@ -60,7 +60,7 @@ def test_make_bench_script_measures_every_row(real_data_root, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out_json.read_text())
     works = [row["work"] for row in result["rows"]]
-    for needle in ("count border", "reflect border", "differentiable torch path", "1024²", "`paperlib refine`",
+    for needle in ("count border", "reflect border", "differentiable path", "1024²", "`paperlib refine`",
                    "`paperlib eval-masks`", "`paperlib --help`", "`paperlib train --help`", "metrics",
                    "N = 1600", "N = 3600", "bilateral solver, 320 x 320", "bilateral solver, 640 x 480"):
         assert any(needle in w for w in works), (needle, works)

@@ -354,6 +354,15 @@ def test_solver_failures(monkeypatch):
     assert torch.equal(auto.v, arpack.v) and torch.equal(auto.eigenvalue, arpack.eigenvalue)
     with pytest.raises(RuntimeError, match="Lanczos did not converge in 3 steps"):
         second_smallest_eigenvector(W, solver="lanczos")
+    # A complete graph with self-loops has lambda_2 = 1 (D - W = N I - 1 1^T, D = N I): the
+    # deflated Lanczos cannot see it (its eigenvalue 1 - lambda_2 is 0), says
+    # so, and "auto" takes ARPACK's two-largest branch.
+    monkeypatch.setattr(ncut, "LANCZOS_MAX_STEPS", 100)
+    complete = torch.ones(50, 50, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="lambda_2 >= 1"):
+        second_smallest_eigenvector(complete, solver="lanczos")
+    assert float(second_smallest_eigenvector(complete, solver="auto").eigenvalue) == pytest.approx(1.0)
+    monkeypatch.setattr(ncut, "LANCZOS_MAX_STEPS", 3)
 
     monkeypatch.setattr(scipy.sparse.linalg, "eigsh", no_convergence)
     auto = second_smallest_eigenvector(W, solver="auto")  # then falls back to the dense solver

@@ -176,11 +176,13 @@ def _solve(W: np.ndarray, d: np.ndarray, solver: str) -> tuple[np.ndarray, float
         return _solve_lobpcg(W, d)
     if solver in ("auto", "lanczos"):
         found = _solve_lanczos(W, d)
-        if found is not None:
+        if isinstance(found, tuple):
             return found
         if solver == "lanczos":
-            raise RuntimeError(f"Lanczos did not converge in {LANCZOS_MAX_STEPS} steps; "
-                               "use solver='arpack' or 'dense'")
+            raise RuntimeError("lambda_2 >= 1 (a graph close to complete): Lanczos on the deflated "
+                               "problem cannot find it; use solver='arpack' or 'dense'" if found == "complete"
+                               else f"Lanczos did not converge in {LANCZOS_MAX_STEPS} steps; "
+                                    "use solver='arpack' or 'dense'")
     from scipy.sparse.linalg import ArpackNoConvergence
 
     try:
@@ -203,9 +205,10 @@ LANCZOS_MAX_STEPS = 100   # Lanczos steps before the "auto" solver hands over to
 LANCZOS_TOL = 1e-12       # stop when |M u - mu u| (the Ritz residual, |M| <= 1) is below this
 
 
-def _solve_lanczos(W: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """Largest eigenpair of the deflated M by Lanczos; None when it does not converge, or when
-    that eigenvalue is not above 0 (lambda_2 >= 1: ARPACK's two-largest branch handles it)."""
+def _solve_lanczos(W: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, float] | str:
+    """Largest eigenpair of the deflated M by Lanczos; "unconverged" when it does not converge,
+    "complete" when that eigenvalue is not above 0 (lambda_2 >= 1: ARPACK's two-largest branch
+    handles it)."""
     from scipy.linalg import eigh_tridiagonal
 
     N = len(d)
@@ -230,10 +233,10 @@ def _solve_lanczos(W: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, float] | N
             # |M u - mu u| = beta_j |last entry of s| for u = basis^T s (the Lanczos relation).
             if beta[j] * abs(s[-1, 0]) <= LANCZOS_TOL:
                 if mu[0] <= 1e-8:
-                    return None
+                    return "complete"
                 return r * (basis.T @ s[:, 0]), float(1.0 - mu[0])
         Q[j + 1] = w / beta[j]
-    return None
+    return "unconverged"
 
 
 def _solve_arpack(W: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, float]:

@@ -216,7 +216,7 @@ def refinement_study(dataset, *, degradation: str = "down8", limit: int | None =
         for key, mask in (("raw", coarse), ("gf", refined["gf"]), ("bf", refined["bf"])):
             metric = SaliencyMetrics()
             ious[key] = metric.update(mask, truth).iou
-        rows.append({"stem": sample.stem, "object_share": float(np.mean(truth > 0.5)),
+        rows.append({"stem": sample.stem, "object_share": float(np.mean(truth >= 0.5)),
                      "iou_raw": ious["raw"], "iou_gf": ious["gf"], "iou_bf": ious["bf"],
                      "gf_erased": erased(coarse, refined["gf"]), "bf_erased": erased(coarse, refined["bf"])})
     return RefinementStudy(degradation=degradation, rows=rows)
@@ -257,7 +257,8 @@ def examples_figure(dataset, *, heads: Sequence[tuple[str, str | Path]] = (), co
 
     require(count >= 1, f"count must be >= 1, got {count}")
     n = len(dataset)
-    picks = sorted({round(k * (n - 1) / max(count - 1, 1)) for k in range(min(count, n))})
+    m = min(count, n)
+    picks = sorted({round(k * (n - 1) / max(m - 1, 1)) for k in range(m)})
     columns = [("centre prior", build_method("centre", device=device), "none"),
                ("TokenCut / offline + GF", build_method("tokencut", backbone="offline", device=device), "gf")]
     columns += [(f"{label} + GF", build_method("sempart", checkpoint=str(path), device=device), "gf")

@@ -13,7 +13,8 @@ at a time on the CPU, where torch's cumulative-sum box means cost about five tim
 ``ximgproc.guidedFilter`` and importing torch alone takes seconds. Here every window sum is
 ``cv2.boxFilter`` (running sums in double precision inside OpenCV, so float32 loses nothing to
 long sums) and the rest is a handful of NumPy operations written into scratch arrays kept per
-thread. The torch filter stays the one to differentiate through, batch and run on a GPU.
+thread. The torch filter stays the one for colour guides, float64, reflect borders under
+autograd and GPUs; on a CPU the count-border gray filter is differentiated here too.
 
 Border rules (:data:`paperlib.refine.settings.BORDERS`): ``"count"`` divides each window's sum by
 the number of its pixels inside the image (the paper's): OpenCV's mean with zeros outside,
