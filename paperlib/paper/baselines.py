@@ -216,7 +216,7 @@ def refinement_study(dataset, *, degradation: str = "down8", limit: int | None =
         for key, mask in (("raw", coarse), ("gf", refined["gf"]), ("bf", refined["bf"])):
             metric = SaliencyMetrics()
             ious[key] = metric.update(mask, truth).iou
-        rows.append({"stem": sample.stem, "object_share": float(np.mean(truth >= 0.5)),
+        rows.append({"stem": sample.stem, "object_share": float(np.mean(truth > 0.5)),
                      "iou_raw": ious["raw"], "iou_gf": ious["gf"], "iou_bf": ious["bf"],
                      "gf_erased": erased(coarse, refined["gf"]), "bf_erased": erased(coarse, refined["bf"])})
     return RefinementStudy(degradation=degradation, rows=rows)
