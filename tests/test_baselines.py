@@ -147,17 +147,23 @@ def test_a_bad_head_is_one_line(synth_root, tmp_path, capsys):
 @pytest.mark.slow
 def test_the_readme_baselines_commands_run_shrunk(real_data_root, tmp_path):
     """The README's train and baselines commands as printed, shrunk: 2 steps, 3 images."""
-    printed = [c for _, c in documented(("paperlib train", "paperlib baselines")) if "offline" in c]
-    assert len(printed) == 3, printed
+    printed = [c for _, c in documented(("paperlib train", "paperlib baselines", "paperlib notebook run protocols"))
+               if "offline-" in c or "--backbone offline" in c]
+    assert len(printed) == 4, printed
     swaps = {"~/duts-sample": str(real_data_root), "runs/offline-on": str(tmp_path / "on"),
              "runs/offline-off": str(tmp_path / "off"), "figures/baselines": str(tmp_path / "out")}
     for command in printed:
         argv = [swaps.get(a, a) for a in shlex.split(command)[1:]]
         for key, value in swaps.items():                      # inside LABEL=PATH arguments too
-            argv = [a.replace(f"={key}", f"={value}") for a in argv]
+            argv = [value + a[len(key):] if a.startswith(key + "/") else a.replace(f"={key}", f"={value}")
+                    for a in argv]
+        argv = [a.replace("/best.pt", "/last.pt") for a in argv]   # best.pt: at an epoch's end; 2 steps leave last.pt
         if argv[0] == "train":
             argv = [a if a != "200" else "2" for a in argv]
-        else:   # best.pt is written at an epoch's end: 2 steps leave last.pt only
-            argv = [a.replace("/best.pt", "/last.pt") for a in argv] + ["--limit", "3"]
+        elif argv[0] == "baselines":
+            argv += ["--limit", "3"]
+        else:                                                         # the protocols notebook on the trained head
+            argv = [{"120": "4", "3": "2"}.get(a, a) for a in argv] + ["--workdir", str(tmp_path / "nb")]
+            (tmp_path / "nb").mkdir()
         assert main(["-q"] + argv) == 0, command
     assert (tmp_path / "out" / "baselines.png").is_file()
