@@ -448,7 +448,7 @@ def test_the_book_make_book_built(browser, serve):
     """Every page of the smoke book CI builds loads, draws every figure and keeps every link."""
     book = Path(os.environ["PAPERLIB_BOOK_DIR"])
     pages = sorted(p.name for p in book.glob("*.html"))
-    assert "index.html" in pages and len(pages) == 9, pages      # the index and the eight notebooks
+    assert "index.html" in pages and len(pages) == 10, pages     # the index and the nine notebooks
     base = serve(book)
     for name in pages:
         assert _inspect(browser, base + name) == [], name

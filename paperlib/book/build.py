@@ -48,7 +48,7 @@ DEFAULT_TITLE = "Two Tricks to Improve Unsupervised Segmentation Learning, repro
 # The paper's order: background, training, Tables 1-5, Figs. 6-8, then the explorers; a
 # notebook not named here follows in alphabetical order.
 PAGE_ORDER = ("theory", "train", "tables_1_3_saliency", "tables_2_4_corloc", "table5_gf_vs_bf",
-              "figs_6_8_iou_by_size", "gf_explorer", "crop_zoom_explorer")
+              "figs_6_8_iou_by_size", "protocols", "gf_explorer", "crop_zoom_explorer")
 # Widget views and JavaScript would need scripts from a CDN; their fallbacks render statically.
 _DISPLAY_PRIORITY = ["text/html", "text/markdown", "image/svg+xml", "text/latex", "image/png",
                      "image/jpeg", "text/plain"]
