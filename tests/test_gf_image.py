@@ -90,6 +90,20 @@ def test_inputs_are_checked_and_left_alone(rng):
         guided_filter_image(guide, src[:, :5])
 
 
+def test_out_receives_q_and_is_checked(rng):
+    """``out=`` (what the batch path writes into) holds the same q; a wrong or aliased out is refused."""
+    guide, src = _smooth(rng, (40, 52)), rng.random((40, 52)).astype(np.float32)
+    batch = np.full((2, 40, 52), np.nan, np.float32)
+    got = guided_filter_image(guide, src, out=batch[1])
+    assert np.shares_memory(got, batch)
+    np.testing.assert_array_equal(batch[1], guided_filter_image(guide, src))
+    assert np.isnan(batch[0]).all()                                # nothing else written
+    for out, needle in ((np.empty((40, 52)), "float32"), (np.empty((40, 51), np.float32), "shape"),
+                        (np.empty((52, 40), np.float32).T, "C-contiguous"), (src, "share memory")):
+        with pytest.raises(InputError, match=needle):
+            guided_filter_image(guide, src, out=out)
+
+
 def test_the_torch_filter_takes_this_path_on_cpu_float32(rng, monkeypatch):
     """guided_filter on CPU float32 runs image by image here: without gradients for every border
     (the teacher's target), with gradients for the count border; in float64, with a colour guide

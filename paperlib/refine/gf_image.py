@@ -1,6 +1,6 @@
 """The guided filter on one image, in float32 with OpenCV's box filter: the path masks take.
 
-``guided_filter_image(guide, src, *, radius, eps, border) -> ndarray``
+``guided_filter_image(guide, src, *, radius, eps, border, out=None) -> ndarray``
     q = GF(src, guide) for a gray guide (H, W) and an input (H, W), both float32, with the
     window means, border rules and centering of :func:`paperlib.refine.guided_filter.guided_filter`
     (equal to it within float32 rounding, about 1e-6 on masks in [0, 1]; tested).
@@ -44,35 +44,51 @@ def _border_factors(n: int, radius: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _border_bands(H: int, W: int, radius: int) -> tuple[np.ndarray, ...]:
-    """The count border's 2-D factors in its four bands (top, bottom, left, right), for an image
-    of H x W with both sides > 2r: precomputed so that a rescale is four in-place products."""
-    rows, cols = _border_factors(H, radius)[:, None], _border_factors(W, radius)[None, :]
+def _border_plan(planes: int, H: int, W: int, radius: int) -> tuple[np.ndarray, ...]:
+    """The count border's factors for ``planes`` stacked (H, W) means with both sides > 2r:
+    (top band (r, W), bottom band (r, W), runs (planes H - 1, 2r)).
+
+    The top and bottom bands are contiguous rows and carry their rows' and columns' factors (the
+    corners included). The left and right bands are cut into row boundaries: in memory the last
+    r entries of a row and the first r of the next one are one contiguous run of 2r, so every
+    side band of every plane is a single strided (planes H - 1, 2r) view of the stack. A run's
+    entries that lie in a top or bottom band (already scaled) get the factor 1."""
+    rows, cols = _border_factors(H, radius)[:, None], _border_factors(W, radius)
     r = radius
-    inner = H - 2 * r
-    bands = (rows[:r] * cols, rows[H - r:] * cols,
-             np.repeat(cols[:, :r], inner, axis=0), np.repeat(cols[:, W - r:], inner, axis=0))
-    for band in bands:
-        band.flags.writeable = False
-    return bands
+    top, bottom = rows[:r] * cols, rows[H - r:] * cols
+    inside = np.zeros(H, bool)
+    inside[r:H - r] = True                          # rows whose side bands the runs scale
+    runs = np.ones((planes * H - 1, 2 * r), np.float32)
+    above, below = np.tile(inside, planes)[:-1], np.tile(inside, planes)[1:]   # rows k-1 and k
+    runs[above, :r] = cols[W - r:]                 # the right band of the row above the boundary
+    runs[below, r:] = cols[:r]                     # the left band of the row below it
+    for table in (top, bottom, runs):
+        table.flags.writeable = False
+    return top, bottom, runs
 
 
 def _count_border(means: np.ndarray, radius: int) -> None:
-    """Rescale, in place, the bands within r of the border where windows are cut, in one (H, W)
-    mean or a stack (..., H, W) of them."""
+    """Rescale, in place, the bands within r of the border where windows are cut, in one
+    (H, W) mean or a stack (..., H, W) of them (fastest C-contiguous in float32)."""
+    import cv2
+
     H, W = means.shape[-2:]
     if radius == 0:
         return
-    if min(H, W) <= 2 * radius:            # the bands meet: every pixel is near a border
+    if (min(H, W) <= 2 * radius            # the bands meet: every pixel is near a border
+            or not means.flags.c_contiguous or means.dtype != np.float32):
         means *= _border_factors(H, radius)[:, None]
         means *= _border_factors(W, radius)[None, :]
         return
     r = radius
-    top, bottom, left, right = _border_bands(H, W, radius)
+    planes = means.size // (H * W)
+    top, bottom, runs = _border_plan(planes, H, W, radius)
     means[..., :r, :] *= top
     means[..., H - r:, :] *= bottom
-    means[..., r:H - r, :r] *= left
-    means[..., r:H - r, W - r:] *= right
+    # Runs k = 1 .. planes H - 1 start at flat index k W - r: one strided view over the stack.
+    side = np.ndarray((planes * H - 1, 2 * r), np.float32, buffer=means, offset=(W - r) * 4,
+                      strides=(W * 4, 4))
+    cv2.multiply(side, runs, dst=side)     # in place (OpenCV walks the rows by their stride)
 
 
 # Scratch arrays, one set per thread and image shape (the last few shapes): a filter call writes
@@ -95,7 +111,8 @@ def _workspace(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAPER_GF.radius,
-                        eps: float = PAPER_GF.eps, border: str = PAPER_GF.border) -> np.ndarray:
+                        eps: float = PAPER_GF.eps, border: str = PAPER_GF.border,
+                        out: np.ndarray | None = None) -> np.ndarray:
     """Filter ``src`` with the guided filter of He et al., steered by the gray ``guide``.
 
     Paper Sec. 3; the same q as :func:`paperlib.refine.guided_filter.guided_filter` on a
@@ -107,9 +124,11 @@ def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAP
         radius: r >= 0, windows are (2r+1) x (2r+1); default ``PAPER_GF.radius``.
         eps: regularisation added to var_I (> 0); default ``PAPER_GF.eps``.
         border: ``"count"`` (the paper's, default), ``"reflect"`` or ``"reflect_101"``.
+        out: an (H, W) C-contiguous float32 array to write q into (a batch's slice: no copy),
+            or None for a new array. It must not share memory with ``guide`` or ``src``.
 
     Returns:
-        q: (H, W) float32, a new array.
+        q: (H, W) float32, ``out`` when given.
     """
     import cv2
 
@@ -137,7 +156,7 @@ def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAP
     box(I, mean_I)
     box(p, mean_p)
     box(np.multiply(I, p, out=tmp), corr_Ip)
-    cv2.sqrBoxFilter(I, cv2.CV_32F, size, dst=var, normalize=True, borderType=rule)   # mean(I^2)
+    box(np.multiply(I, I, out=tmp), var)                   # mean(I^2); sqrBoxFilter is slower
     if border == "count":
         _count_border(means, radius)
     a = corr_Ip
@@ -147,7 +166,15 @@ def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAP
     a /= var                                               # a = cov_Ip / (var_I + eps)
     b = mean_p
     b -= np.multiply(a, mean_I, out=tmp)                   # b = mean_p - a mean_I
-    q = np.empty(guide.shape, np.float32)
+    if out is None:
+        q = np.empty(guide.shape, np.float32)
+    else:
+        require(isinstance(out, np.ndarray) and out.shape == guide.shape and out.dtype == np.float32
+                and out.flags.c_contiguous and out.flags.writeable,
+                f"out must be a writeable C-contiguous float32 array of shape {guide.shape}")
+        require(not np.shares_memory(out, guide) and not np.shares_memory(out, src),
+                "out must not share memory with guide or src")
+        q = out
     box(a, q)
     q *= I
     box(b, tmp)

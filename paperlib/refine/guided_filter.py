@@ -233,7 +233,7 @@ def _guided_filter_opencv(guide: torch.Tensor, src: torch.Tensor, radius: int, e
     q = np.empty(p.shape, np.float32)
     for b in range(p.shape[0]):
         for c in range(p.shape[1]):
-            q[b, c] = guided_filter_image(I[b, 0], p[b, c], radius=radius, eps=eps, border=border)
+            guided_filter_image(I[b, 0], p[b, c], radius=radius, eps=eps, border=border, out=q[b, c])
     return torch.from_numpy(q).to(src.dtype)
 
 
