@@ -11,6 +11,7 @@ import scipy.linalg
 import torch
 
 from paperlib.checks import InputError
+from paperlib.losses import ncut
 from paperlib.losses.ncut import (
     AUTO_DENSE_MAX_N,
     affinity,
@@ -219,6 +220,26 @@ def test_eigenvector_errors():
         second_smallest_eigenvector(torch.ones(1, 1))
     with pytest.raises(InputError, match="solver must be one of"):
         second_smallest_eigenvector(torch.ones(3, 3), solver="eig")
+
+
+def test_symmetry_is_checked_in_every_tile():
+    """W larger than the comparison tiles, asymmetric in one far corner only: rounding-size
+    asymmetry is averaged away (the answer of (W + W^T) / 2), a real one is refused."""
+    rng = np.random.default_rng(11)
+    W = affinity(clustered_keys(rng, 600), tau=0.0, eps=1e-5, binary=False)[0].double()
+    assert W.shape[0] > 2 * ncut._EQUALITY_TILE
+    reference = second_smallest_eigenvector(W, solver="dense").v
+    nudged = W.clone()
+    nudged[590, 7] *= 1 + 1e-9
+    v = second_smallest_eigenvector(nudged, solver="dense").v
+    expected = second_smallest_eigenvector((nudged + nudged.T) / 2, solver="dense").v
+    assert torch.allclose(v, expected, atol=1e-12) and torch.allclose(v, reference, atol=1e-8)
+    broken = W.clone()
+    broken[590, 7] += 0.5
+    with pytest.raises(InputError, match="symmetric"):
+        second_smallest_eigenvector(broken)
+    half = second_smallest_eigenvector(W.to(torch.bfloat16), solver="lanczos")   # numpy has no bfloat16
+    assert half.v.dtype == torch.bfloat16 and half.v.shape == (600,)
 
 
 # ------------------------------------------------------------------------------- Ncut values
