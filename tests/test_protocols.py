@@ -20,6 +20,7 @@ from sempart_heads import contract_dict, method_for, photo, random_head, write
 
 from paperlib.checks import InputError
 from paperlib.data.saliency import Sample, open_dataset
+from paperlib.eval import protocols as protocols_module
 from paperlib.eval.datasets import evaluate_dataset
 from paperlib.eval.metrics import SaliencyMetrics
 from paperlib.eval.protocols import (
@@ -390,6 +391,33 @@ def test_sempart_rows_predict_again_under_their_head_settings(tmp_path):
             assert scores[name].max_fbeta == ev.max_fbeta, name
     with pytest.raises(InputError, match="apply to Sempart heads only"):
         score_protocols(data, CentrePrior(), {"bn_train": CONVENTIONS["bn_train"].protocol}, progress=False)
+
+
+def test_a_head_at_another_size_is_scored_in_its_own_released_frame(tmp_path, monkeypatch):
+    """The released evaluation resizes to img_size + 15 and crops img_size: a head trained at
+    64 is cropped 64 of 79 (not 64 of 335, a far smaller central part), by the official protocol
+    (which predicts on that crop) and by the 'center320' scoring convention alike."""
+    data = tiny_dataset(n=2, size=(60, 90))
+    method = method_for(tmp_path, random_head(), protocol=replace(SMALL_BATCH, batch_size=2))
+    size = method.model.image_size
+    assert size != 320
+    official = SempartMethod(method.model, protocol=replace(method.protocol, **vars(PROTOCOLS["official"])))
+    sample = data[0]
+    view = official.view(sample.image, sample.mask)
+    expected = center_crop_view(sample.image, sample.mask, resize_short=size + 15, crop=size)
+    np.testing.assert_array_equal(view.image, expected.image)
+    crops = []
+    real = protocols_module.center_frame
+
+    def spy(image, pred, gt, *, crop=320):
+        crops.append(crop)
+        return real(image, pred, gt, crop=crop)
+
+    monkeypatch.setattr(protocols_module, "center_frame", spy)
+    score_protocols(data, method, protocols_for(method, ["center320"]), progress=False)
+    assert crops == [size, size]
+    got = spy(sample.image, sample.mask, sample.mask, crop=size)[1]
+    np.testing.assert_array_equal(got, expected.mask)
 
 
 def test_batch_orders_do_not_matter_with_eval_batchnorm_and_per_image_polarity(tmp_path):

@@ -158,14 +158,16 @@ def test_method_view_follows_the_protocol(tmp_path):
     official = method_for(tmp_path, random_head(), PROTOCOLS["official"])
     view = official.view(image, mask)
     assert view.image.shape == (SIZE, SIZE, 3) and view.mask.shape == (SIZE, SIZE)
-    # The released protocol resizes to 335 whatever the checkpoint trained at (72 here).
-    expected = center_crop_view(image, mask, resize_short=335, crop=SIZE)
+    # The released evaluation resizes to img_size + 15 (335 at 320), whatever the checkpoint's
+    # training resize (72 here): the crop keeps the same share of the image at every size.
+    expected = center_crop_view(image, mask, resize_short=SIZE + 15, crop=SIZE)
     np.testing.assert_array_equal(view.image, expected.image)
+    np.testing.assert_array_equal(view.mask, expected.mask)
     from dataclasses import replace
 
-    own = method_for(tmp_path, random_head(), replace(PROTOCOLS["official"], resize_short=None))
-    np.testing.assert_array_equal(own.view(image, mask).image,
-                                  center_crop_view(image, mask, resize_short=72, crop=SIZE).image)
+    fixed = method_for(tmp_path, random_head(), replace(PROTOCOLS["official"], resize_short=335))
+    np.testing.assert_array_equal(fixed.view(image, mask).image,
+                                  center_crop_view(image, mask, resize_short=335, crop=SIZE).image)
     assert official.predict(view.image).mask.shape == (SIZE, SIZE)
 
 

@@ -28,7 +28,8 @@ The conventions (option -> values; default first):
 6. ``stretch``: predictions min-max stretched to [0, 1] per image, or not.
 7. ``frame``: 'full' (the ground truth's resolution) or 'center320' (short side 335, central
    320 x 320 crop of prediction and ground truth: the released code's frame,
-   :func:`paperlib.methods.sempart.center_crop_view`).
+   :func:`paperlib.methods.sempart.center_crop_view`; for a Sempart head trained at another
+   input size s, short side s + 15 and an s x s crop, as the released code would run it).
 8. Sempart heads only (``head``, fields of :class:`paperlib.methods.sempart.EvalProtocol`; these
    predict again): BatchNorm in train vs eval mode, polarity per batch of 8 vs per image; and
    :func:`batch_order_spread`, the scores over shuffled batch orders in either BatchNorm mode.
@@ -53,7 +54,7 @@ from tqdm.auto import tqdm
 from ..checks import check_choice, check_int, check_positive, require
 from ..methods.base import REFINEMENTS, Method
 from ..methods.refined import refine_prediction
-from ..methods.sempart import PROTOCOLS, SempartMethod, center_crop_view
+from ..methods.sempart import PROTOCOLS, RELEASED_EVAL_MARGIN, SempartMethod, center_crop_view
 from ..refine.masks import RefineSettings
 from .metrics import (
     BETA2_PAPER,
@@ -210,24 +211,30 @@ NAMED_PROTOCOLS: dict[str, Convention] = {
 # ----------------------------------------------------------------------------- one pair
 
 
-def center_frame(image: np.ndarray, pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Prediction and ground truth in the released code's frame: short side 335, central 320 crop.
+def center_frame(image: np.ndarray, pred: np.ndarray, gt: np.ndarray, *,
+                 crop: int = 320) -> tuple[np.ndarray, np.ndarray]:
+    """Prediction and ground truth in the released code's frame: short side ``crop + 15`` (335),
+    central ``crop`` (320) square.
 
     Both are resized as :func:`paperlib.methods.sempart.center_crop_view` resizes a mask
-    (bilinear, antialiased, float) with the image's geometry.
+    (bilinear, antialiased, float) with the image's geometry. The released evaluation ties both
+    sizes to its input size (``Resize(img_size + 15)``, then a centre crop of ``img_size``): a head
+    trained at another size is scored in the frame of that size (:func:`score_protocols` passes it).
 
     Args:
         image: (H, W, 3) uint8, the image both masks belong to.
         pred: (H, W) prediction in [0, 1].
         gt: (H, W) ground truth in [0, 1].
+        crop: the side of the central square (the model's input size; 320 in the paper).
 
     Returns:
-        (pred (320, 320) float32, gt (320, 320) float32).
+        (pred (crop, crop) float32, gt (crop, crop) float32).
     """
     require(image is not None and image.shape[:2] == gt.shape == pred.shape,
             "the 'center320' frame needs the (H, W, 3) image the (H, W) masks belong to")
-    return (center_crop_view(image, np.clip(pred, 0.0, 1.0).astype(np.float32)).mask,
-            center_crop_view(image, gt.astype(np.float32)).mask)
+    short = crop + RELEASED_EVAL_MARGIN
+    return (center_crop_view(image, np.clip(pred, 0.0, 1.0).astype(np.float32), resize_short=short, crop=crop).mask,
+            center_crop_view(image, gt.astype(np.float32), resize_short=short, crop=crop).mask)
 
 
 class PreparedPair(NamedTuple):
@@ -361,6 +368,12 @@ def _predicted(dataset, method: Method, order: Sequence[int], refine: str, setti
             yield view.image, view.mask, refine_prediction(view.image, pred, refine=refine, settings=settings)
 
 
+def _input_size(method: Method) -> int:
+    """The side of the released frame's crop for ``method``: a Sempart head's input size (the
+    released evaluation crops ``img_size``), else the paper's 320."""
+    return method.model.image_size if isinstance(method, SempartMethod) else 320
+
+
 def _crops_itself(method: Method) -> bool:
     return isinstance(method, SempartMethod) and method.protocol.resolution == "center320"
 
@@ -404,7 +417,7 @@ def score_protocols(dataset, method: Method, protocols: Mapping[str, ScoringProt
             crop = None   # the 'center320' pair, cropped once for every protocol that scores it
             for name in names:
                 if protocols[name].frame == "center320" and not _crops_itself(variant):
-                    crop = crop or center_frame(image, pred, gt)
+                    crop = crop or center_frame(image, pred, gt, crop=_input_size(method))
                     scorers[name].update(*crop, cropped=True)
                 else:
                     scorers[name].update(pred, gt, image=image, cropped=_crops_itself(variant))

@@ -76,8 +76,10 @@ class EvalProtocol:
             (:meth:`paperlib.methods.sempart.SempartMethod.view`).
         batch_size: images per batch for the batch polarity rule and train-mode BatchNorm
             (8: the released evaluation's batch size).
-        resize_short: short side before the 'center320' crop; None uses the checkpoint's
-            training value. The released evaluation resizes to 335 whatever the training used.
+        resize_short: short side before the 'center320' crop; None: ``image_size + 15``, the
+            released evaluation's ``Resize(img_size + 15)`` (335 for the paper's 320 input,
+            whatever short side training resized to). A fixed 335 for a head trained at another
+            size would crop a smaller central part of the image than the released code does.
         refine_at: where trick 1 filters a prediction: 'model' (default: on the image_size
             input, where the paper sets r = 9 at 320 x 320, then resized) or 'full' (on the
             prediction resized to the scored frame).
@@ -100,12 +102,14 @@ class EvalProtocol:
             check_int("resize_short", self.resize_short, low=1)
 
 
+RELEASED_EVAL_MARGIN = 15   # the released evaluation resizes the short side to image_size + 15
+
+
 PROTOCOLS: dict[str, EvalProtocol] = {
     # The paper's description with TokenCut's full-resolution scoring; BatchNorm in eval mode.
     "default": EvalProtocol(),
     # The released evaluation code: BatchNorm in train mode, batch-of-8 polarity, 335 + 320 crop.
-    "official": EvalProtocol(bn_mode="train", polarity="batch", resolution="center320",
-                             resize_short=335),
+    "official": EvalProtocol(bn_mode="train", polarity="batch", resolution="center320"),
 }
 
 
@@ -284,7 +288,7 @@ class SempartMethod:
             (image_size square), for 'full' the inputs themselves (mask as float32).
         """
         if self.protocol.resolution == "center320":
-            short = self.protocol.resize_short or self.model.resize_short
+            short = self.protocol.resize_short or self.model.image_size + RELEASED_EVAL_MARGIN
             return center_crop_view(image, mask, resize_short=short, crop=self.model.image_size)
         check_image("image", image)
         if mask is not None:
