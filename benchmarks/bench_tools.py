@@ -142,8 +142,13 @@ def rows_guided_filter(photos, soft, rounds: int) -> list[dict]:
                 guided_filter(g, s, radius=r, eps=eps, border=border)
         return run
 
+    def forward_backward():
+        guided_filter(g, s_grad, radius=r, eps=eps).sum().backward()
+        s_grad.grad = None
+
     times = interleaved({"count": fast("count"), "reflect": fast("reflect"), "opencv": opencv,
-                         "torch": lambda: guided_filter(g, s_grad, radius=r, eps=eps)}, rounds)
+                         "torch": lambda: guided_filter(g, s_grad, radius=r, eps=eps),
+                         "torch_fb": forward_backward}, rounds)
     ref = times["opencv"] / 8
     rows = [
         _row("guided filter, 8 x 320², count border (the paper's), `refine` / teacher path", times["count"] / 8,
@@ -152,6 +157,8 @@ def rows_guided_filter(photos, soft, rounds: int) -> list[dict]:
              "OpenCV ximgproc.guidedFilter, looped", ref, "<= 1.0", unit="ms/img"),
         _row("guided filter, 8 x 320², differentiable path (autograd; on a CPU the OpenCV function), forward", times["torch"] / 8,
              "OpenCV ximgproc.guidedFilter, looped", ref, "<= 2.0", unit="ms/img"),
+        _row("the same, forward and backward (gradient of the mask; OpenCV has no backward)", times["torch_fb"] / 8,
+             "OpenCV ximgproc.guidedFilter forward, looped", ref, "-", unit="ms/img"),
     ]
     big_guide = resized([photos[0].mean(axis=2) / 255], 1024)[0]
     big_src = resized([soft[0]], 1024)[0]

@@ -109,8 +109,9 @@ def test_read_checkpoint_derives_the_head_from_the_backbone(tmp_path):
 def test_protocol_registry_and_validation():
     assert set(PROTOCOLS) == {"default", "official"}
     assert PROTOCOLS["default"] == EvalProtocol("eval", "batch", "full", 8, None)
-    # the released code's protocol (docs/paper_and_code.md#evaluation-protocol)
-    assert PROTOCOLS["official"] == EvalProtocol("train", "batch", "center320", 8, 335)
+    # the released code's protocol (docs/paper_and_code.md#evaluation-protocol); resize_short None:
+    # image_size + 15, i.e. 335 for the paper's 320
+    assert PROTOCOLS["official"] == EvalProtocol("train", "batch", "center320", 8, None)
     for bad in (dict(bn_mode="test"), dict(polarity="pixel"), dict(resolution="half"),
                 dict(batch_size=0), dict(resize_short=0)):
         with pytest.raises(InputError):
