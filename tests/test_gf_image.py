@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from paperlib.checks import InputError
-from paperlib.refine.gf_image import guided_filter_image
+from paperlib.refine.gf_image import guided_filter_image, guided_filter_images
 from paperlib.refine.guided_filter import guided_filter
 from paperlib.refine.settings import BORDERS, PAPER_GF
 
@@ -104,6 +104,29 @@ def test_out_receives_q_and_is_checked(rng):
             guided_filter_image(guide, src, out=out)
 
 
+@pytest.mark.parametrize("n, shape, radius, border", [(8, (48, 64), 9, "count"), (5, (33, 20), 9, "count"),
+                                                     (6, (40, 40), 4, "reflect"), (4, (7, 90), 9, "count"),
+                                                     (3, (30, 30), 2, "reflect_101")])
+def test_a_stack_four_at_a_time_equals_one_at_a_time(rng, n, shape, radius, border):
+    """Four images as the channels of one (the border bands, their meeting in thin images and a
+    remainder of 1-3 images included) give each image's own q, and the float64 filter's."""
+    guides = np.stack([_smooth(rng, shape, 1.5) * rng.uniform(0.2, 3) + rng.uniform(-1, 1) for _ in range(n)])
+    srcs = rng.random((n,) + shape).astype(np.float32)
+    got = guided_filter_images(guides, srcs, radius=radius, border=border)
+    assert got.shape == (n,) + shape and got.dtype == np.float32
+    for i in range(n):
+        one = guided_filter_image(guides[i], srcs[i], radius=radius, border=border)
+        np.testing.assert_allclose(got[i], one, atol=1e-6)
+        np.testing.assert_allclose(got[i], _torch64(guides[i], srcs[i], radius=radius, border=border), atol=1e-5)
+    out = np.empty((n,) + shape, np.float32)
+    assert guided_filter_images(guides, srcs, radius=radius, border=border, out=out) is out
+    np.testing.assert_array_equal(out, got)
+    with pytest.raises(InputError, match="one shape"):
+        guided_filter_images(guides, srcs[:, :, :3])
+    with pytest.raises(InputError, match="share memory"):
+        guided_filter_images(guides, srcs, out=srcs)
+
+
 def test_the_torch_filter_takes_this_path_on_cpu_float32(rng, monkeypatch):
     """guided_filter on CPU float32 runs image by image here: without gradients for every border
     (the teacher's target), with gradients for the count border; in float64, with a colour guide
@@ -111,13 +134,13 @@ def test_the_torch_filter_takes_this_path_on_cpu_float32(rng, monkeypatch):
     import paperlib.refine.guided_filter as gf_module
 
     calls = []
-    real = gf_module.guided_filter_image
+    real = gf_module.guided_filter_images
 
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
+    def counting(guides, *args, **kwargs):
+        calls.extend([1] * len(guides))                              # one per image filtered
+        return real(guides, *args, **kwargs)
 
-    monkeypatch.setattr(gf_module, "guided_filter_image", counting)
+    monkeypatch.setattr(gf_module, "guided_filter_images", counting)
     guide = torch.from_numpy(np.stack([_smooth(rng, (30, 40)) for _ in range(2)]))[:, None]
     src = torch.rand(2, 3, 30, 40, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

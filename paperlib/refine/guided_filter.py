@@ -37,7 +37,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from ..checks import check_tensor, is_int, is_number, require
-from .gf_image import guided_filter_image, guided_filter_image_vjp
+from .gf_image import guided_filter_image, guided_filter_image_vjp, guided_filter_images
 from .settings import BORDERS, PAPER_GF, GuidedFilterSettings, check_radius, check_settings  # noqa: F401 (re-exported)
 
 
@@ -230,11 +230,10 @@ def _guided_filter_opencv(guide: torch.Tensor, src: torch.Tensor, radius: int, e
     """:func:`guided_filter` image by image and channel by channel through OpenCV, in float32."""
     I = guide.detach().to(torch.float32).numpy()      # (B, 1, H, W)
     p = src.detach().to(torch.float32).numpy()        # (B, C, H, W)
-    q = np.empty(p.shape, np.float32)
-    for b in range(p.shape[0]):
-        for c in range(p.shape[1]):
-            guided_filter_image(I[b, 0], p[b, c], radius=radius, eps=eps, border=border, out=q[b, c])
-    return torch.from_numpy(q).to(src.dtype)
+    B, C, H, W = p.shape
+    guides = I[:, 0] if C == 1 else np.repeat(I[:, 0], C, axis=0)   # (B C, H, W): each channel its guide
+    q = guided_filter_images(guides, p.reshape(B * C, H, W), radius=radius, eps=eps, border=border)
+    return torch.from_numpy(q.reshape(B, C, H, W)).to(src.dtype)
 
 
 class _OpenCVGuidedFilter(torch.autograd.Function):
