@@ -37,7 +37,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from ..checks import check_tensor, is_int, is_number, require
-from .gf_image import guided_filter_image, guided_filter_image_vjp, guided_filter_images
+from .gf_image import guided_filter_image_vjp, guided_filter_images
 from .settings import BORDERS, PAPER_GF, GuidedFilterSettings, check_radius, check_settings  # noqa: F401 (re-exported)
 
 
