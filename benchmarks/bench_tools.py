@@ -146,14 +146,22 @@ def rows_guided_filter(photos, soft, rounds: int) -> list[dict]:
         guided_filter(g, s_grad, radius=r, eps=eps).sum().backward()
         s_grad.grad = None
 
-    times = interleaved({"count": fast("count"), "reflect": fast("reflect"), "opencv": opencv,
-                         "torch": lambda: guided_filter(g, s_grad, radius=r, eps=eps),
+    def one_by_one():
+        for guide, src in zip(guides, srcs):
+            guided_filter_image(guide, src, radius=r, eps=eps)
+
+    times = interleaved({"count": fast("count"), "reflect": fast("reflect"), "single": one_by_one,
+                         "opencv": opencv, "torch": lambda: guided_filter(g, s_grad, radius=r, eps=eps),
                          "torch_fb": forward_backward}, rounds)
     ref = times["opencv"] / 8
     rows = [
-        _row("guided filter, 8 x 320², count border (the paper's), `refine` / teacher path", times["count"] / 8,
+        _row("guided filter, 8 x 320², count border (the paper's), a batch: the crop-zoom teacher's target "
+             "(four images per OpenCV call)", times["count"] / 8,
              "OpenCV ximgproc.guidedFilter, looped", ref, "<= 1.0", unit="ms/img"),
         _row("the same, reflect border (OpenCV's rule)", times["reflect"] / 8,
+             "OpenCV ximgproc.guidedFilter, looped", ref, "<= 1.0", unit="ms/img"),
+        _row("the same 8 images one at a time, count border: the path of `refine`, `segment`, "
+             "`eval --refine gf`", times["single"] / 8,
              "OpenCV ximgproc.guidedFilter, looped", ref, "<= 1.0", unit="ms/img"),
         _row("guided filter, 8 x 320², differentiable path (autograd; on a CPU the OpenCV function), forward", times["torch"] / 8,
              "OpenCV ximgproc.guidedFilter, looped", ref, "<= 2.0", unit="ms/img"),

@@ -153,10 +153,14 @@ def write_mask_png(path: str | Path, mask: np.ndarray) -> None:
     """
     import cv2
 
-    mask = np.asarray(mask, dtype=np.float64)
+    mask = np.asarray(mask)
     if mask.ndim != 2 or 0 in mask.shape:
         raise InputError(f"{path}: a mask must be 2-D (H, W) with H, W >= 1, got shape {mask.shape}")
-    arr = np.rint(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)
+    # 255 m in float64 is exact for float32 m, so clipping to [0, 255] after the scaling is
+    # clipping to [0, 1] before it; one array, written in place.
+    levels = np.multiply(mask, 255.0, dtype=np.float64)
+    np.clip(levels, 0.0, 255.0, out=levels)
+    arr = np.rint(levels, out=levels).astype(np.uint8)
     ok, encoded = cv2.imencode(".png", arr)
     if not ok:
         raise InputError(f"{path}: OpenCV could not encode a {arr.shape} mask as PNG")

@@ -45,7 +45,7 @@ def _border_factors(n: int, radius: int) -> np.ndarray:
     return factors
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=64)
 def _border_plan(planes: int, H: int, W: int, radius: int, channels: int = 1) -> tuple[np.ndarray, ...]:
     """The count border's factors for ``planes`` stacked (H, W) means, or (H, W, channels) means
     with their channels interleaved, both sides > 2r: (top band (r, W c), bottom band (r, W c),
@@ -60,12 +60,13 @@ def _border_plan(planes: int, H: int, W: int, radius: int, channels: int = 1) ->
     cols = np.repeat(_border_factors(W, radius), channels)     # (W c,): each channel of a pixel alike
     r, band = radius, radius * channels
     top, bottom = rows[:r] * cols, rows[H - r:] * cols
-    inside = np.zeros(H, bool)
-    inside[r:H - r] = True                          # rows whose side bands the runs scale
-    runs = np.ones((planes * H - 1, 2 * band), np.float32)
-    above, below = np.tile(inside, planes)[:-1], np.tile(inside, planes)[1:]   # rows k-1 and k
-    runs[above, :band] = cols[len(cols) - band:]   # the right band of the row above the boundary
-    runs[below, band:] = cols[:band]               # the left band of the row below it
+    # One run per row k of the stack (the boundary above it; the first is dropped): its second
+    # half is row k's left band, its first half row k-1's right band, where those rows lie
+    # between the top and bottom bands of their plane (r > 0, so a plane's first row never does).
+    runs = np.ones((planes, H, 2 * band), np.float32)
+    runs[:, r:H - r, band:] = cols[:band]
+    runs[:, r + 1:H - r + 1, :band] = cols[len(cols) - band:]
+    runs = runs.reshape(planes * H, 2 * band)[1:]
     for table in (top, bottom, runs):
         table.flags.writeable = False
     return top, bottom, runs
@@ -99,23 +100,19 @@ def _count_border(means: np.ndarray, radius: int, channels: int = 1) -> None:
     cv2.multiply(side, runs, dst=side)     # in place (OpenCV walks the rows by their stride)
 
 
-# Scratch arrays, one set per thread and image shape (the last few shapes): a filter call writes
-# into arrays that are already mapped, where fresh ones would cost a page fault per 4 KiB.
+# Scratch memory, one buffer per thread, grown to the largest call so far and viewed in the shape
+# each call needs: a filter call writes into pages that are already mapped, where fresh arrays
+# would cost a page fault per 4 KiB (photos of a folder come in many sizes). A call's workspace
+# is only valid until the next call that takes one.
 _scratch = threading.local()
-_SCRATCH_SHAPES = 2
 
 
 def _workspace(shape: tuple[int, ...]) -> np.ndarray:
-    sets = getattr(_scratch, "sets", None)
-    if sets is None:
-        sets = _scratch.sets = {}
-    if shape in sets:
-        sets[shape] = sets.pop(shape)      # the most recently used last
-    else:
-        while len(sets) >= _SCRATCH_SHAPES:
-            sets.pop(next(iter(sets)))     # the least recently used
-        sets[shape] = np.empty(shape, np.float32)
-    return sets[shape]
+    size = int(np.prod(shape))
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.size < size:
+        buffer = _scratch.buffer = np.empty(size, np.float32)
+    return buffer[:size].reshape(shape)
 
 
 def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAPER_GF.radius,

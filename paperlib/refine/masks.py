@@ -43,8 +43,9 @@ ERASED_SHARE = 0.1
 def erased(before: np.ndarray, after: np.ndarray) -> bool:
     """True when ``before`` has a foreground (>= 0.5) and under :data:`ERASED_SHARE` of its
     share of the image is left in ``after`` (either may be at any size)."""
-    share = float(np.mean(np.asarray(before) >= 0.5))
-    return share > 0 and float(np.mean(np.asarray(after) >= 0.5)) < ERASED_SHARE * share
+    before, after = np.asarray(before), np.asarray(after)
+    share = np.count_nonzero(before >= 0.5) / max(before.size, 1)     # counted: a mean of bools
+    return share > 0 and np.count_nonzero(after >= 0.5) / max(after.size, 1) < ERASED_SHARE * share
 
 
 def warn_erased(method: str, stems: list[str], total: int) -> None:
@@ -123,6 +124,9 @@ def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings, *,
     H, W = mask.shape
     rows = max(1, tile_pixels // W)
     halo = 2 * gf.radius
+    if rows >= H:           # one strip: the filter's own result
+        guide = cv2.transform(image.astype(np.float32), _GRAY_MEAN)
+        return guided_filter_image(guide, mask, radius=gf.radius, eps=gf.eps, border=gf.border)
     out = np.empty((H, W), np.float32)
     for top in range(0, H, rows):
         lo, hi = max(0, top - halo), min(H, top + rows + halo)
