@@ -386,6 +386,27 @@ def markdown(rows: list[dict], machine: str, command: str, rates: list[dict] = (
     return "\n".join(lines) + "\n"
 
 
+def steady_allocator() -> bool:
+    """Tell glibc's malloc to keep freed memory (no trimming, no mmap for buffers under 32 MiB).
+
+    Code that allocates image-sized temporaries on every call, as OpenCV's guidedFilter does, runs
+    at a speed that depends on the allocator's state: in a fresh script glibc hands its 4 MiB
+    temporaries back to the OS after each 1024 x 1024 call (39 ms a call here), in a process
+    whose heap happens to stay occupied it reuses them (16 ms). Fixing the thresholds puts every
+    contender in the second, fastest state for the whole run, whatever the rows before did; it
+    can only flatter the reference tools (paperlib keeps its scratch memory between calls).
+    Returns False where there is no glibc (the rows are then timed as the allocator falls).
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3         # glibc's malloc.h
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="rounds per row (median taken)")
@@ -406,8 +427,11 @@ def main(argv=None) -> int:
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+    steady = steady_allocator()
     only = set(args.only.split(","))
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, OpenCV {cv2.__version__}"
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, "
+               f"OpenCV {cv2.__version__}, " + ("glibc malloc keeping freed memory (steady_allocator)" if steady
+                                                else "the platform's malloc as it comes"))
     rows, rates = [], []
     have_data = (args.data / "DUTS-TE" / "DUTS-TE-Image").is_dir()
     if not have_data:
