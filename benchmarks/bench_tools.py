@@ -390,9 +390,9 @@ def steady_allocator() -> bool:
     """Tell glibc's malloc to keep freed memory (no trimming, no mmap for buffers under 32 MiB).
 
     Code that allocates image-sized temporaries on every call, as OpenCV's guidedFilter does, runs
-    at a speed that depends on the allocator's state: in a fresh script glibc hands its 4 MiB
-    temporaries back to the OS after each 1024 x 1024 call (39 ms a call here), in a process
-    whose heap happens to stay occupied it reuses them (16 ms). Fixing the thresholds puts every
+    at a speed that depends on the allocator's state: when glibc hands its 4 MiB temporaries back
+    to the OS after each 1024 x 1024 call it took 32-35 ms a call in earlier runs of this script,
+    when it keeps them 16-18 ms. Fixing the thresholds puts every
     contender in the second, fastest state for the whole run, whatever the rows before did; it
     can only flatter the reference tools (paperlib keeps its scratch memory between calls).
     Returns False where there is no glibc (the rows are then timed as the allocator falls).

@@ -8,7 +8,7 @@ and max F-beta can be read off one table.
 
     ScoringProtocol                        how (pred, gt) pairs become Acc, IoU, max F-beta
     CONVENTIONS, NAMED_PROTOCOLS           the single changes, and the other codebases' protocols
-    center_frame(image, pred, gt)          the released code's 335 + 320 centre crop of a pair
+    center_frame(image, pred, gt, crop)    the released code's centre crop of a pair (320 of 335)
     prepare_pair(pred, gt, protocol)       the pair a protocol scores: frame, 8 bits, stretch, GT rule
     ProtocolScorer                         one protocol's streaming scores
     protocols_for(method, names)           the protocols that apply to a method

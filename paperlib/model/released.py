@@ -105,7 +105,7 @@ class ReleasedHeadSpec:
     patch_size: int = 8          # segmenterNetRGB(..., patch_size=8): three x2 decoder stages
     backbone: str = "dino_vits8"  # DINO ViT-S/8, the only backbone with dim 384 and patch 8 they use
     image_size: int = 320        # trained and evaluated on 320 x 320 inputs (a 40 x 40 grid)
-    resize_short: int = 335      # the released code's short-side resize before its 320 crop
+    resize_short: int = 335      # the released code's short-side resize (img_size + 15) before its crop
 
     def config(self) -> dict:
         """The ``config`` entry of a ``paperlib-sempart-1`` checkpoint holding a released head."""

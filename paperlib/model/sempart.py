@@ -43,7 +43,8 @@ class SempartModel(nn.Module):
         head: the trained :class:`SempartHead`.
         backbone: the frozen :class:`Backbone` whose keys the head reads.
         image_size: the square input side the head was trained at (320).
-        resize_short: the short-side resize before the centre crop of the released protocol (335).
+        resize_short: the short side training resized to before its random crop (kept for
+            provenance; the released evaluation frame uses image_size + 15 instead).
         config: the checkpoint's config (a plain dict), kept for provenance.
         step, epoch: the training step and epoch of the checkpoint, or None.
     """
@@ -208,7 +209,8 @@ def save_sempart(path: str | Path, head: SempartHead, *, backbone: str, image_si
         head: the trained head (its state dict is moved to the CPU).
         backbone: the backbone's registry name.
         image_size: the square training input side (320, docs/paper_and_code.md#training).
-        resize_short: the released protocol's short-side resize before the crop (335).
+        resize_short: the training resize's short side (provenance; 355 by default, 335 in the
+            released code).
         step, epoch: training progress, or None.
         config: further plain config entries to record (e.g. loss weights, learning rate).
     """

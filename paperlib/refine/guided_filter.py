@@ -227,7 +227,8 @@ def _takes_opencv_path(guide: torch.Tensor, src: torch.Tensor, dtype: torch.dtyp
 
 def _guided_filter_opencv(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float,
                           border: str) -> torch.Tensor:
-    """:func:`guided_filter` image by image and channel by channel through OpenCV, in float32."""
+    """:func:`guided_filter` through OpenCV in float32: every (image, channel) plane with its
+    image's guide, four planes at a time (:func:`paperlib.refine.gf_image.guided_filter_images`)."""
     I = guide.detach().to(torch.float32).numpy()      # (B, 1, H, W)
     p = src.detach().to(torch.float32).numpy()        # (B, C, H, W)
     B, C, H, W = p.shape
