@@ -305,7 +305,7 @@ def guided_filter_image_vjp(guide: np.ndarray, src: np.ndarray, grad: np.ndarray
         return cv2.boxFilter(scaled, cv2.CV_32F, size, normalize=True, borderType=cv2.BORDER_CONSTANT)
 
     # q does not change when I moves by a constant, so neither do the gradients: centre it.
-    I = np.asarray(guide, np.float32) - np.float32(guide[::7, ::7].mean(dtype=np.float64))
+    I = np.asarray(guide, np.float32) - _centre(guide)
     p = np.ascontiguousarray(src, dtype=np.float32)
     g = np.ascontiguousarray(grad, dtype=np.float32)
     mean_I, mean_p = box(I), box(p)

@@ -124,15 +124,15 @@ def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings, *,
     H, W = mask.shape
     rows = max(1, tile_pixels // W)
     halo = 2 * gf.radius
-    if rows >= H:           # one strip: the filter's own result
-        guide = cv2.transform(image.astype(np.float32), _GRAY_MEAN)
-        return guided_filter_image(guide, mask, radius=gf.radius, eps=gf.eps, border=gf.border)
-    out = np.empty((H, W), np.float32)
+    out = None
     for top in range(0, H, rows):
         lo, hi = max(0, top - halo), min(H, top + rows + halo)
         # The paper's guide: R, G, B rescaled to [0, 1], then averaged (Sec. 5.1).
         guide = cv2.transform(image[lo:hi].astype(np.float32), _GRAY_MEAN)          # (h, W)
         strip = guided_filter_image(guide, mask[lo:hi], radius=gf.radius, eps=gf.eps, border=gf.border)
+        if hi - lo == H:    # one strip covers the image: the filter's own result, no copy
+            return strip
+        out = np.empty((H, W), np.float32) if out is None else out
         out[top:min(H, top + rows)] = strip[top - lo:top - lo + rows]
     return out
 
