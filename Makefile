@@ -24,8 +24,9 @@ help:
 	@echo "make book   the executed notebooks of results/notebooks/\$$(TAG) as a static site (TAG=smoke)"
 	@echo "make clean  remove results and caches (keeps .venv)"
 
-# The environment is rebuilt when missing or older than pyproject.toml.
-$(STAMP): pyproject.toml
+# The environment is rebuilt when missing or older than pyproject.toml, or than setup.py and the
+# C kernel it compiles (paperlib/refine/_gf_count.c; the editable install builds it in place).
+$(STAMP): pyproject.toml setup.py paperlib/refine/_gf_count.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -e ".[dev,notebooks]"

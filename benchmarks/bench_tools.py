@@ -121,7 +121,8 @@ def rows_guided_filter(photos, soft, rounds: int) -> list[dict]:
     import cv2.ximgproc  # noqa: F401
     import torch
 
-    from paperlib.refine.gf_image import guided_filter_image
+    from paperlib.refine import gf_image
+    from paperlib.refine.gf_image import KERNEL, guided_filter_image
     from paperlib.refine.guided_filter import guided_filter
     from paperlib.refine.settings import PAPER_GF
 
@@ -150,29 +151,48 @@ def rows_guided_filter(photos, soft, rounds: int) -> list[dict]:
         for guide, src in zip(guides, srcs):
             guided_filter_image(guide, src, radius=r, eps=eps)
 
-    times = interleaved({"count": fast("count"), "reflect": fast("reflect"), "single": one_by_one,
-                         "opencv": opencv, "torch": lambda: guided_filter(g, s_grad, radius=r, eps=eps),
-                         "torch_fb": forward_backward}, rounds)
+    def without_kernel():     # an install without a C compiler: OpenCV's box filters
+        kernel, gf_image._gf_count = gf_image._gf_count, None
+        try:
+            one_by_one()
+        finally:
+            gf_image._gf_count = kernel
+
+    # The count border's path: the compiled kernel where this install has it (setup.py).
+    path = "compiled kernel" if KERNEL else "OpenCV box filters, no compiled kernel in this install"
+    candidates = {"count": fast("count"), "reflect": fast("reflect"), "single": one_by_one,
+                  "opencv": opencv, "torch": lambda: guided_filter(g, s_grad, radius=r, eps=eps),
+                  "torch_fb": forward_backward}
+    if KERNEL:
+        candidates["no_kernel"] = without_kernel
+    times = interleaved(candidates, rounds)
     ref = times["opencv"] / 8
     rows = [
-        _row("guided filter, 8 x 320², count border (the paper's), a batch: the crop-zoom teacher's target "
-             "(four images per OpenCV call)", times["count"] / 8,
+        _row(f"guided filter, 8 x 320², count border (the paper's), a batch: the crop-zoom teacher's target "
+             f"({path})", times["count"] / 8,
              "OpenCV ximgproc.guidedFilter, looped", ref, "<= 1.0", unit="ms/img"),
-        _row("the same, reflect border (OpenCV's rule)", times["reflect"] / 8,
+        _row("the same, reflect border (OpenCV's rule; OpenCV box filters, four images per call)", times["reflect"] / 8,
              "OpenCV ximgproc.guidedFilter, looped", ref, "<= 1.0", unit="ms/img"),
-        _row("the same 8 images one at a time, count border: the path of `refine`, `segment`, "
-             "`eval --refine gf`", times["single"] / 8,
+        _row(f"the same 8 images one at a time, count border: the path of `refine`, `segment`, "
+             f"`eval --refine gf` ({path})", times["single"] / 8,
              "OpenCV ximgproc.guidedFilter, looped", ref, "<= 1.0", unit="ms/img"),
-        _row("guided filter, 8 x 320², differentiable path (autograd; on a CPU the OpenCV function), forward", times["torch"] / 8,
-             "OpenCV ximgproc.guidedFilter, looped", ref, "<= 2.0", unit="ms/img"),
-        _row("the same, forward and backward (gradient of the mask; OpenCV has no backward)", times["torch_fb"] / 8,
+    ]
+    if KERNEL:
+        rows.append(_row("the same without the compiled kernel (an install without a C compiler: "
+                         "OpenCV box filters)", times["no_kernel"] / 8,
+                         "OpenCV ximgproc.guidedFilter, looped", ref, "-", unit="ms/img"))
+    rows += [
+        _row(f"guided filter, 8 x 320², differentiable path (autograd; on a CPU the forward by the {path}), "
+             "forward", times["torch"] / 8, "OpenCV ximgproc.guidedFilter, looped", ref, "<= 2.0", unit="ms/img"),
+        _row("the same, forward and backward (gradient of the mask, by OpenCV box filters; OpenCV has no "
+             "backward)", times["torch_fb"] / 8,
              "OpenCV ximgproc.guidedFilter forward, looped", ref, "-", unit="ms/img"),
     ]
     big_guide = resized([photos[0].mean(axis=2) / 255], 1024)[0]
     big_src = resized([soft[0]], 1024)[0]
     times = interleaved({"ours": lambda: guided_filter_image(big_guide, big_src, radius=r, eps=eps),
                          "opencv": lambda: cv2.ximgproc.guidedFilter(big_guide, big_src, r, eps)}, rounds)
-    rows.append(_row("guided filter, 1024², count border, `refine` path", times["ours"],
+    rows.append(_row(f"guided filter, 1024², count border, `refine` path ({path})", times["ours"],
                      "OpenCV ximgproc.guidedFilter", times["opencv"], "<= 1.0", unit="ms"))
     return rows
 
@@ -427,11 +447,14 @@ def main(argv=None) -> int:
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+    from paperlib.refine.gf_image import KERNEL
+
     steady = steady_allocator()
     only = set(args.only.split(","))
     machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, "
-               f"OpenCV {cv2.__version__}, " + ("glibc malloc keeping freed memory (steady_allocator)" if steady
-                                                else "the platform's malloc as it comes"))
+               f"OpenCV {cv2.__version__}, guided-filter kernel {'compiled' if KERNEL else 'not compiled'}, "
+               + ("glibc malloc keeping freed memory (steady_allocator)" if steady
+                  else "the platform's malloc as it comes"))
     rows, rates = [], []
     have_data = (args.data / "DUTS-TE" / "DUTS-TE-Image").is_dir()
     if not have_data:

@@ -1,5 +1,6 @@
-"""paperlib.refine.gf_image: the float32 OpenCV guided filter that masks take, against the torch
-filter (float64), a per-window reference, and OpenCV's own ximgproc.guidedFilter."""
+"""paperlib.refine.gf_image: the float32 guided filter that masks take (the compiled count-border
+kernel where built, OpenCV's box filter otherwise: every forward test runs on both paths), against
+the torch filter (float64), a per-window reference, and OpenCV's own ximgproc.guidedFilter."""
 
 from __future__ import annotations
 
@@ -10,9 +11,21 @@ import pytest
 import torch
 
 from paperlib.checks import InputError
+from paperlib.refine import gf_image
 from paperlib.refine.gf_image import guided_filter_image, guided_filter_images
 from paperlib.refine.guided_filter import guided_filter
 from paperlib.refine.settings import BORDERS, PAPER_GF
+
+
+@pytest.fixture(params=["kernel", "opencv"])
+def path(request, monkeypatch):
+    """The filter's path for one run of a test: the compiled kernel (skipped where this install
+    has none) or OpenCV's box filters (the kernel hidden)."""
+    if request.param == "kernel" and not gf_image.KERNEL:
+        pytest.skip("the compiled guided-filter kernel is not built in this install")
+    if request.param == "opencv":
+        monkeypatch.setattr(gf_image, "_gf_count", None)
+    return request.param
 
 
 def _smooth(rng, shape, sigma=3.0) -> np.ndarray:
@@ -28,9 +41,10 @@ def _torch64(guide, src, **kw) -> np.ndarray:
 
 @pytest.mark.parametrize("border", BORDERS)
 @pytest.mark.parametrize("shape, radius", [((48, 64), 9), ((7, 5), 9), ((1, 1), 3), ((1, 30), 4),
-                                           ((30, 1), 2), ((33, 17), 0), ((20, 20), 25)])
-def test_equals_the_torch_filter_in_float64(rng, shape, radius, border):
-    """Every border rule, radii past the image (mirrored periodically), 1-pixel axes, r = 0."""
+                                           ((30, 1), 2), ((33, 17), 0), ((20, 20), 25), ((12, 16), 23170)])
+def test_equals_the_torch_filter_in_float64(rng, shape, radius, border, path):
+    """Every border rule, radii past the image (mirrored periodically), 1-pixel axes, r = 0, and
+    windows of 46341 pixels a side, where OpenCV's normalised box filter overflows its count."""
     guide, src = _smooth(rng, shape, 1.5), rng.random(shape).astype(np.float32)
     for eps in (1e-3, 1e-1):
         ours = guided_filter_image(guide, src, radius=radius, eps=eps, border=border)
@@ -40,7 +54,7 @@ def test_equals_the_torch_filter_in_float64(rng, shape, radius, border):
         np.testing.assert_allclose(ours, src, atol=1e-6)           # a 1x1 window returns src
 
 
-def test_a_constant_guide_gives_the_box_mean_of_src(rng):
+def test_a_constant_guide_gives_the_box_mean_of_src(rng, path):
     """var_I = cov_Ip = 0: a = 0, b = mean_p, q = the mean of mean_p (count border)."""
     src = rng.random((40, 50)).astype(np.float32)
     q = guided_filter_image(np.full((40, 50), 0.3, np.float32), src, radius=3, eps=1e-3)
@@ -61,7 +75,7 @@ def test_reflect_border_equals_opencv_ximgproc(rng):
 
 
 @pytest.mark.realdata
-def test_on_real_photos_at_the_paper_settings(real_data_root):
+def test_on_real_photos_at_the_paper_settings(real_data_root, path):
     """The path refine runs: a DUTS-TE photo's gray guide and its mask, 1e-5 of the float64 filter."""
     from paperlib.images import list_images, read_image, read_mask
 
@@ -76,7 +90,7 @@ def test_on_real_photos_at_the_paper_settings(real_data_root):
                                    atol=1e-5)
 
 
-def test_inputs_are_checked_and_left_alone(rng):
+def test_inputs_are_checked_and_left_alone(rng, path):
     guide, src = _smooth(rng, (10, 12)), rng.random((10, 12)).astype(np.float32)
     before = (guide.copy(), src.copy())
     guided_filter_image(guide, src)
@@ -90,7 +104,7 @@ def test_inputs_are_checked_and_left_alone(rng):
         guided_filter_image(guide, src[:, :5])
 
 
-def test_out_receives_q_and_is_checked(rng):
+def test_out_receives_q_and_is_checked(rng, path):
     """``out=`` (what the batch path writes into) holds the same q; a wrong or aliased out is refused."""
     guide, src = _smooth(rng, (40, 52)), rng.random((40, 52)).astype(np.float32)
     batch = np.full((2, 40, 52), np.nan, np.float32)
@@ -107,9 +121,10 @@ def test_out_receives_q_and_is_checked(rng):
 @pytest.mark.parametrize("n, shape, radius, border", [(8, (48, 64), 9, "count"), (5, (33, 20), 9, "count"),
                                                      (6, (40, 40), 4, "reflect"), (4, (7, 90), 9, "count"),
                                                      (3, (30, 30), 2, "reflect_101")])
-def test_a_stack_four_at_a_time_equals_one_at_a_time(rng, n, shape, radius, border):
-    """Four images as the channels of one (the border bands, their meeting in thin images and a
-    remainder of 1-3 images included) give each image's own q, and the float64 filter's."""
+def test_a_stack_four_at_a_time_equals_one_at_a_time(rng, n, shape, radius, border, path):
+    """A stack gives each image's own q, and the float64 filter's: on the OpenCV path four images
+    as the channels of one (the border bands, their meeting in thin images and a remainder of 1-3
+    images included), through the kernel image by image."""
     guides = np.stack([_smooth(rng, shape, 1.5) * rng.uniform(0.2, 3) + rng.uniform(-1, 1) for _ in range(n)])
     srcs = rng.random((n,) + shape).astype(np.float32)
     got = guided_filter_images(guides, srcs, radius=radius, border=border)
@@ -188,3 +203,91 @@ def test_the_opencv_path_is_differentiable_once(rng):
     (grad,) = torch.autograd.grad(guided_filter(guide, src).sum(), src, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable|does not require grad|differentiable"):
         grad.sum().backward()
+
+
+# ------------------------------------------------------------------------- the compiled kernel
+
+def test_the_kernel_is_built_where_a_compiler_is():
+    """setup.py builds the kernel at install; where a C compiler is on the path it must be there
+    (else the install went wrong and the filter silently runs at OpenCV's speed)."""
+    import shutil
+    import sys
+
+    if sys.platform == "win32" or not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
+        pytest.skip("no C compiler here: the OpenCV path is the one installed")
+    assert gf_image.KERNEL, "the compiled guided-filter kernel is missing: rerun `pip install -e .` (or `make`)"
+
+
+@pytest.mark.parametrize("shape, radius", [((320, 320), 9), ((301, 47), 9), ((5, 400), 9), ((400, 5), 9),
+                                           ((1, 1), 9), ((1, 9), 2), ((9, 1), 2), ((19, 19), 9),
+                                           ((20, 20), 10), ((33, 21), 25), ((12, 16), 10 ** 6),
+                                           ((40, 40), 0), ((64, 48), 1)])
+def test_the_kernel_is_float32_rounding_of_the_float64_filter(rng, monkeypatch, shape, radius):
+    """The kernel (running sums in double) against the torch filter in float64, to the rounding
+    of its float32 output, where the OpenCV path (float32 arithmetic) is held to 1e-5: windows
+    cut on one side, on both, covering the whole image, a radius of a million (cut to the
+    image), guides far from [0, 1]."""
+    if not gf_image.KERNEL:
+        pytest.skip("the compiled guided-filter kernel is not built in this install")
+    for scale, offset in ((1.0, 0.0), (30.0, -500.0), (1e-3, 2.0)):
+        guide = (_smooth(rng, shape, 2.0) * scale + offset).astype(np.float32)
+        src = rng.random(shape).astype(np.float32)
+        for eps in (1e-3, 0.5):
+            exact = _torch64(guide, src, radius=radius, eps=eps)
+            kernel = guided_filter_image(guide, src, radius=radius, eps=eps)
+            np.testing.assert_allclose(kernel, exact, atol=2e-7, rtol=0, err_msg=f"scale {scale}, eps {eps}")
+            with monkeypatch.context() as patch:
+                patch.setattr(gf_image, "_gf_count", None)
+                opencv = guided_filter_image(guide, src, radius=radius, eps=eps)
+            np.testing.assert_allclose(opencv, exact, atol=1e-4 if scale > 1 else 1e-5, rtol=0)
+    if radius == 0:
+        np.testing.assert_array_equal(kernel, src)                  # a 1x1 window returns src exactly
+
+
+def test_the_kernel_takes_any_input_dtype_and_layout(rng):
+    """float64, strided and Fortran-ordered inputs are converted before the kernel reads them."""
+    guide64, src64 = _smooth(rng, (50, 70)).astype(np.float64), rng.random((50, 70))
+    expected = guided_filter_image(guide64.astype(np.float32), src64.astype(np.float32))
+    np.testing.assert_allclose(guided_filter_image(guide64, src64), expected, atol=1e-6)
+    np.testing.assert_allclose(guided_filter_image(np.asfortranarray(guide64), src64[:, ::-1][:, ::-1]),
+                               expected, atol=1e-6)
+
+
+def test_the_kernel_refuses_bad_buffers():
+    """The C function checks what it is handed (a wrong buffer would be read out of bounds)."""
+    if not gf_image.KERNEL:
+        pytest.skip("the compiled guided-filter kernel is not built in this install")
+    kernel = gf_image._gf_count
+    H, W = 12, 10
+    g, p, q = (np.zeros((H, W), np.float32) for _ in range(3))
+    scratch = np.zeros((2, H, W), np.float32)
+    kernel.filter(g, p, q, scratch, 3, 1e-3, 0.0)                # the good call
+    readonly = np.zeros((H, W), np.float32)
+    readonly.flags.writeable = False
+    for args, needle in (((g.astype(np.float64), p, q, scratch), "float32"),
+                         ((g, np.zeros((H, W - 1), np.float32), q, scratch), "one shape"),
+                         ((g, p, q[:, ::2], scratch), "C-contiguous"),
+                         ((g, p, readonly, scratch), "writable"),
+                         ((g, p, q, scratch[:1]), "2 H W"),
+                         ((g[:0], p[:0], q[:0], scratch), "H, W >= 1"),
+                         ((g[0], p[0], q[0], scratch), "one shape"),
+                         ((g, p, q, b"x" * 8 * H * W), "writable")):
+        with pytest.raises(ValueError, match=needle):
+            kernel.filter(*args, 3, 1e-3, 0.0)
+    for radius, eps in ((-1, 1e-3), (3, 0.0), (3, float("inf")), (3, float("nan"))):
+        with pytest.raises(ValueError, match="radius must be >= 0 and eps"):
+            kernel.filter(g, p, q, scratch, radius, eps, 0.0)
+
+
+def test_threads_filter_side_by_side(rng):
+    """The kernel runs without the GIL and the scratch memory is per thread: eight photos of
+    different sizes filtered on four threads equal the same filtered one after another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = [(_smooth(rng, (60 + 7 * i, 90 - 5 * i)), rng.random((60 + 7 * i, 90 - 5 * i)).astype(np.float32))
+             for i in range(8)]
+    serial = [guided_filter_image(g, s) for g, s in pairs]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda pair: guided_filter_image(*pair), pairs * 4))
+    for i, q in enumerate(threaded):
+        np.testing.assert_array_equal(q, serial[i % 8])

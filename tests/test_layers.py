@@ -51,12 +51,16 @@ def _modules() -> dict[str, Path]:
 
 
 MODULES = _modules()
+# Compiled extensions (setup.py builds each C file into a module of the same dotted name); a
+# module imports one inside a module-level try, since the build is optional.
+COMPILED = {".".join(path.relative_to(PACKAGE).with_suffix("").parts) for path in PACKAGE.rglob("*.c")}
 
 
 def _imports(name: str, path: Path) -> list[tuple[str, list[str], bool]]:
     """(imported module, names, at module top) for every import of a package module."""
     tree = ast.parse(path.read_text())
     top = {id(node) for node in tree.body}
+    top |= {id(node) for block in tree.body if isinstance(block, ast.Try) for node in block.body}
     package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
     found = []
     for node in ast.walk(tree):
@@ -70,7 +74,8 @@ def _imports(name: str, path: Path) -> list[tuple[str, list[str], bool]]:
                 continue
             names = [a.name for a in node.names]
             # `from . import module` imports the module itself
-            mods = [f"{target}.{n}".strip(".") for n in names if f"{target}.{n}".strip(".") in MODULES]
+            mods = [f"{target}.{n}".strip(".") for n in names
+                    if f"{target}.{n}".strip(".") in MODULES.keys() | COMPILED]
             if mods:
                 found += [(m, [], id(node) in top) for m in mods]
             else:

@@ -5,18 +5,28 @@
     window means, border rules and centering of :func:`paperlib.refine.guided_filter.guided_filter`
     (equal to it within float32 rounding, about 1e-6 on masks in [0, 1]; tested).
 ``guided_filter_images(guides, srcs, *, radius, eps, border, out=None) -> ndarray``
-    the same for a stack (n, H, W), four images at a time as the channels of one (a batch's path).
+    the same for a stack (n, H, W) (a batch's path): image by image through the kernel, or four
+    images at a time as the channels of one through OpenCV.
 ``guided_filter_image_vjp(guide, src, grad, *, radius, eps, need_guide) -> (grad_guide, grad_src)``
     the gradients of that filter (count border), so that
     :func:`paperlib.refine.guided_filter.guided_filter` keeps this speed when it is differentiated.
 
 Why a second implementation: ``refine``, ``segment`` and ``eval --refine gf`` filter one photo
 at a time on the CPU, where torch's cumulative-sum box means cost about five times OpenCV's
-``ximgproc.guidedFilter`` and importing torch alone takes seconds. Here every window sum is
-``cv2.boxFilter`` (running sums in double precision inside OpenCV, so float32 loses nothing to
-long sums) and the rest is a handful of NumPy operations written into scratch arrays kept per
-thread. The torch filter stays the one for colour guides, float64, reflect borders under
-autograd and GPUs; on a CPU the count-border gray filter is differentiated here too.
+``ximgproc.guidedFilter`` and importing torch alone takes seconds. The torch filter stays the one
+for colour guides, float64, reflect borders under autograd and GPUs; on a CPU the count-border
+gray filter is differentiated here too.
+
+Two paths give the same q (within float32 rounding; both tested):
+
+- the compiled kernel ``paperlib/refine/_gf_count.c`` for the count border (the paper's): the
+  six window sums as running sums in double precision, a, b and q formed row by row, the image
+  read twice; built at install when a C compiler is there (``setup.py``), about 0.65x the time of
+  OpenCV's guided filter. :data:`KERNEL` says whether this install has it.
+- OpenCV otherwise (no compiler, or the reflect borders): every window sum is ``cv2.boxFilter``
+  (running sums in double precision inside OpenCV) and the rest a handful of NumPy operations
+  written into scratch arrays kept per thread; a batch goes four images at a time as the
+  channels of one.
 
 Border rules (:data:`paperlib.refine.settings.BORDERS`): ``"count"`` divides each window's sum by
 the number of its pixels inside the image (the paper's): OpenCV's mean with zeros outside,
@@ -33,6 +43,14 @@ import numpy as np
 
 from ..checks import require
 from .settings import PAPER_GF, check_settings
+
+try:        # built by setup.py where a C compiler was found at install; optional
+    from . import _gf_count
+except ImportError:
+    _gf_count = None
+
+# Whether this install has the compiled count-border kernel (see the module docstring).
+KERNEL = _gf_count is not None
 
 
 @lru_cache(maxsize=16)
@@ -141,12 +159,19 @@ def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAP
     require(guide.size > 0, f"guide and src must have at least one row and column, got shape {guide.shape}")
     check_settings(radius, eps, border)
     radius, eps = int(radius), float(eps)
+    if border == "count":
+        radius = _count_radius(radius, guide.shape)
     p = np.ascontiguousarray(src, dtype=np.float32)
     if out is None:
         q = np.empty(guide.shape, np.float32)
     else:
         _check_out(out, guide.shape, guide, src)
         q = out
+    if border == "count" and _gf_count is not None:
+        # The kernel centres the guide itself (on the same constant) and needs a and b: 2 H W.
+        _gf_count.filter(np.ascontiguousarray(guide, np.float32), p, q, _workspace((2,) + guide.shape),
+                         radius, eps, float(_centre(guide)))
+        return q
     scratch = _workspace((6,) + guide.shape)
     I = scratch[5]
     # Centering I on any constant is exact (a and q do not change; the box weights sum to 1), and
@@ -159,9 +184,10 @@ def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAP
 def guided_filter_images(guides: np.ndarray, srcs: np.ndarray, *, radius: int = PAPER_GF.radius,
                          eps: float = PAPER_GF.eps, border: str = PAPER_GF.border,
                          out: np.ndarray | None = None) -> np.ndarray:
-    """:func:`guided_filter_image` on a stack of n images of one size, four at a time.
+    """:func:`guided_filter_image` on a stack of n images of one size.
 
-    Four images go through OpenCV as the four channels of one image: its box filter sums four
+    The count border with the compiled kernel (:data:`KERNEL`) filters image by image. Otherwise
+    four images go through OpenCV as the four channels of one image: its box filter sums four
     interleaved channels in a quarter less time than four single ones, and every other step is
     elementwise, so the channels never need to be taken apart until q. Each q equals the single
     image's (the same operations on the same numbers; tested). A remainder of 1-3 images is
@@ -186,11 +212,17 @@ def guided_filter_images(guides: np.ndarray, srcs: np.ndarray, *, radius: int = 
             f"guides and srcs must have at least one row and column, got shape {guides.shape}")
     check_settings(radius, eps, border)
     radius, eps = int(radius), float(eps)
+    if border == "count":
+        radius = _count_radius(radius, guides.shape[1:])
     if out is None:
         out = np.empty(guides.shape, np.float32)
     else:
         _check_out(out, guides.shape, guides, srcs)
     n, H, W = guides.shape
+    if border == "count" and _gf_count is not None:     # the kernel: one image at a time
+        for i in range(n):
+            guided_filter_image(guides[i], srcs[i], radius=radius, eps=eps, border=border, out=out[i])
+        return out
     k = _STACK
     if n >= k:          # the stack's scratch only when a group of four is there to use it
         scratch = _workspace((8, H, W, k))
@@ -227,18 +259,41 @@ def _check_out(out, shape: tuple[int, ...], *inputs: np.ndarray) -> None:
             "out must not share memory with the guide or src")
 
 
+# OpenCV's normalised box filter computes 1 / (k * k) with k * k in a 32-bit int: from k = 46341
+# (r = 23170) on it divides by an overflowed count. Wider windows are summed and scaled here.
+_WIDEST_NORMALISED = 46340
+
+
+def _box_mean(x: np.ndarray, radius: int, rule: int, out: np.ndarray | None = None) -> np.ndarray:
+    """The (2r+1) x (2r+1) window mean of x with zeros (``cv2.BORDER_CONSTANT``) or mirror
+    images outside, float32, into ``out`` when given."""
+    import cv2
+
+    k = 2 * radius + 1
+    if k <= _WIDEST_NORMALISED:
+        return cv2.boxFilter(x, cv2.CV_32F, (k, k), dst=out, normalize=True, borderType=rule)
+    out = cv2.boxFilter(x, cv2.CV_32F, (k, k), dst=out, normalize=False, borderType=rule)
+    out *= np.float32(1 / k) ** 2
+    return out
+
+
+def _count_radius(radius: int, shape: tuple[int, ...]) -> int:
+    """The count border's windows past both ends of the longer axis hold every pixel already: a
+    larger radius gives the same means, so it is cut to max(H, W) - 1 (exactly the same q)."""
+    return min(radius, max(shape) - 1)
+
+
 def _filter(I: np.ndarray, p: np.ndarray, q: np.ndarray, scratch: np.ndarray, radius: int, eps: float,
             border: str, *, channels: int) -> None:
     """q = GF(p, I) for a centred float32 guide I and input p, each (H, W) or (H, W, channels)
     with one image per channel, into q; ``scratch``: (5,) + I.shape float32, overwritten."""
     import cv2
 
-    size = (2 * radius + 1, 2 * radius + 1)
     rule = {"count": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT,
             "reflect_101": cv2.BORDER_REFLECT_101}[border]
 
     def box(x: np.ndarray, out: np.ndarray) -> None:
-        cv2.boxFilter(x, cv2.CV_32F, size, dst=out, normalize=True, borderType=rule)
+        _box_mean(x, radius, rule, out)
 
     means = scratch[:4]                                    # one stack: one border rescale for four
     mean_I, mean_p, corr_Ip, var = means
@@ -291,18 +346,17 @@ def guided_filter_image_vjp(guide: np.ndarray, src: np.ndarray, grad: np.ndarray
             f"guide, src and grad must be (H, W) arrays of one shape, got {guide.shape}, "
             f"{src.shape} and {grad.shape}")
     check_settings(radius, eps, "count")
-    radius, eps = int(radius), float(eps)
-    size = (2 * radius + 1, 2 * radius + 1)
+    radius, eps = _count_radius(int(radius), guide.shape), float(eps)
 
     def box(x: np.ndarray) -> np.ndarray:               # B x: the count-border mean
-        out = cv2.boxFilter(x, cv2.CV_32F, size, normalize=True, borderType=cv2.BORDER_CONSTANT)
+        out = _box_mean(x, radius, cv2.BORDER_CONSTANT)
         _count_border(out, radius)
         return out
 
     def box_t(y: np.ndarray) -> np.ndarray:             # B^T y = Z (f * y)
         scaled = np.array(y, dtype=np.float32)
         _count_border(scaled, radius)
-        return cv2.boxFilter(scaled, cv2.CV_32F, size, normalize=True, borderType=cv2.BORDER_CONSTANT)
+        return _box_mean(scaled, radius, cv2.BORDER_CONSTANT)
 
     # q does not change when I moves by a constant, so neither do the gradients: centre it.
     I = np.asarray(guide, np.float32) - _centre(guide)

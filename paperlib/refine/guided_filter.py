@@ -67,6 +67,8 @@ def _reflect_index(n: int, radius: int, border: str, device: torch.device) -> to
 def _box_mean_1d(x: torch.Tensor, radius: int, border: str, dim: int) -> torch.Tensor:
     """Mean over a window of 2r+1 along ``dim`` (-2 or -1) of a (B, K, H, W) tensor."""
     n = x.shape[dim]
+    if border == "count":       # windows past both ends hold the whole axis already: same means
+        radius = min(radius, n - 1)
     pad = (radius, radius) if dim == -1 else (0, 0, radius, radius)
     if border == "count":  # zeros outside add nothing; divide by the pixels inside
         x = F.pad(x, pad)
