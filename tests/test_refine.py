@@ -141,6 +141,31 @@ def test_row_strips_give_the_whole_image_result(border, rng):
         np.testing.assert_allclose(_guided(image, mask, settings, tile_pixels=157 * rows), whole, atol=1e-6)
 
 
+def test_strips_on_threads_give_the_whole_image_result(rng, monkeypatch):
+    """From PARALLEL_PIXELS up, a photo is cut into one strip per thread OpenCV may use (at least
+    8r rows each), filtered side by side: the whole image's result, every row written once."""
+    from paperlib.refine import masks
+
+    image = rng.integers(0, 256, (403, 157, 3), dtype=np.uint8)
+    mask = rng.random((403, 157)).astype(np.float32)
+    settings = RefineSettings(radius=4)
+    whole = masks._guided(image, mask, settings, tile_pixels=10**9, threads=1)
+    monkeypatch.setattr(masks, "PARALLEL_PIXELS", 0)
+    heights = []
+    real = masks.guided_filter_image
+
+    def recording(guide, src, **kw):
+        heights.append(len(src))
+        return real(guide, src, **kw)
+
+    monkeypatch.setattr(masks, "guided_filter_image", recording)
+    for threads, strips in ((2, 2), (3, 3), (16, 13)):       # 13 strips of 8r = 32 rows, not 16
+        heights.clear()
+        got = masks._guided(image, mask, settings, tile_pixels=10**9, threads=threads)
+        assert len(heights) == strips
+        np.testing.assert_allclose(got, whole, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_a_large_photo_is_refined_in_bounded_memory(tmp_path):
     """6000 x 4500 (27 Mpx) through refine_mask: whole-image float64 would need gigabytes more."""

@@ -5,7 +5,9 @@ the mean of the image's R, G, B in [0, 1], and radius, eps and border rule defau
 :data:`paperlib.refine.settings.PAPER_GF` (radius 9, a 19 x 19 window; eps 1e-3; windows
 truncated at the borders). A mask of another size than its image is first resized bilinearly
 to the image. Outputs are clipped to [0, 1]. The filter is
-:func:`paperlib.refine.gf_image.guided_filter_image` (float32, OpenCV's box filter; no torch).
+:func:`paperlib.refine.gf_image.guided_filter_image` (float32, the compiled kernel or OpenCV's
+box filter; no torch); photos from a megapixel up are filtered in row strips on as many threads
+as OpenCV is allowed (``cv2.setNumThreads``).
 
     refine_mask(image, mask, ...)            one image, numpy in and out
     refine_folder(images, masks, out, ...)   a folder of masks, PNGs out, a report back
@@ -110,30 +112,49 @@ def refine_mask(image: np.ndarray, mask: np.ndarray, settings: RefineSettings = 
 # Pixels filtered at once. Larger images go through in row strips, each with a 2r-row halo on
 # both sides: an output pixel depends on inputs at most 2r rows away (the mean of a and b over
 # a window of windows), so the strips give the whole-image result, in bounded memory (the
-# filter holds about eight float32 copies of what it filters: 64 MiB a strip, where a whole
+# filter holds four to eight float32 copies of what it filters: 32-64 MiB a strip, where a whole
 # 12000 x 9000 photo would take 3.5 GB).
 TILE_PIXELS = 1 << 21
+# Images from this size up are cut into as many strips as OpenCV may use threads
+# (cv2.getNumThreads(); one thread: one strip per tile) and filtered side by side: the
+# compiled filter and OpenCV release the GIL. A strip keeps at least 8r rows, so that its halo
+# adds at most half again.
+PARALLEL_PIXELS = 1 << 20
 # The paper's guide as one matrix: (R + G + B) / 3 / 255 (cv2.transform: 30x faster than a NumPy
 # mean over the colour axis).
 _GRAY_MEAN = np.full((1, 3), 1 / 765, np.float32)
 
 
 def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings, *,
-            tile_pixels: int = TILE_PIXELS) -> np.ndarray:
+            tile_pixels: int = TILE_PIXELS, threads: int | None = None) -> np.ndarray:
     gf = settings.gf
     H, W = mask.shape
-    rows = max(1, tile_pixels // W)
     halo = 2 * gf.radius
-    out = None
-    for top in range(0, H, rows):
+    rows = max(1, tile_pixels // W)
+    threads = max(1, cv2.getNumThreads()) if threads is None else threads
+    if threads > 1 and H * W >= PARALLEL_PIXELS:
+        rows = min(rows, max(4 * halo, -(-H // threads)))
+
+    def strip(top: int) -> np.ndarray:
         lo, hi = max(0, top - halo), min(H, top + rows + halo)
         # The paper's guide: R, G, B rescaled to [0, 1], then averaged (Sec. 5.1).
         guide = cv2.transform(image[lo:hi].astype(np.float32), _GRAY_MEAN)          # (h, W)
-        strip = guided_filter_image(guide, mask[lo:hi], radius=gf.radius, eps=gf.eps, border=gf.border)
-        if hi - lo == H:    # one strip covers the image: the filter's own result, no copy
-            return strip
-        out = np.empty((H, W), np.float32) if out is None else out
-        out[top:min(H, top + rows)] = strip[top - lo:top - lo + rows]
+        q = guided_filter_image(guide, mask[lo:hi], radius=gf.radius, eps=gf.eps, border=gf.border)
+        return q[top - lo:top - lo + rows]
+
+    tops = range(0, H, rows)
+    if len(tops) == 1:      # one strip covers the image: the filter's own result, no copy
+        return strip(0)
+    out = np.empty((H, W), np.float32)
+    if threads == 1:
+        for top in tops:
+            out[top:top + rows] = strip(top)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(threads, len(tops))) as pool:
+        for top, q in zip(tops, pool.map(strip, tops)):
+            out[top:top + rows] = q
     return out
 
 
