@@ -10,8 +10,10 @@ import pytest
 
 
 def _real_data_root() -> Path:
+    """$PAPERLIB_DATA (made absolute: tests run commands and notebooks in other folders, and
+    `make test DATA=../shared/data` passes it relative), else ../shared/data."""
     env = os.environ.get("PAPERLIB_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(env).resolve() if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +30,7 @@ def golden_root() -> Path:
     """The reference data made with other projects' released code ($PAPERLIB_GOLDEN, else
     ../shared/golden); skips the test when absent."""
     env = os.environ.get("PAPERLIB_GOLDEN")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "golden"
+    root = Path(env).resolve() if env else Path(__file__).resolve().parents[2] / "shared" / "golden"
     if not root.is_dir():
         pytest.skip(f"golden reference data not found at {root} (set PAPERLIB_GOLDEN)")
     return root

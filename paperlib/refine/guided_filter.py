@@ -140,8 +140,8 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, *, radius: int = PAPER
     E(a_k, b_k) in each window; He et al.'s colour-guide form when ``guide`` has 3 channels.
     Differentiable in both ``guide`` and ``src``. float16/bfloat16 inputs are computed in float32;
     the result has ``src``'s dtype. On the CPU a gray guide in float32 or lower precision goes
-    through :func:`paperlib.refine.gf_image.guided_filter_image` (OpenCV's box filter, the same q
-    to ~1e-6) image by image: always without a gradient (the crop-zoom teacher's target on a
+    through :func:`paperlib.refine.gf_image.guided_filter_image` (the compiled kernel for the
+    count border where built, else OpenCV's box filter; the same q to ~1e-6) image by image: always without a gradient (the crop-zoom teacher's target on a
     CPU), and with one for the count border, whose gradients come from
     :func:`paperlib.refine.gf_image.guided_filter_image_vjp` (once differentiable). float64
     inputs, colour guides, GPUs, the fast filter and reflect borders under autograd take the torch path.
@@ -229,8 +229,9 @@ def _takes_opencv_path(guide: torch.Tensor, src: torch.Tensor, dtype: torch.dtyp
 
 def _guided_filter_opencv(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float,
                           border: str) -> torch.Tensor:
-    """:func:`guided_filter` through OpenCV in float32: every (image, channel) plane with its
-    image's guide, four planes at a time (:func:`paperlib.refine.gf_image.guided_filter_images`)."""
+    """:func:`guided_filter` in float32 through :func:`paperlib.refine.gf_image.guided_filter_images`
+    (the compiled kernel for the count border where built, else OpenCV four planes at a time):
+    every (image, channel) plane with its image's guide."""
     I = guide.detach().to(torch.float32).numpy()      # (B, 1, H, W)
     p = src.detach().to(torch.float32).numpy()        # (B, C, H, W)
     B, C, H, W = p.shape
