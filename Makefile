@@ -125,7 +125,8 @@ clean:
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info build
+	find paperlib -name "_gf_count*.so" -delete    # the compiled kernel belongs to the environment
 
 # The browsable paper: the executed notebooks of results/notebooks/$(TAG) as a static, offline site.
 TAG ?= smoke

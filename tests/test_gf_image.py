@@ -41,10 +41,13 @@ def _torch64(guide, src, **kw) -> np.ndarray:
 
 @pytest.mark.parametrize("border", BORDERS)
 @pytest.mark.parametrize("shape, radius", [((48, 64), 9), ((7, 5), 9), ((1, 1), 3), ((1, 30), 4),
-                                           ((30, 1), 2), ((33, 17), 0), ((20, 20), 25), ((12, 16), 23170)])
+                                           ((30, 1), 2), ((33, 17), 0), ((20, 20), 25), ((12, 16), 23170),
+                                           ((2, 600), 400)])
 def test_equals_the_torch_filter_in_float64(rng, shape, radius, border, path):
-    """Every border rule, radii past the image (mirrored periodically), 1-pixel axes, r = 0, and
-    windows of 46341 pixels a side, where OpenCV's normalised box filter overflows its count."""
+    """Every border rule, radii past the image (mirrored periodically), 1-pixel axes, r = 0;
+    windows of 46341 pixels a side (the mirrored borders: OpenCV's normalised box filter
+    overflows its count there, so they are summed and scaled; the count border cuts the radius
+    to each axis); a radius past one axis only."""
     guide, src = _smooth(rng, shape, 1.5), rng.random(shape).astype(np.float32)
     for eps in (1e-3, 1e-1):
         ours = guided_filter_image(guide, src, radius=radius, eps=eps, border=border)
@@ -244,13 +247,22 @@ def test_the_kernel_is_float32_rounding_of_the_float64_filter(rng, monkeypatch, 
         np.testing.assert_array_equal(kernel, src)                  # a 1x1 window returns src exactly
 
 
-def test_the_kernel_takes_any_input_dtype_and_layout(rng):
-    """float64, strided and Fortran-ordered inputs are converted before the kernel reads them."""
-    guide64, src64 = _smooth(rng, (50, 70)).astype(np.float64), rng.random((50, 70))
-    expected = guided_filter_image(guide64.astype(np.float32), src64.astype(np.float32))
+def test_any_input_dtype_and_layout_is_taken(rng, path):
+    """float64, strided, Fortran-ordered and unaligned inputs (a buffer read at an odd offset) are
+    converted before the filter reads them; an unaligned ``out`` is refused by name."""
+    guide64, wide = _smooth(rng, (50, 70)).astype(np.float64), rng.random((50, 140))
+    src64 = wide[:, ::2]                                           # strided
+    expected = guided_filter_image(guide64.astype(np.float32), np.ascontiguousarray(src64, np.float32))
     np.testing.assert_allclose(guided_filter_image(guide64, src64), expected, atol=1e-6)
-    np.testing.assert_allclose(guided_filter_image(np.asfortranarray(guide64), src64[:, ::-1][:, ::-1]),
-                               expected, atol=1e-6)
+    np.testing.assert_allclose(guided_filter_image(np.asfortranarray(guide64), src64), expected, atol=1e-6)
+    raw = bytearray(4 * 50 * 70 + 1)
+    unaligned = np.frombuffer(raw, np.float32, count=50 * 70, offset=1).reshape(50, 70)
+    unaligned[...] = src64
+    assert not unaligned.flags.aligned
+    np.testing.assert_allclose(guided_filter_image(guide64, unaligned), expected, atol=1e-6)
+    out = np.frombuffer(bytearray(4 * 50 * 70 + 1), np.float32, count=50 * 70, offset=1).reshape(50, 70)
+    with pytest.raises(InputError, match="aligned"):
+        guided_filter_image(guide64, src64, out=out)
 
 
 def test_the_kernel_refuses_bad_buffers():
@@ -267,6 +279,9 @@ def test_the_kernel_refuses_bad_buffers():
     for args, needle in (((g.astype(np.float64), p, q, scratch), "float32"),
                          ((g, np.zeros((H, W - 1), np.float32), q, scratch), "one shape"),
                          ((g, p, q[:, ::2], scratch), "C-contiguous"),
+                         ((np.zeros((H, 2 * W), np.float32)[:, ::2], p, q, scratch), "guide must be a C-contiguous"),
+                         ((g, p, q.astype(np.float64), scratch), "out must hold float32"),
+                         ((g, p, q, scratch.astype(np.float64)), "scratch must hold float32"),
                          ((g, p, readonly, scratch), "writable"),
                          ((g, p, q, scratch[:1]), "2 H W"),
                          ((g[:0], p[:0], q[:0], scratch), "H, W >= 1"),

@@ -28,6 +28,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,46 +159,44 @@ static void inverse_counts(Py_ssize_t n, Py_ssize_t r, double *inv)
 static int count_filter(const float *guide, const float *p, float *q, float *a, float *b,
                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t r, double eps, double centre)
 {
-    /* Windows reaching past both ends of the longer axis already hold every pixel: a larger r
-       gives the same means, and a bounded one bounds the padding. */
-    Py_ssize_t longest = H > W ? H : W;
-    if (r > longest - 1)
-        r = longest - 1;
-    Py_ssize_t Wp = W + 2 * r + 2;                 /* a padded row of column sums */
+    /* A window reaching past both ends of an axis already holds all of it: along each axis a
+       larger radius gives the same sums and counts, and a radius cut to the axis bounds the
+       padding and the work. */
+    Py_ssize_t r_rows = r < H - 1 ? r : H - 1, r_cols = r < W - 1 ? r : W - 1;
+    Py_ssize_t Wp = W + 2 * r_cols + 2;            /* a padded row of column sums */
     double *memory = calloc((size_t)(6 * Wp + 6 * W + H + W), sizeof(double));
     if (memory == NULL)
         return -1;
     /* Column sums over the rows of the current window: I, p, I p, I^2, then a, b. */
-    double *c_I = memory + r + 1, *c_p = c_I + Wp, *c_Ip = c_p + Wp, *c_II = c_Ip + Wp;
+    double *c_I = memory + r_cols + 1, *c_p = c_I + Wp, *c_Ip = c_p + Wp, *c_II = c_Ip + Wp;
     double *c_a = c_II + Wp, *c_b = c_a + Wp;
     double *s_I = memory + 6 * Wp, *s_p = s_I + W, *s_Ip = s_p + W, *s_II = s_Ip + W;
     double *s_a = s_II + W, *s_b = s_a + W;
     double *inv_rows = s_b + W, *inv_cols = inv_rows + H;
-    inverse_counts(H, r, inv_rows);
-    inverse_counts(W, r, inv_cols);
+    inverse_counts(H, r_rows, inv_rows);
+    inverse_counts(W, r_cols, inv_cols);
 
-    /* Stage 1: the window sums of I, p, I p, I^2 -> a, b. The window of row 0 starts with the
-       r rows above its centre; each row then takes the row r below it and drops the one r + 1
-       above it. */
-    for (Py_ssize_t k = 0; k < r && k < H; k++)
+    /* Stage 1: the window sums of I, p, I p, I^2 -> a, b. The column sums start with rows
+       0 .. r - 1; row i then takes row i + r in and drops row i - r - 1 (r here is r_rows). */
+    for (Py_ssize_t k = 0; k < r_rows; k++)
         columns4(guide + k * W, p + k * W, NULL, NULL, centre, W, c_I, c_p, c_Ip, c_II);
     for (Py_ssize_t i = 0; i < H; i++) {
-        Py_ssize_t enter = i + r, leave = i - r - 1;
+        Py_ssize_t enter = i + r_rows, leave = i - r_rows - 1;
         columns4(enter < H ? guide + enter * W : NULL, enter < H ? p + enter * W : NULL,
                  leave >= 0 ? guide + leave * W : NULL, leave >= 0 ? p + leave * W : NULL,
                  centre, W, c_I, c_p, c_Ip, c_II);
-        row_sums4(c_I, c_p, c_Ip, c_II, W, r, s_I, s_p, s_Ip, s_II);
+        row_sums4(c_I, c_p, c_Ip, c_II, W, r_cols, s_I, s_p, s_Ip, s_II);
         coefficients(s_I, s_p, s_Ip, s_II, inv_rows[i], inv_cols, eps, W, a + i * W, b + i * W);
     }
 
     /* Stage 2: the window sums of a and b -> q = mean_a I + mean_b. */
-    for (Py_ssize_t k = 0; k < r && k < H; k++)
+    for (Py_ssize_t k = 0; k < r_rows; k++)
         columns2(a + k * W, b + k * W, NULL, NULL, W, c_a, c_b);
     for (Py_ssize_t i = 0; i < H; i++) {
-        Py_ssize_t enter = i + r, leave = i - r - 1;
+        Py_ssize_t enter = i + r_rows, leave = i - r_rows - 1;
         columns2(enter < H ? a + enter * W : NULL, enter < H ? b + enter * W : NULL,
                  leave >= 0 ? a + leave * W : NULL, leave >= 0 ? b + leave * W : NULL, W, c_a, c_b);
-        row_sums2(c_a, c_b, W, r, s_a, s_b);
+        row_sums2(c_a, c_b, W, r_cols, s_a, s_b);
         output(s_a, s_b, guide + i * W, centre, inv_rows[i], inv_cols, W, q + i * W);
     }
     free(memory);
@@ -230,7 +229,7 @@ static PyObject *gf_filter(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOndd:filter", &guide_obj, &src_obj, &out_obj, &scratch_obj,
                           &radius, &eps, &centre))
         return NULL;
-    if (radius < 0 || !(eps > 0.0) || eps == Py_HUGE_VAL) {
+    if (radius < 0 || !(eps > 0.0) || !isfinite(eps)) {
         PyErr_SetString(PyExc_ValueError, "radius must be >= 0 and eps finite and > 0");
         return NULL;
     }

@@ -21,7 +21,7 @@ Two paths give the same q (within float32 rounding; both tested):
 
 - the compiled kernel ``paperlib/refine/_gf_count.c`` for the count border (the paper's): the
   six window sums as running sums in double precision, a, b and q formed row by row, the image
-  read twice; built at install when a C compiler is there (``setup.py``), about 0.65x the time of
+  read twice; built at install when a C compiler is there (``setup.py``), about 0.55x the time of
   OpenCV's guided filter. :data:`KERNEL` says whether this install has it.
 - OpenCV otherwise (no compiler, or the reflect borders): every window sum is ``cv2.boxFilter``
   (running sums in double precision inside OpenCV) and the rest a handful of NumPy operations
@@ -90,21 +90,24 @@ def _border_plan(planes: int, H: int, W: int, radius: int, channels: int = 1) ->
     return top, bottom, runs
 
 
-def _count_border(means: np.ndarray, radius: int, channels: int = 1) -> None:
+def _count_border(means: np.ndarray, radii: tuple[int, int], channels: int = 1) -> None:
     """Rescale, in place, the bands within r of the border where windows are cut, in one
     (H, W) mean or a stack (..., H, W) of them, or with ``channels`` > 1 one (H, W, channels)
-    mean or a stack (..., H, W, channels) (fastest C-contiguous in float32)."""
+    mean or a stack (..., H, W, channels) (fastest C-contiguous in float32); ``radii``: the
+    windows' (rows, columns) radii (:func:`_count_radii`)."""
     import cv2
 
     H, W = means.shape[-3:-1] if channels > 1 else means.shape[-2:]
-    if radius == 0:
+    r_rows, r_cols = radii
+    if r_rows == r_cols == 0:
         return
-    if (min(H, W) <= 2 * radius            # the bands meet: every pixel is near a border
+    if (r_rows != r_cols or min(H, W) <= 2 * r_rows       # the bands meet: every pixel is near a border
             or not means.flags.c_contiguous or means.dtype != np.float32):
         tail = (None,) if channels > 1 else ()
-        means *= _border_factors(H, radius)[(slice(None), None, *tail)]
-        means *= _border_factors(W, radius)[(None, slice(None), *tail)]
+        means *= _border_factors(H, r_rows)[(slice(None), None, *tail)]
+        means *= _border_factors(W, r_cols)[(None, slice(None), *tail)]
         return
+    radius = r_rows
     r, width = radius, W * channels
     planes = means.size // (H * width)
     top, bottom, runs = _border_plan(planes, H, W, radius, channels)
@@ -159,9 +162,8 @@ def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAP
     require(guide.size > 0, f"guide and src must have at least one row and column, got shape {guide.shape}")
     check_settings(radius, eps, border)
     radius, eps = int(radius), float(eps)
-    if border == "count":
-        radius = _count_radius(radius, guide.shape)
-    p = np.ascontiguousarray(src, dtype=np.float32)
+    radii = _count_radii(radius, guide.shape) if border == "count" else (radius, radius)
+    p = np.require(src, np.float32, "CA")               # C-contiguous and aligned, as the kernel reads it
     if out is None:
         q = np.empty(guide.shape, np.float32)
     else:
@@ -169,7 +171,8 @@ def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAP
         q = out
     if border == "count" and _gf_count is not None:
         # The kernel centres the guide itself (on the same constant) and needs a and b: 2 H W.
-        _gf_count.filter(np.ascontiguousarray(guide, np.float32), p, q, _workspace((2,) + guide.shape),
+        # It cuts the radius to each axis as _count_radii does.
+        _gf_count.filter(np.require(guide, np.float32, "CA"), p, q, _workspace((2,) + guide.shape),
                          radius, eps, float(_centre(guide)))
         return q
     scratch = _workspace((6,) + guide.shape)
@@ -177,7 +180,7 @@ def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAP
     # Centering I on any constant is exact (a and q do not change; the box weights sum to 1), and
     # near its mean it keeps var_I = mean(I^2) - mean_I^2 clear of cancellation in float32.
     np.subtract(guide, _centre(guide), out=I, casting="unsafe")
-    _filter(I, p, q, scratch[:5], radius, eps, border, channels=1)
+    _filter(I, p, q, scratch[:5], radii, eps, border, channels=1)
     return q
 
 
@@ -212,8 +215,7 @@ def guided_filter_images(guides: np.ndarray, srcs: np.ndarray, *, radius: int = 
             f"guides and srcs must have at least one row and column, got shape {guides.shape}")
     check_settings(radius, eps, border)
     radius, eps = int(radius), float(eps)
-    if border == "count":
-        radius = _count_radius(radius, guides.shape[1:])
+    radii = _count_radii(radius, guides.shape) if border == "count" else (radius, radius)
     if out is None:
         out = np.empty(guides.shape, np.float32)
     else:
@@ -236,7 +238,7 @@ def guided_filter_images(guides: np.ndarray, srcs: np.ndarray, *, radius: int = 
         # NumPy's strided copies.
         cv2.merge(list(planes), dst=I)
         cv2.merge([np.ascontiguousarray(srcs[first + j], np.float32) for j in range(k)], dst=p)
-        _filter(I, p, q, scratch[:5], radius, eps, border, channels=k)
+        _filter(I, p, q, scratch[:5], radii, eps, border, channels=k)
         cv2.split(q, list(out[first:first + k]))           # into the (H, W) slices of out
     for i in range(n - n % k, n):
         guided_filter_image(guides[i], srcs[i], radius=radius, eps=eps, border=border, out=out[i])
@@ -253,47 +255,51 @@ def _centre(guide: np.ndarray) -> np.float32:
 
 def _check_out(out, shape: tuple[int, ...], *inputs: np.ndarray) -> None:
     require(isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.float32
-            and out.flags.c_contiguous and out.flags.writeable,
-            f"out must be a writeable C-contiguous float32 array of shape {shape}")
+            and out.flags.c_contiguous and out.flags.aligned and out.flags.writeable,
+            f"out must be a writeable, aligned, C-contiguous float32 array of shape {shape}")
     require(not any(np.shares_memory(out, x) for x in inputs),
             "out must not share memory with the guide or src")
 
 
-# OpenCV's normalised box filter computes 1 / (k * k) with k * k in a 32-bit int: from k = 46341
-# (r = 23170) on it divides by an overflowed count. Wider windows are summed and scaled here.
-_WIDEST_NORMALISED = 46340
+# OpenCV's normalised box filter computes 1 / (kx * ky) with kx * ky in a 32-bit int: past this
+# (from 46341 x 46341, r = 23170) it divides by an overflowed count. Wider windows are summed
+# and scaled here.
+_LARGEST_NORMALISED = 2 ** 31 - 1
 
 
-def _box_mean(x: np.ndarray, radius: int, rule: int, out: np.ndarray | None = None) -> np.ndarray:
-    """The (2r+1) x (2r+1) window mean of x with zeros (``cv2.BORDER_CONSTANT``) or mirror
-    images outside, float32, into ``out`` when given."""
+def _box_mean(x: np.ndarray, radii: tuple[int, int], rule: int, out: np.ndarray | None = None) -> np.ndarray:
+    """The (2 r_rows + 1) x (2 r_cols + 1) window mean of x with zeros (``cv2.BORDER_CONSTANT``)
+    or mirror images outside, float32, into ``out`` when given."""
     import cv2
 
-    k = 2 * radius + 1
-    if k <= _WIDEST_NORMALISED:
-        return cv2.boxFilter(x, cv2.CV_32F, (k, k), dst=out, normalize=True, borderType=rule)
-    out = cv2.boxFilter(x, cv2.CV_32F, (k, k), dst=out, normalize=False, borderType=rule)
-    out *= np.float32(1 / k) ** 2
+    size = (2 * radii[1] + 1, 2 * radii[0] + 1)                # OpenCV's (width, height)
+    if size[0] * size[1] <= _LARGEST_NORMALISED:
+        return cv2.boxFilter(x, cv2.CV_32F, size, dst=out, normalize=True, borderType=rule)
+    out = cv2.boxFilter(x, cv2.CV_32F, size, dst=out, normalize=False, borderType=rule)
+    out *= np.float32(1 / (size[0] * size[1]))
     return out
 
 
-def _count_radius(radius: int, shape: tuple[int, ...]) -> int:
-    """The count border's windows past both ends of the longer axis hold every pixel already: a
-    larger radius gives the same means, so it is cut to max(H, W) - 1 (exactly the same q)."""
-    return min(radius, max(shape) - 1)
+def _count_radii(radius: int, shape: tuple[int, ...]) -> tuple[int, int]:
+    """The count border's (rows, columns) radii: a window past both ends of an axis holds all of
+    it already, so along each axis a larger radius gives the same means and the radius is cut
+    to the axis (exactly the same q; OpenCV's box filter needs memory in the window's size)."""
+    H, W = shape[-2:]
+    return min(radius, H - 1), min(radius, W - 1)
 
 
-def _filter(I: np.ndarray, p: np.ndarray, q: np.ndarray, scratch: np.ndarray, radius: int, eps: float,
-            border: str, *, channels: int) -> None:
+def _filter(I: np.ndarray, p: np.ndarray, q: np.ndarray, scratch: np.ndarray, radii: tuple[int, int],
+            eps: float, border: str, *, channels: int) -> None:
     """q = GF(p, I) for a centred float32 guide I and input p, each (H, W) or (H, W, channels)
-    with one image per channel, into q; ``scratch``: (5,) + I.shape float32, overwritten."""
+    with one image per channel, into q; ``radii``: (rows, columns); ``scratch``: (5,) + I.shape
+    float32, overwritten."""
     import cv2
 
     rule = {"count": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT,
             "reflect_101": cv2.BORDER_REFLECT_101}[border]
 
     def box(x: np.ndarray, out: np.ndarray) -> None:
-        _box_mean(x, radius, rule, out)
+        _box_mean(x, radii, rule, out)
 
     means = scratch[:4]                                    # one stack: one border rescale for four
     mean_I, mean_p, corr_Ip, var = means
@@ -303,7 +309,7 @@ def _filter(I: np.ndarray, p: np.ndarray, q: np.ndarray, scratch: np.ndarray, ra
     box(np.multiply(I, p, out=tmp), corr_Ip)
     box(np.multiply(I, I, out=tmp), var)                   # mean(I^2); sqrBoxFilter is slower
     if border == "count":
-        _count_border(means, radius, channels)
+        _count_border(means, radii, channels)
     a = corr_Ip
     a -= np.multiply(mean_I, mean_p, out=tmp)              # cov_Ip
     var -= np.multiply(mean_I, mean_I, out=tmp)
@@ -316,7 +322,7 @@ def _filter(I: np.ndarray, p: np.ndarray, q: np.ndarray, scratch: np.ndarray, ra
     box(b, tmp)
     q += tmp                                               # q = mean_a I + mean_b
     if border == "count":                                  # both means carry the same factor
-        _count_border(q, radius, channels)
+        _count_border(q, radii, channels)
 
 
 def guided_filter_image_vjp(guide: np.ndarray, src: np.ndarray, grad: np.ndarray, *,
@@ -346,17 +352,17 @@ def guided_filter_image_vjp(guide: np.ndarray, src: np.ndarray, grad: np.ndarray
             f"guide, src and grad must be (H, W) arrays of one shape, got {guide.shape}, "
             f"{src.shape} and {grad.shape}")
     check_settings(radius, eps, "count")
-    radius, eps = _count_radius(int(radius), guide.shape), float(eps)
+    radii, eps = _count_radii(int(radius), guide.shape), float(eps)
 
     def box(x: np.ndarray) -> np.ndarray:               # B x: the count-border mean
-        out = _box_mean(x, radius, cv2.BORDER_CONSTANT)
-        _count_border(out, radius)
+        out = _box_mean(x, radii, cv2.BORDER_CONSTANT)
+        _count_border(out, radii)
         return out
 
     def box_t(y: np.ndarray) -> np.ndarray:             # B^T y = Z (f * y)
         scaled = np.array(y, dtype=np.float32)
-        _count_border(scaled, radius)
-        return _box_mean(scaled, radius, cv2.BORDER_CONSTANT)
+        _count_border(scaled, radii)
+        return _box_mean(scaled, radii, cv2.BORDER_CONSTANT)
 
     # q does not change when I moves by a constant, so neither do the gradients: centre it.
     I = np.asarray(guide, np.float32) - _centre(guide)

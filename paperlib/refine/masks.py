@@ -131,7 +131,7 @@ def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings, *,
     H, W = mask.shape
     halo = 2 * gf.radius
     rows = max(1, tile_pixels // W)
-    threads = max(1, cv2.getNumThreads()) if threads is None else threads
+    threads = max(1, cv2.getNumThreads() if threads is None else threads)
     if threads > 1 and H * W >= PARALLEL_PIXELS:
         rows = min(rows, max(4 * halo, -(-H // threads)))
 
