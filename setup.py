@@ -3,7 +3,7 @@
 Everything else about the package lives in pyproject.toml. The extension is optional: without a
 C compiler the install still succeeds, and paperlib.refine.gf_image filters with OpenCV's box
 filter instead (the same q, about 1.2x OpenCV's own guided filter's time where the kernel takes
-about 0.55x; README "Benchmarks").
+0.55-0.67x; README "Benchmarks").
 """
 
 import sys

@@ -21,8 +21,8 @@ Two paths give the same q (within float32 rounding; both tested):
 
 - the compiled kernel ``paperlib/refine/_gf_count.c`` for the count border (the paper's): the
   six window sums as running sums in double precision, a, b and q formed row by row, the image
-  read twice; built at install when a C compiler is there (``setup.py``), about 0.55x the time of
-  OpenCV's guided filter. :data:`KERNEL` says whether this install has it.
+  read twice; built at install when a C compiler is there (``setup.py``), 0.55-0.67x the time of
+  OpenCV's guided filter (README "Benchmarks"). :data:`KERNEL` says whether this install has it.
 - OpenCV otherwise (no compiler, or the reflect borders): every window sum is ``cv2.boxFilter``
   (running sums in double precision inside OpenCV) and the rest a handful of NumPy operations
   written into scratch arrays kept per thread; a batch goes four images at a time as the
