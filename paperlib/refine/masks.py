@@ -22,6 +22,7 @@ them; every command that refines counts the images where that happened and warns
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,8 +151,6 @@ def _guided(image: np.ndarray, mask: np.ndarray, settings: RefineSettings, *,
         for top in tops:
             out[top:top + rows] = strip(top)
         return out
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(min(threads, len(tops))) as pool:
         for top, q in zip(tops, pool.map(strip, tops)):
             out[top:top + rows] = q
