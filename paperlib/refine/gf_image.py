@@ -1,4 +1,4 @@
-"""The guided filter on one image, in float32 with OpenCV's box filter: the path masks take.
+"""The guided filter on one image, in float32, by a compiled kernel or OpenCV: the path masks take.
 
 ``guided_filter_image(guide, src, *, radius, eps, border, out=None) -> ndarray``
     q = GF(src, guide) for a gray guide (H, W) and an input (H, W), both float32, with the
@@ -162,7 +162,6 @@ def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAP
     require(guide.size > 0, f"guide and src must have at least one row and column, got shape {guide.shape}")
     check_settings(radius, eps, border)
     radius, eps = int(radius), float(eps)
-    radii = _count_radii(radius, guide.shape) if border == "count" else (radius, radius)
     p = np.require(src, np.float32, "CA")               # C-contiguous and aligned, as the kernel reads it
     if out is None:
         q = np.empty(guide.shape, np.float32)
@@ -175,6 +174,7 @@ def guided_filter_image(guide: np.ndarray, src: np.ndarray, *, radius: int = PAP
         _gf_count.filter(np.require(guide, np.float32, "CA"), p, q, _workspace((2,) + guide.shape),
                          radius, eps, float(_centre(guide)))
         return q
+    radii = _count_radii(radius, guide.shape) if border == "count" else (radius, radius)
     scratch = _workspace((6,) + guide.shape)
     I = scratch[5]
     # Centering I on any constant is exact (a and q do not change; the box weights sum to 1), and
